@@ -1,0 +1,1 @@
+"""HTTP layer: FastAPI routes, dashboard pages and badges."""

@@ -1,0 +1,1 @@
+"""Sub-commands of the `grader` console script: each module defines `register(subparsers)`."""

@@ -1,0 +1,74 @@
+"""The one typed settings object, read once at start-up from the environment (prefix-free names, `.env` allowed)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sandbox.runner import GiB, MiB, SandboxLimits
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEVELOPMENT_SECRET = "development-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: str = "development"  # "development", "test" or "production"
+    secret_key: str = DEVELOPMENT_SECRET  # signs sessions, results and badges; must be set outside development
+
+    # Store and broker. Empty means the embedded defaults (SQLite file, SQLite-backed kombu transport).
+    database_url: str = ""
+    broker_url: str = ""
+    data_dir: Path = PROJECT_ROOT / "var"  # embedded database, broker files, prepared datasets
+
+    # Sandbox
+    sandbox_backend: str = "auto"  # "auto" (docker, else bwrap), "docker", "bwrap", "unsafe-subprocess"
+    sandbox_image: str = "cnn-grader-sandbox:latest"
+    sandbox_memory_bytes: int = 1 * GiB  # memory = memory+swap
+    sandbox_cpus: float = 1.0  # CPU quota in cores
+    sandbox_pids: int = 64  # processes and threads per job
+    sandbox_output_bytes: int = 32 * MiB  # cap of the result file
+    sandbox_progress_bytes: int = 1 * MiB  # cap of the progress stream
+    sandbox_tmpfs_bytes: int = 64 * MiB  # size of /tmp inside a job
+    sandbox_nofile: int = 256  # open files per process
+    sandbox_fsize_bytes: int = 64 * MiB  # largest file a job may write
+    correctness_wall_seconds: float = 60.0  # whole correctness stage, inside the sandbox
+    training_wall_seconds: float = 45 * 60.0  # hard kill of a training job (budget + margin)
+    training_budget_seconds: float = 30 * 60.0  # projected training time above which the run stops early
+    training_memory_bytes: int = 4 * GiB  # memory of a training job
+    training_cpus: float = 2.0  # CPU quota of a training job in cores
+
+    # CIFAR-10
+    cifar10_source: Path = PROJECT_ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+    cifar10_cache_dir: Path = PROJECT_ROOT / "var" / "datasets" / "cifar10"
+
+    # Service
+    api_base_url: str = "http://127.0.0.1:8000"
+    submission_max_bytes: int = 256 * 1024  # largest accepted spatial.py
+    result_reuse: bool = True  # identical resubmissions reuse a finished result
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> "Settings":
+        if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
+            raise ValueError("SECRET_KEY must be set to a random value outside development")
+        return self
+
+    def sandbox_limits(self, **overrides: float) -> SandboxLimits:
+        """Default correctness-job limits, with per-assignment overrides (field names of SandboxLimits)."""
+        base = dict(
+            memory_bytes=self.sandbox_memory_bytes, cpus=self.sandbox_cpus, pids=self.sandbox_pids,
+            wall_seconds=self.correctness_wall_seconds, output_bytes=self.sandbox_output_bytes,
+            progress_bytes=self.sandbox_progress_bytes, tmpfs_bytes=self.sandbox_tmpfs_bytes,
+            nofile=self.sandbox_nofile, fsize_bytes=self.sandbox_fsize_bytes,
+        )
+        base.update(overrides)
+        return SandboxLimits(**base)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""NumPy reference layers (loop oracle and fast vectorized) and the course kit (`reference/kit/tinytorch`)."""
