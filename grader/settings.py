@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     api_base_url: str = "http://127.0.0.1:8000"
     submission_max_bytes: int = 256 * 1024  # largest accepted spatial.py
     result_reuse: bool = True  # identical resubmissions reuse a finished result
+    # Queueing (H6). A run's lease is renewed by its worker's heartbeat; the sweep re-queues expired ones.
+    broker_visibility_timeout_seconds: float = 3 * 3600.0  # longer than the longest job (training_wall_seconds)
+    run_lease_seconds: float = 90.0  # a running run whose worker stopped renewing for this long is re-queued
+    run_heartbeat_seconds: float = 15.0  # how often a worker renews the lease of its running run
+    run_requeue_queued_seconds: float = 600.0  # a queued run not started for this long is published again
+    run_max_attempts: int = 3  # attempts (worker lost, infrastructure fault) before a run ends as "error"
+    sweep_interval_seconds: float = 30.0  # period of the stuck-run sweep
+    training_cpu_minutes_per_day: float = 120.0  # default per-student daily training ration (the spec may override)
+    submissions_per_day: int = 50  # default per-student daily submission limit (the assignment may override)
+    worker_concurrency: int = 1  # grading processes per worker and queue; used for queue-time estimates
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":
