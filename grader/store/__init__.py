@@ -1,0 +1,1 @@
+"""Persistent store: SQLAlchemy models, the session factory, and the few functions that write to it."""
