@@ -1,0 +1,1 @@
+"""The sandbox image: Dockerfile for connected hosts and the offline (debootstrap) build."""
