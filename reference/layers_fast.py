@@ -1,0 +1,221 @@
+"""Fast vectorized reference layers (im2col + one BLAS matmul per pass): what grading and training use.
+
+Same API as `reference.layers_loop`. float32 and float64 are kept as given (mixed inputs compute in the wider
+type).
+
+Why the memory layout looks odd: a convolution's matmul naturally yields its output channel-major, as a
+(F, N*OH*OW) matrix. Instead of copying that into (N, F, OH, OW) order, `conv2d_forward` returns an (N, F, OH, OW)
+*view* of (F, N, OH, OW) memory. NumPy's element-wise functions keep the memory order of their inputs, so ReLU and
+pooling outputs stay channel-major too, and the next convolution gathers its columns from contiguous (C, N, H, W)
+memory and hands its gradient back the same way. Values, shapes and dtypes are exactly those of a plain NCHW
+array; only `.strides` differ, and any consumer that needs C order gets it from `np.ascontiguousarray`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference.shapes import IntPair, check_conv_args, check_dout, check_pool_args, conv2d_output_shape
+from reference.shapes import pool2d_output_shape
+
+__all__ = [
+    "conv2d_forward",
+    "conv2d_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+    "flatten_forward",
+    "flatten_backward",
+    "conv2d_output_shape",
+    "pool2d_output_shape",
+]
+
+
+def _window_slice(offset: int, stride: int, count: int) -> slice:
+    """Positions offset, offset + stride, ... (count of them): one kernel offset across all output positions."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
+def _channel_major(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> (C, N, H, W) view; contiguous when x came from this module's layers."""
+    return x.transpose(1, 0, 2, 3)
+
+
+def _im2col(x_cn: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int) -> np.ndarray:
+    """Columns (C*KH*KW, N*OH*OW) of padded (C, N, Hp, Wp) input, row order (c, kh, kw) like w.reshape(F, -1)."""
+    channels, n_batch = x_cn.shape[:2]
+    cols = np.empty((channels, kh, kw, n_batch, oh, ow), dtype=x_cn.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = x_cn[:, :, _window_slice(i, sh, oh), _window_slice(j, sw, ow)]
+    return cols.reshape(channels * kh * kw, n_batch * oh * ow)
+
+
+def _pad_channel_major(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """x (N, C, H, W) -> zero-padded (C, N, H + 2*ph, W + 2*pw), contiguous."""
+    x_cn = _channel_major(x)
+    if ph == 0 and pw == 0:
+        return np.ascontiguousarray(x_cn)
+    channels, n_batch, height, width = x_cn.shape
+    padded = np.zeros((channels, n_batch, height + 2 * ph, width + 2 * pw), dtype=x.dtype)
+    padded[:, :, ph:ph + height, pw:pw + width] = x_cn
+    return padded
+
+
+def conv2d_forward(x, w, b, *, stride: IntPair = 1, padding: IntPair = 0):
+    """2-D cross-correlation (what deep-learning libraries call convolution).
+
+    Args:
+        x: input, shape (N, C, H, W).
+        w: filters, shape (F, C, KH, KW).
+        b: bias, shape (F,), or None for no bias.
+        stride: int or (sh, sw), each >= 1.
+        padding: int or (ph, pw), zeros added on both sides, each >= 0.
+
+    Returns:
+        (out, cache): out of shape (N, F, OH, OW) with OH = (H + 2*ph - KH) // sh + 1 (same for OW).
+    """
+    x, w, b, (sh, sw), (ph, pw) = check_conv_args(x, w, b, stride, padding)
+    n_batch, _, height, width = x.shape
+    n_filters, _, kh, kw = w.shape
+    _, _, oh, ow = conv2d_output_shape(x.shape, w.shape, stride=(sh, sw), padding=(ph, pw))
+    cols = _im2col(_pad_channel_major(x, ph, pw), kh, kw, sh, sw, oh, ow)
+    w_matrix = w.reshape(n_filters, -1)
+    out_matrix = w_matrix @ cols
+    if b is not None:
+        out_matrix += b[:, None]
+    out = out_matrix.reshape(n_filters, n_batch, oh, ow).transpose(1, 0, 2, 3)
+    cache = (cols, w, b is not None, x.shape, (sh, sw), (ph, pw))
+    return out, cache
+
+
+def conv2d_backward(dout, cache, *, need_dx: bool = True):
+    """Gradients of conv2d_forward.
+
+    Args:
+        dout: upstream gradient, shape (N, F, OH, OW).
+        cache: from conv2d_forward.
+        need_dx: False skips the input gradient (a network's first layer), returning None for dx.
+
+    Returns:
+        (dx, dw, db) with the shapes of x, w and b; db is None when the forward had no bias.
+    """
+    cols, w, has_bias, x_shape, (sh, sw), (ph, pw) = cache
+    n_batch, channels, height, width = x_shape
+    n_filters, _, kh, kw = w.shape
+    _, _, oh, ow = conv2d_output_shape(x_shape, w.shape, stride=(sh, sw), padding=(ph, pw))
+    dout = check_dout(dout, (n_batch, n_filters, oh, ow), w.dtype)
+    dout_matrix = _channel_major(dout).reshape(n_filters, n_batch * oh * ow)
+    dw = (dout_matrix @ cols.T).reshape(w.shape)
+    db = dout_matrix.sum(axis=1) if has_bias else None
+    if not need_dx:
+        return None, dw, db
+    dcols = (w.reshape(n_filters, -1).T @ dout_matrix).reshape(channels, kh, kw, n_batch, oh, ow)
+    dx_padded = np.zeros((channels, n_batch, height + 2 * ph, width + 2 * pw), dtype=w.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dx_padded[:, :, _window_slice(i, sh, oh), _window_slice(j, sw, ow)] += dcols[:, i, j]
+    dx = dx_padded[:, :, ph:ph + height, pw:pw + width]
+    return _channel_major(dx), dw, db
+
+
+def _pool_windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int):
+    """Yield (flat kernel offset, strided view (N, C, OH, OW)) for each of the KH*KW kernel offsets."""
+    for i in range(kh):
+        for j in range(kw):
+            yield i * kw + j, x[:, :, _window_slice(i, sh, oh), _window_slice(j, sw, ow)]
+
+
+def maxpool2d_forward(x, *, kernel_size: IntPair, stride: IntPair | None = None):
+    """Max over each KH x KW window; stride defaults to kernel_size, windows may overlap.
+
+    Args:
+        x: input, shape (N, C, H, W).
+        kernel_size: int or (kh, kw).
+        stride: int or (sh, sw), or None for kernel_size.
+
+    Returns:
+        (out, cache): out of shape (N, C, OH, OW).
+    """
+    x, (kh, kw), (sh, sw) = check_pool_args(x, kernel_size, stride)
+    _, _, oh, ow = pool2d_output_shape(x.shape, kernel_size=(kh, kw), stride=(sh, sw))
+    windows = _pool_windows(x, kh, kw, sh, sw, oh, ow)
+    _, first = next(windows)
+    out = first.copy(order="K")
+    # Offset of each window's maximum; a later offset wins only if strictly larger, so ties keep the first
+    # maximum in row-major window order (PyTorch's rule).
+    argmax = np.zeros_like(out, dtype=np.uint8 if kh * kw < 256 else np.int32)
+    for offset, view in windows:
+        larger = view > out
+        np.maximum(out, view, out=out)
+        np.copyto(argmax, offset, where=larger)
+    return out, (argmax, x.shape, x.dtype, x.strides, (kh, kw), (sh, sw))
+
+
+def _zeros_like_layout(shape, dtype, strides) -> np.ndarray:
+    """Zeros of `shape`, channel-major in memory when `strides` (of an NCHW array) were channel-major."""
+    n_batch, channels, height, width = shape
+    if len(strides) == 4 and strides[1] < strides[0] and n_batch > 1 and channels > 1:
+        return np.zeros((channels, n_batch, height, width), dtype=dtype).transpose(1, 0, 2, 3)
+    return np.zeros(shape, dtype=dtype)
+
+
+def maxpool2d_backward(dout, cache):
+    """Gradient of maxpool2d_forward: each window's gradient goes to its FIRST maximum (row-major), like PyTorch."""
+    argmax, x_shape, dtype, x_strides, (kh, kw), (sh, sw) = cache
+    dout = check_dout(dout, argmax.shape, dtype)
+    _, _, oh, ow = argmax.shape
+    dx = _zeros_like_layout(x_shape, dtype, x_strides)
+    overlapping = sh < kh or sw < kw
+    zero = dtype.type(0)
+    for offset, view in _pool_windows(dx, kh, kw, sh, sw, oh, ow):
+        if overlapping:
+            view += np.where(argmax == offset, dout, zero)
+        else:
+            # Non-overlapping windows own disjoint elements of dx, so a masked copy replaces the add.
+            np.copyto(view, dout, where=argmax == offset)
+    return dx
+
+
+def avgpool2d_forward(x, *, kernel_size: IntPair, stride: IntPair | None = None):
+    """Mean over each KH x KW window; stride defaults to kernel_size. Returns (out, cache), out (N, C, OH, OW)."""
+    x, (kh, kw), (sh, sw) = check_pool_args(x, kernel_size, stride)
+    _, _, oh, ow = pool2d_output_shape(x.shape, kernel_size=(kh, kw), stride=(sh, sw))
+    windows = _pool_windows(x, kh, kw, sh, sw, oh, ow)
+    _, first = next(windows)
+    out = first.copy(order="K")
+    for _, view in windows:
+        out += view
+    out *= x.dtype.type(1.0 / (kh * kw))
+    return out, (x.shape, x.dtype, x.strides, (kh, kw), (sh, sw))
+
+
+def avgpool2d_backward(dout, cache):
+    """Gradient of avgpool2d_forward: each window spreads dout / (KH * KW) evenly over its elements."""
+    x_shape, dtype, x_strides, (kh, kw), (sh, sw) = cache
+    out_shape = pool2d_output_shape(x_shape, kernel_size=(kh, kw), stride=(sh, sw))
+    dout = check_dout(dout, out_shape, dtype)
+    share = dout * dtype.type(1.0 / (kh * kw))
+    dx = _zeros_like_layout(x_shape, dtype, x_strides)
+    for _, view in _pool_windows(dx, kh, kw, sh, sw, out_shape[2], out_shape[3]):
+        view += share
+    return dx
+
+
+def flatten_forward(x):
+    """(N, ...) -> (N, prod(...)) in row-major (C, H, W) order. Returns (out, cache)."""
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"x must have a batch axis and at least one more (N, ...), got shape {x.shape}")
+    return x.reshape(x.shape[0], -1), x.shape
+
+
+def flatten_backward(dout, cache):
+    """Gradient of flatten_forward: reshape back to the input's shape."""
+    x_shape = cache
+    dout = np.asarray(dout)
+    expected = (x_shape[0], int(np.prod(x_shape[1:])))
+    if dout.shape != expected:
+        raise ValueError(f"dout must have the forward output's shape {expected}, got {dout.shape}")
+    return dout.reshape(x_shape)

@@ -1,0 +1,209 @@
+"""The module's SimpleCNN on the fast reference layers: init, forward, backward, loss, optimizer steps, predict.
+
+Architecture (module 09): Conv 3->32 k3 p1, ReLU, MaxPool 2, Conv 32->64 k3 p1, ReLU, MaxPool 2, Flatten,
+Linear 4096->128, ReLU, Linear 128->10, on (N, 3, 32, 32) inputs. Linear is y = x @ W + b with W of shape
+(in_features, out_features). Parameters are a plain dict of ndarrays under the names in `PARAM_SHAPES`, the same
+names the course kit, the training harness and the `.npz` hand-back use.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from reference import layers_fast as layers
+
+PARAM_SHAPES: dict[str, tuple[int, ...]] = {
+    "conv1.weight": (32, 3, 3, 3),
+    "conv1.bias": (32,),
+    "conv2.weight": (64, 32, 3, 3),
+    "conv2.bias": (64,),
+    "fc1.weight": (4096, 128),
+    "fc1.bias": (128,),
+    "fc2.weight": (128, 10),
+    "fc2.bias": (10,),
+}
+INPUT_SHAPE = (3, 32, 32)
+NUM_CLASSES = 10
+# Fan-in of each parameter's layer: PyTorch's default init draws weights and biases from U(-1/sqrt(fan_in), +).
+_FAN_IN = {"conv1": 3 * 3 * 3, "conv2": 32 * 3 * 3, "fc1": 4096, "fc2": 128}
+
+
+def init_params(seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
+    """PyTorch-default initialisation (kaiming_uniform with a=sqrt(5), i.e. U(+-1/sqrt(fan_in))) from `seed`."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in PARAM_SHAPES.items():
+        bound = 1.0 / np.sqrt(_FAN_IN[name.split(".")[0]])
+        params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return params
+
+
+def validate_params(params: Mapping[str, np.ndarray]) -> list[str]:
+    """Problems that make `params` unusable as SimpleCNN weights (empty list: fine).
+
+    Checks exact names, shapes, a floating dtype (float32 or float64) and that every value is finite.
+    """
+    problems = []
+    names = set(params)
+    expected = set(PARAM_SHAPES)
+    for name in sorted(expected - names):
+        problems.append(f"missing parameter {name!r} (expected shape {PARAM_SHAPES[name]})")
+    for name in sorted(names - expected):
+        problems.append(f"unexpected parameter {name!r}; expected exactly {sorted(expected)}")
+    for name in sorted(names & expected):
+        value = params[name]
+        if not isinstance(value, np.ndarray):
+            problems.append(f"{name} is a {type(value).__name__}, expected a NumPy array")
+            continue
+        if value.dtype not in (np.float32, np.float64):
+            problems.append(f"{name} has dtype {value.dtype}, expected float32 or float64")
+            continue
+        if value.shape != PARAM_SHAPES[name]:
+            problems.append(f"{name} has shape {value.shape}, expected {PARAM_SHAPES[name]}")
+            continue
+        if not np.all(np.isfinite(value)):
+            problems.append(f"{name} contains NaN or infinite values")
+    return problems
+
+
+def _check_input(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[1:] != INPUT_SHAPE:
+        raise ValueError(f"x must have shape (N, 3, 32, 32), got {x.shape}")
+    return x.astype(dtype, copy=False)
+
+
+def forward(params: Mapping[str, np.ndarray], x, *, train: bool = True):
+    """Logits (N, 10) for images x (N, 3, 32, 32); the cache for `backward` (None when train is False)."""
+    x = _check_input(x, params["conv1.weight"].dtype)
+    conv1, conv1_cache = layers.conv2d_forward(x, params["conv1.weight"], params["conv1.bias"], stride=1, padding=1)
+    relu1 = np.maximum(conv1, 0, out=conv1)
+    pool1, pool1_cache = layers.maxpool2d_forward(relu1, kernel_size=2)
+    conv2, conv2_cache = layers.conv2d_forward(pool1, params["conv2.weight"], params["conv2.bias"], stride=1,
+                                               padding=1)
+    relu2 = np.maximum(conv2, 0, out=conv2)
+    pool2, pool2_cache = layers.maxpool2d_forward(relu2, kernel_size=2)
+    flat, flat_cache = layers.flatten_forward(pool2)
+    fc1 = flat @ params["fc1.weight"]
+    fc1 += params["fc1.bias"]
+    relu3 = np.maximum(fc1, 0, out=fc1)
+    logits = relu3 @ params["fc2.weight"]
+    logits += params["fc2.bias"]
+    if not train:
+        return logits, None
+    cache = {
+        "params": params, "conv1": conv1_cache, "relu1": relu1, "pool1": pool1_cache, "conv2": conv2_cache,
+        "relu2": relu2, "pool2": pool2_cache, "flat": flat_cache, "flat_out": flat, "relu3": relu3,
+    }
+    return logits, cache
+
+
+def backward(dlogits, cache) -> dict[str, np.ndarray]:
+    """Gradients of the loss w.r.t. every parameter, given dLoss/dlogits (N, 10) and forward's cache."""
+    params = cache["params"]
+    dtype = params["fc2.weight"].dtype
+    dlogits = np.asarray(dlogits, dtype=dtype)
+    grads = {}
+    relu3 = cache["relu3"]
+    grads["fc2.weight"] = relu3.T @ dlogits
+    grads["fc2.bias"] = dlogits.sum(axis=0)
+    drelu3 = dlogits @ params["fc2.weight"].T
+    drelu3 *= relu3 > 0
+    grads["fc1.weight"] = cache["flat_out"].T @ drelu3
+    grads["fc1.bias"] = drelu3.sum(axis=0)
+    dflat = drelu3 @ params["fc1.weight"].T
+    dpool2 = layers.flatten_backward(dflat, cache["flat"])
+    drelu2 = layers.maxpool2d_backward(dpool2, cache["pool2"])
+    drelu2 *= cache["relu2"] > 0
+    dpool1, grads["conv2.weight"], grads["conv2.bias"] = layers.conv2d_backward(drelu2, cache["conv2"])
+    drelu1 = layers.maxpool2d_backward(dpool1, cache["pool1"])
+    drelu1 *= cache["relu1"] > 0
+    _, grads["conv1.weight"], grads["conv1.bias"] = layers.conv2d_backward(drelu1, cache["conv1"], need_dx=False)
+    return {name: grads[name] for name in PARAM_SHAPES}
+
+
+def predict(params: Mapping[str, np.ndarray], x, batch_size: int = 1000) -> np.ndarray:
+    """Logits (N, 10) for preprocessed float images x (N, 3, 32, 32), computed batch by batch without caches."""
+    problems = validate_params(params)
+    if problems:
+        raise ValueError("invalid SimpleCNN parameters: " + "; ".join(problems))
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[1:] != INPUT_SHAPE:
+        raise ValueError(f"x must have shape (N, 3, 32, 32), got {x.shape}")
+    dtype = params["conv1.weight"].dtype
+    logits = np.empty((x.shape[0], NUM_CLASSES), dtype=dtype)
+    for start in range(0, x.shape[0], batch_size):
+        logits[start:start + batch_size], _ = forward(params, x[start:start + batch_size], train=False)
+    return logits
+
+
+def softmax_cross_entropy(logits, labels, label_smoothing: float = 0.0):
+    """Mean cross-entropy of softmax(logits) against integer labels, like torch.nn.CrossEntropyLoss.
+
+    Args:
+        logits: (N, K) scores.
+        labels: (N,) integers in [0, K).
+        label_smoothing: eps in [0, 1): the target is (1 - eps) * one_hot + eps / K.
+
+    Returns:
+        (loss, dlogits): the scalar mean loss (Python float) and its gradient w.r.t. logits, shape (N, K).
+    """
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be 2-D (N, K), got shape {logits.shape}")
+    n_batch, n_classes = logits.shape
+    if labels.shape != (n_batch,) or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integers of shape ({n_batch},), got {labels.dtype} {labels.shape}")
+    if n_batch and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}), got range [{labels.min()}, {labels.max()}]")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    target = np.full_like(log_probs, label_smoothing / n_classes)
+    target[np.arange(n_batch), labels] += 1.0 - label_smoothing
+    loss = float(-(target * log_probs).sum() / n_batch)
+    dlogits = (np.exp(log_probs) - target) / n_batch
+    return loss, dlogits.astype(logits.dtype, copy=False)
+
+
+def sgd_step(params: dict, grads: Mapping, state: dict, *, lr: float, momentum: float = 0.9,
+             weight_decay: float = 0.0, nesterov: bool = True) -> None:
+    """One in-place SGD step with PyTorch's momentum/Nesterov/weight-decay semantics; `state` holds the buffers."""
+    for name, param in params.items():
+        grad = grads[name]
+        if weight_decay:
+            grad = grad + weight_decay * param
+        if momentum:
+            buffer = state.get(name)
+            if buffer is None:
+                buffer = state[name] = grad.astype(param.dtype, copy=True)
+            else:
+                buffer *= momentum
+                buffer += grad
+            grad = grad + momentum * buffer if nesterov else buffer
+        param -= param.dtype.type(lr) * grad
+
+
+def adam_step(params: dict, grads: Mapping, state: dict, *, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+              eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    """One in-place Adam step (PyTorch semantics, L2 weight decay added to the gradient); `state` holds moments."""
+    beta1, beta2 = betas
+    step = state["step"] = state.get("step", 0) + 1
+    for name, param in params.items():
+        grad = grads[name]
+        if weight_decay:
+            grad = grad + weight_decay * param
+        first = state.setdefault(("m", name), np.zeros_like(param))
+        second = state.setdefault(("v", name), np.zeros_like(param))
+        first *= beta1
+        first += (1 - beta1) * grad
+        second *= beta2
+        second += (1 - beta2) * grad * grad
+        denominator = np.sqrt(second / (1 - beta2**step)) + eps
+        param -= (lr / (1 - beta1**step)) * first / denominator
