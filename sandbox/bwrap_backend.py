@@ -1,0 +1,273 @@
+"""Bubblewrap backend for hosts without Docker: same interface and layout, the same limits where the kernel allows.
+
+Each job runs `bwrap` over the offline root filesystem (var/sandbox/rootfs, the one the Docker image is imported
+from: Debian minbase + python3 + NumPy) with every namespace unshared (user, pid, net, ipc, uts, cgroup), a new
+session, --die-with-parent, all capabilities dropped, no further user namespaces, an empty environment, the root
+read-only, a size-capped tmpfs /tmp, the kit and harnesses bind-mounted read-only from the project, and the job's
+files as in the Docker backend. When the worker is root, bwrap itself is started as uid 65534 (setpriv), so the
+job has no uid that owns anything on the host.
+
+Limits:
+- nofile, fsize, core: rlimits, exactly as in Docker.
+- memory, CPU quota, pids: cgroup v1 (memory.limit_in_bytes = memory.memsw.limit_in_bytes, cpu.cfs_quota_us,
+  pids.max) when the worker is root and the hierarchies are writable. Otherwise memory falls back to RLIMIT_AS
+  (address space, not resident memory: an over-limit allocation raises MemoryError instead of an OOM kill, and
+  large virtual reservations can fail early), pids to RLIMIT_NPROC (counted per real uid across the whole host,
+  not per job), and there is NO CPU quota (only the wall-clock timeout bounds CPU use).
+
+What it cannot enforce (documented in the README): no seccomp filter (Docker's default profile is not applied);
+without root no cgroups (see above); the job shares the host kernel's view of /proc/cpuinfo and similar
+read-only kernel files; the output-file size is bounded by RLIMIT_FSIZE only.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from sandbox.docker_backend import LOG_TAIL_BYTES, classify, container_environment
+from sandbox.jobdir import JOB_GID, JOB_UID, JobDirectory
+from sandbox.runner import (HARNESS_DIR, KIT_DIR, InfrastructureError, ProgressCallback, SandboxJob, SandboxLimits,
+                            SandboxOutcome, harness_argv)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_PARENT = "cnn-grader"
+POLL_SECONDS = 0.05
+KILL_GRACE_SECONDS = 5
+
+
+class _Cgroups:
+    """Per-job cgroup v1 directories (memory, cpu, pids), or nothing when they cannot be made."""
+
+    def __init__(self, job_id: str, limits: SandboxLimits) -> None:
+        self.paths: dict[str, Path] = {}
+        if os.geteuid() != 0:
+            return
+        try:
+            for controller in ("memory", "pids", "cpu"):
+                hierarchy = CGROUP_ROOT / controller
+                if not (hierarchy / "tasks").exists():
+                    continue
+                path = hierarchy / CGROUP_PARENT / job_id
+                path.mkdir(parents=True, exist_ok=True)
+                self.paths[controller] = path
+            memory = self.paths.get("memory")
+            if memory:
+                (memory / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+                if (memory / "memory.memsw.limit_in_bytes").exists():
+                    (memory / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_bytes))
+                (memory / "memory.swappiness").write_text("0")
+            if "pids" in self.paths:
+                (self.paths["pids"] / "pids.max").write_text(str(limits.pids))
+            if "cpu" in self.paths:
+                (self.paths["cpu"] / "cpu.cfs_period_us").write_text("100000")
+                (self.paths["cpu"] / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * 100000)))
+        except OSError:
+            self.remove()
+            self.paths = {}
+
+    @property
+    def memory(self) -> bool:
+        return "memory" in self.paths
+
+    @property
+    def pids(self) -> bool:
+        return "pids" in self.paths
+
+    def join(self) -> None:
+        """Moves the calling process into every cgroup (called in the child before exec)."""
+        for path in self.paths.values():
+            (path / "tasks").write_text(str(os.getpid()))
+
+    def oom_killed(self) -> bool:
+        memory = self.paths.get("memory")
+        if not memory:
+            return False
+        try:
+            control = (memory / "memory.oom_control").read_text()
+        except OSError:
+            return False
+        return any(line.split()[0] == "oom_kill" and int(line.split()[1]) > 0 for line in control.splitlines())
+
+    def kill_all(self) -> None:
+        for path in self.paths.values():
+            try:
+                for pid in (path / "tasks").read_text().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            except OSError:
+                pass
+
+    def remove(self) -> None:
+        for path in self.paths.values():
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    self.kill_all()
+                    time.sleep(0.02)
+
+
+def bwrap_usable(rootfs: Path) -> str | None:
+    """None when bwrap can run jobs here, else the reason it cannot."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap is not installed (apt-get install -y bubblewrap)"
+    if not (rootfs / "usr" / "bin" / "python3").exists():
+        return (f"no sandbox root filesystem at {rootfs} "
+                "(build it with `grader sandbox build-image --offline --rootfs-only`)")
+    probe = _bwrap_prefix() + ["--unshare-all", "--ro-bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev",
+                               "--clearenv", "/usr/bin/python3", "-I", "-c", "import numpy"]
+    try:
+        completed = subprocess.run(probe, capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bwrap failed to start: {error}"
+    if completed.returncode != 0:
+        return f"bwrap cannot create a sandbox here: {completed.stderr.decode(errors='replace')[-300:]}"
+    return None
+
+
+def _bwrap_prefix() -> list[str]:
+    """Drops root before bwrap: the job then owns nothing on the host and user namespaces do the rest."""
+    if os.geteuid() == 0:
+        return ["setpriv", f"--reuid={JOB_UID}", f"--regid={JOB_GID}", "--clear-groups", "bwrap"]
+    return ["bwrap"]
+
+
+class BwrapRunner:
+    """Runs jobs with bubblewrap over the offline root filesystem. See the module doc for what it cannot enforce."""
+
+    name = "bwrap"
+
+    def __init__(self, *, rootfs: Path, job_root: Path, kit_dir: Path = KIT_DIR, harness_dir: Path = HARNESS_DIR,
+                 check: bool = True) -> None:
+        self.rootfs = Path(rootfs).resolve()
+        self.job_root = Path(job_root).resolve()
+        self.kit_dir = Path(kit_dir).resolve()
+        self.harness_dir = Path(harness_dir).resolve()
+        if check:
+            reason = bwrap_usable(self.rootfs)
+            if reason:
+                raise InfrastructureError(reason)
+
+    def _argv(self, job: SandboxJob, job_dir: JobDirectory) -> list[str]:
+        limits = job.limits
+        argv = _bwrap_prefix() + [
+            "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--unshare-user", "--disable-userns", "--uid", str(JOB_UID), "--gid", str(JOB_GID),
+            "--hostname", "sandbox",
+            "--ro-bind", str(self.rootfs), "/", "--proc", "/proc", "--dev", "/dev",
+            "--perms", "0700", "--size", str(int(limits.tmpfs_bytes)), "--tmpfs", "/tmp",
+            "--ro-bind", str(self.harness_dir), "/opt/harness",
+            "--ro-bind", str(job_dir.submission_dir), "/job/submission",
+            "--ro-bind", str(job_dir.inputs_dir), "/job/inputs",
+            "--bind", str(job_dir.out_dir), "/job/out",
+        ]
+        if (self.kit_dir / "tinytorch").is_dir():
+            argv += ["--ro-bind", str(self.kit_dir), "/opt/kit"]
+        if job.data_dirs:
+            argv += ["--tmpfs", "/job/data"]
+            for name, host_dir in sorted(job.data_dirs.items()):
+                if "/" in name or name in ("", ".", ".."):
+                    raise ValueError(f"data directory names must be plain names, got {name!r}")
+                argv += ["--ro-bind", str(Path(host_dir).resolve()), f"/job/data/{name}"]
+            argv += ["--remount-ro", "/job/data"]
+        argv += ["--clearenv"]
+        for key, value in container_environment(limits).items():
+            argv += ["--setenv", key, value]
+        argv += ["--chdir", "/tmp", "--"]
+        argv += harness_argv(f"/opt/harness/{job.harness}.py", python="/usr/bin/python3", kit="/opt/kit", submission="/job/submission/spatial.py",
+                             inputs="/job/inputs", data="/job/data", out="/job/out", args=job.args)
+        return argv
+
+    def run(self, job: SandboxJob, on_progress: ProgressCallback | None = None) -> SandboxOutcome:
+        started = time.monotonic()
+        limits = job.limits
+        if not (self.harness_dir / f"{job.harness}.py").is_file():
+            raise InfrastructureError(f"no harness named {job.harness!r} in {self.harness_dir}")
+        with JobDirectory(self.job_root, job) as job_dir:
+            # The unprivileged bwrap must be able to reach the job's files to bind them.
+            for path in (self.job_root, job_dir.path):
+                path.chmod(0o711)
+            cgroups = _Cgroups(job_dir.job_id, limits)
+            try:
+                log_path = job_dir.path / "log"
+                with open(log_path, "wb") as log:
+                    process = subprocess.Popen(self._argv(job, job_dir), stdin=subprocess.DEVNULL, stdout=log,
+                                               stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                               preexec_fn=_child_setup(limits, cgroups))
+                    timed_out = self._wait(process, job_dir, limits, on_progress)
+                cgroups.kill_all()
+                for line in job_dir.read_new_progress_lines(limits.progress_bytes):
+                    if on_progress:
+                        on_progress(line)
+                result_size, progress_size = job_dir.output_sizes()
+                result = job_dir.read_result(limits.output_bytes)
+                log_tail = _tail(log_path)
+                oom_killed = cgroups.oom_killed()
+            finally:
+                cgroups.remove()
+        returncode = process.returncode
+        exit_code = None if timed_out else (128 - returncode if returncode < 0 else returncode)
+        # bwrap reports the job's death by signal N as exit 128+N, like Docker.
+        status = classify(timed_out=timed_out, oom_killed=oom_killed, exit_code=exit_code, result_size=result_size,
+                          progress_size=progress_size, limits=limits)
+        return SandboxOutcome(status=status, exit_code=exit_code, duration_s=time.monotonic() - started,
+                              result=result if status != "output_limit" else b"", log_tail=log_tail,
+                              backend=self.name)
+
+    @staticmethod
+    def _wait(process: subprocess.Popen, job_dir: JobDirectory, limits: SandboxLimits,
+              on_progress: ProgressCallback | None) -> bool:
+        deadline = time.monotonic() + limits.wall_seconds
+        while True:
+            try:
+                process.wait(POLL_SECONDS)
+                return False
+            except subprocess.TimeoutExpired:
+                pass
+            for line in job_dir.read_new_progress_lines(limits.progress_bytes):
+                if on_progress:
+                    on_progress(line)
+            if time.monotonic() >= deadline:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait(KILL_GRACE_SECONDS)
+                return True
+
+
+def _child_setup(limits: SandboxLimits, cgroups: _Cgroups):
+    def setup() -> None:
+        cgroups.join()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.nofile, limits.nofile))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.fsize_bytes, limits.fsize_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if not cgroups.memory:
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        if not cgroups.pids:
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+    return setup
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - LOG_TAIL_BYTES))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
