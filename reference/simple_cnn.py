@@ -8,6 +8,8 @@ names the course kit, the training harness and the `.npz` hand-back use.
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from typing import Mapping
 
 import numpy as np
@@ -75,22 +77,48 @@ def _check_input(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return x.astype(dtype, copy=False)
 
 
-def forward(params: Mapping[str, np.ndarray], x, *, train: bool = True):
-    """Logits (N, 10) for images x (N, 3, 32, 32); the cache for `backward` (None when train is False)."""
+@contextmanager
+def _timed(profile: dict | None, key: str):
+    """Add the block's wall time in seconds to profile[key] (no-op when profile is None)."""
+    if profile is None:
+        yield
+        return
+    start = time.perf_counter()
+    yield
+    profile[key] = profile.get(key, 0.0) + time.perf_counter() - start
+
+
+def forward(params: Mapping[str, np.ndarray], x, *, train: bool = True, profile: dict | None = None):
+    """Logits (N, 10) for images x (N, 3, 32, 32); the cache for `backward` (None when train is False).
+
+    With a `profile` dict, each layer's forward seconds are added under "<layer>.forward" (layers: conv1, relu1,
+    pool1, conv2, relu2, pool2, flatten, fc1, relu3, fc2).
+    """
     x = _check_input(x, params["conv1.weight"].dtype)
-    conv1, conv1_cache = layers.conv2d_forward(x, params["conv1.weight"], params["conv1.bias"], stride=1, padding=1)
-    relu1 = np.maximum(conv1, 0, out=conv1)
-    pool1, pool1_cache = layers.maxpool2d_forward(relu1, kernel_size=2)
-    conv2, conv2_cache = layers.conv2d_forward(pool1, params["conv2.weight"], params["conv2.bias"], stride=1,
-                                               padding=1)
-    relu2 = np.maximum(conv2, 0, out=conv2)
-    pool2, pool2_cache = layers.maxpool2d_forward(relu2, kernel_size=2)
-    flat, flat_cache = layers.flatten_forward(pool2)
-    fc1 = flat @ params["fc1.weight"]
-    fc1 += params["fc1.bias"]
-    relu3 = np.maximum(fc1, 0, out=fc1)
-    logits = relu3 @ params["fc2.weight"]
-    logits += params["fc2.bias"]
+    with _timed(profile, "conv1.forward"):
+        conv1, conv1_cache = layers.conv2d_forward(x, params["conv1.weight"], params["conv1.bias"], stride=1,
+                                                   padding=1)
+    with _timed(profile, "relu1.forward"):
+        relu1 = np.maximum(conv1, 0, out=conv1)
+    with _timed(profile, "pool1.forward"):
+        pool1, pool1_cache = layers.maxpool2d_forward(relu1, kernel_size=2)
+    with _timed(profile, "conv2.forward"):
+        conv2, conv2_cache = layers.conv2d_forward(pool1, params["conv2.weight"], params["conv2.bias"], stride=1,
+                                                   padding=1)
+    with _timed(profile, "relu2.forward"):
+        relu2 = np.maximum(conv2, 0, out=conv2)
+    with _timed(profile, "pool2.forward"):
+        pool2, pool2_cache = layers.maxpool2d_forward(relu2, kernel_size=2)
+    with _timed(profile, "flatten.forward"):
+        flat, flat_cache = layers.flatten_forward(pool2)
+    with _timed(profile, "fc1.forward"):
+        fc1 = flat @ params["fc1.weight"]
+        fc1 += params["fc1.bias"]
+    with _timed(profile, "relu3.forward"):
+        relu3 = np.maximum(fc1, 0, out=fc1)
+    with _timed(profile, "fc2.forward"):
+        logits = relu3 @ params["fc2.weight"]
+        logits += params["fc2.bias"]
     if not train:
         return logits, None
     cache = {
@@ -100,27 +128,42 @@ def forward(params: Mapping[str, np.ndarray], x, *, train: bool = True):
     return logits, cache
 
 
-def backward(dlogits, cache) -> dict[str, np.ndarray]:
-    """Gradients of the loss w.r.t. every parameter, given dLoss/dlogits (N, 10) and forward's cache."""
+def backward(dlogits, cache, *, profile: dict | None = None) -> dict[str, np.ndarray]:
+    """Gradients of the loss w.r.t. every parameter, given dLoss/dlogits (N, 10) and forward's cache.
+
+    With a `profile` dict, each layer's backward seconds are added under "<layer>.backward".
+    """
     params = cache["params"]
     dtype = params["fc2.weight"].dtype
     dlogits = np.asarray(dlogits, dtype=dtype)
     grads = {}
     relu3 = cache["relu3"]
-    grads["fc2.weight"] = relu3.T @ dlogits
-    grads["fc2.bias"] = dlogits.sum(axis=0)
-    drelu3 = dlogits @ params["fc2.weight"].T
-    drelu3 *= relu3 > 0
-    grads["fc1.weight"] = cache["flat_out"].T @ drelu3
-    grads["fc1.bias"] = drelu3.sum(axis=0)
-    dflat = drelu3 @ params["fc1.weight"].T
-    dpool2 = layers.flatten_backward(dflat, cache["flat"])
-    drelu2 = layers.maxpool2d_backward(dpool2, cache["pool2"])
-    drelu2 *= cache["relu2"] > 0
-    dpool1, grads["conv2.weight"], grads["conv2.bias"] = layers.conv2d_backward(drelu2, cache["conv2"])
-    drelu1 = layers.maxpool2d_backward(dpool1, cache["pool1"])
-    drelu1 *= cache["relu1"] > 0
-    _, grads["conv1.weight"], grads["conv1.bias"] = layers.conv2d_backward(drelu1, cache["conv1"], need_dx=False)
+    with _timed(profile, "fc2.backward"):
+        grads["fc2.weight"] = relu3.T @ dlogits
+        grads["fc2.bias"] = dlogits.sum(axis=0)
+        drelu3 = dlogits @ params["fc2.weight"].T
+    with _timed(profile, "relu3.backward"):
+        drelu3 *= relu3 > 0
+    with _timed(profile, "fc1.backward"):
+        grads["fc1.weight"] = cache["flat_out"].T @ drelu3
+        grads["fc1.bias"] = drelu3.sum(axis=0)
+        dflat = drelu3 @ params["fc1.weight"].T
+    with _timed(profile, "flatten.backward"):
+        dpool2 = layers.flatten_backward(dflat, cache["flat"])
+    with _timed(profile, "pool2.backward"):
+        drelu2 = layers.maxpool2d_backward(dpool2, cache["pool2"])
+    with _timed(profile, "relu2.backward"):
+        drelu2 *= cache["relu2"] > 0
+    with _timed(profile, "conv2.backward"):
+        dpool1, grads["conv2.weight"], grads["conv2.bias"] = layers.conv2d_backward(drelu2, cache["conv2"])
+    with _timed(profile, "pool1.backward"):
+        drelu1 = layers.maxpool2d_backward(dpool1, cache["pool1"])
+    with _timed(profile, "relu1.backward"):
+        drelu1 *= cache["relu1"] > 0
+    with _timed(profile, "conv1.backward"):
+        # The input image needs no gradient, so the first convolution skips dx (PyTorch does the same).
+        _, grads["conv1.weight"], grads["conv1.bias"] = layers.conv2d_backward(drelu1, cache["conv1"],
+                                                                               need_dx=False)
     return {name: grads[name] for name in PARAM_SHAPES}
 
 

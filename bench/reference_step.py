@@ -1,0 +1,205 @@
+"""One SimpleCNN training step (batch 128, float32, 2 threads): NumPy reference vs PyTorch CPU, with a per-layer split.
+
+Run: `.venv/bin/python -m bench.reference_step [--steps 40]`. Prints a table and writes
+bench/results/reference_step.json. Timings are medians over many steps (interleaved reference/PyTorch blocks so
+that load from other processes on the shared cores hits both alike); expect a few percent of noise.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+THREADS = 2
+# BLAS reads its thread count when NumPy/PyTorch load, so this must run before either is imported.
+if "numpy" in sys.modules or "torch" in sys.modules:
+    print("warning: numpy/torch imported before bench.reference_step; thread settings may not apply", file=sys.stderr)
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[variable] = str(THREADS)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from reference import simple_cnn  # noqa: E402
+
+BATCH = 128
+RESULTS = Path(__file__).resolve().parent / "results" / "reference_step.json"
+LAYERS = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten", "fc1", "relu3", "fc2"]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def reference_step(params, state, x, labels, profile=None) -> float:
+    logits, cache = simple_cnn.forward(params, x, profile=profile)
+    loss, dlogits = simple_cnn.softmax_cross_entropy(logits, labels)
+    grads = simple_cnn.backward(dlogits, cache, profile=profile)
+    simple_cnn.sgd_step(params, grads, state, lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    return loss
+
+
+def torch_model(params):
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(4096, 128), nn.ReLU(), nn.Linear(128, 10),
+    )
+    with torch.no_grad():
+        model[0].weight.copy_(torch.from_numpy(params["conv1.weight"]))
+        model[0].bias.copy_(torch.from_numpy(params["conv1.bias"]))
+        model[3].weight.copy_(torch.from_numpy(params["conv2.weight"]))
+        model[3].bias.copy_(torch.from_numpy(params["conv2.bias"]))
+        model[7].weight.copy_(torch.from_numpy(params["fc1.weight"].T.copy()))
+        model[7].bias.copy_(torch.from_numpy(params["fc1.bias"]))
+        model[9].weight.copy_(torch.from_numpy(params["fc2.weight"].T.copy()))
+        model[9].bias.copy_(torch.from_numpy(params["fc2.bias"]))
+    return model
+
+
+def torch_layer_split(model, x, repeats: int) -> dict[str, float]:
+    """Median ms of each torch layer's forward and backward, timed one layer at a time on its real input shape."""
+    import torch
+
+    split = {}
+    activation = x
+    for index, (name, layer) in enumerate(zip(LAYERS, model)):
+        layer_input = activation.detach().requires_grad_(index > 0)
+        forward_times, backward_times = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = layer(layer_input)
+            middle = time.perf_counter()
+            out.backward(torch.ones_like(out))
+            end = time.perf_counter()
+            forward_times.append(middle - start)
+            backward_times.append(end - middle)
+            model.zero_grad(set_to_none=True)
+            layer_input.grad = None
+        split[f"{name}.forward"] = 1000 * statistics.median(forward_times)
+        split[f"{name}.backward"] = 1000 * statistics.median(backward_times)
+        with torch.no_grad():
+            activation = layer(activation)
+    return split
+
+
+def sgemm_gflops() -> float:
+    """float32 matmul throughput of NumPy's BLAS (2048^3), the ceiling for the reference's convolutions."""
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    a @ a
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - start)
+    return 2 * 2048**3 / min(times) / 1e9
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per implementation")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(THREADS)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, 3, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, BATCH)
+    params = simple_cnn.init_params(0, np.float32)
+    model = torch_model(params)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x_torch, labels_torch = torch.from_numpy(x), torch.from_numpy(labels)
+
+    def torch_step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x_torch), labels_torch)
+        loss.backward()
+        optimizer.step()
+
+    state: dict = {}
+    for _ in range(3):
+        reference_step(params, state, x, labels)
+        torch_step()
+    reference_times, torch_times = [], []
+    block = 5
+    for _ in range(max(1, args.steps // block)):
+        for _ in range(block):
+            start = time.perf_counter()
+            reference_step(params, state, x, labels)
+            reference_times.append(time.perf_counter() - start)
+        for _ in range(block):
+            start = time.perf_counter()
+            torch_step()
+            torch_times.append(time.perf_counter() - start)
+
+    profiles = []
+    for _ in range(max(5, args.steps // 4)):
+        profile: dict[str, float] = {}
+        reference_step(params, state, x, labels, profile=profile)
+        profiles.append(profile)
+    reference_split = {key: 1000 * statistics.median(p[key] for p in profiles) for key in profiles[0]}
+    torch_split = torch_layer_split(model, x_torch, repeats=max(5, args.steps // 4))
+
+    def summary(times):
+        ms = sorted(1000 * t for t in times)
+        return {"median": statistics.median(ms), "p25": ms[len(ms) // 4], "p75": ms[(3 * len(ms)) // 4],
+                "min": ms[0]}
+
+    result = {
+        "benchmark": "SimpleCNN training step (forward, cross-entropy, backward, SGD-Nesterov update)",
+        "batch": BATCH, "dtype": "float32", "threads": THREADS, "steps": len(reference_times),
+        "reference_ms": summary(reference_times), "torch_ms": summary(torch_times),
+        "ratio_median": statistics.median(reference_times) / statistics.median(torch_times),
+        "target_ratio": 1.3,
+        "reference_layers_ms": reference_split, "torch_layers_ms_isolated": torch_split,
+        "numpy_sgemm_gflops": sgemm_gflops(),
+        "numpy": np.__version__, "torch": torch.__version__, "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+        "note": "medians over interleaved blocks on 2 cores shared with other work; torch per-layer figures are "
+                "timed one layer at a time and do not sum exactly to its step",
+    }
+    _print_table(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return result
+
+
+def _print_table(result: dict) -> None:
+    ref, tor = result["reference_ms"], result["torch_ms"]
+    print(f"SimpleCNN training step, batch {result['batch']}, float32, {result['threads']} threads, "
+          f"{result['steps']} steps each (median [p25-p75] ms)")
+    print(f"  reference (NumPy) {ref['median']:7.1f} [{ref['p25']:.1f}-{ref['p75']:.1f}]")
+    print(f"  PyTorch CPU       {tor['median']:7.1f} [{tor['p25']:.1f}-{tor['p75']:.1f}]")
+    print(f"  ratio             {result['ratio_median']:7.2f}x   (target <= {result['target_ratio']}x)")
+    print(f"  NumPy sgemm       {result['numpy_sgemm_gflops']:7.0f} GFLOP/s")
+    print(f"  {'layer':<9}{'ref fwd':>9}{'ref bwd':>9}{'torch fwd':>11}{'torch bwd':>11}   (ms)")
+    ref_split, torch_split = result["reference_layers_ms"], result["torch_layers_ms_isolated"]
+    for layer in LAYERS:
+        print(f"  {layer:<9}{ref_split.get(layer + '.forward', 0):9.2f}{ref_split.get(layer + '.backward', 0):9.2f}"
+              f"{torch_split.get(layer + '.forward', 0):11.2f}{torch_split.get(layer + '.backward', 0):11.2f}")
+    print(f"  {'sum':<9}{sum(v for k, v in ref_split.items() if k.endswith('forward')):9.2f}"
+          f"{sum(v for k, v in ref_split.items() if k.endswith('backward')):9.2f}"
+          f"{sum(v for k, v in torch_split.items() if k.endswith('forward')):11.2f}"
+          f"{sum(v for k, v in torch_split.items() if k.endswith('backward')):11.2f}")
+
+
+if __name__ == "__main__":
+    main()
