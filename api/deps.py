@@ -1,0 +1,55 @@
+"""FastAPI dependencies as Annotated aliases: `def read(submission_id: int, db: SessionDep, user: CurrentUser)`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from grader.store import credentials
+from grader.store.db import get_sessionmaker
+from grader.store.models import User
+
+
+def get_db() -> Iterator[Session]:
+    """A request's session, committed after the route returned (the one place API writes are committed)."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token issued by the course (students) or "
+                                                   "`POST /api/v1/auth/token` (instructors).")
+
+
+def current_user(db: SessionDep,
+                 bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
+    user = credentials.user_for_token(db, bearer.credentials.strip()) if bearer else None
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Missing or invalid API token. Send "
+                            "`Authorization: Bearer <token>` with the token your course gave you.",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def current_instructor(user: CurrentUser) -> User:
+    if not user.is_instructor:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Only instructors can do this.")
+    return user
+
+
+CurrentInstructor = Annotated[User, Depends(current_instructor)]

@@ -1,0 +1,129 @@
+"""One submission: its status and result, its progress stream, its file, and instructor regrade and override."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Header, status
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import select
+
+from api.access import submission_for
+from api.deps import CurrentInstructor, CurrentUser, SessionDep
+from api.presenters import run_public, submission_public
+from api.schemas import OverrideCreate, RegradeAccepted, RunPublic, SubmissionPublic
+from grader.store import runs as run_store
+from grader.store.db import session_scope
+from grader.store.models import GradingRun, RunEvent, Submission, User, utcnow
+from grader.store.signing import sign_run
+from grader.tasks import publish_all
+
+router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"])
+
+STREAM_POLL_SECONDS = 0.5  # how often the stream looks for new events in the store
+STREAM_KEEPALIVE_SECONDS = 15.0  # comment line that keeps proxies from closing an idle stream
+STREAM_MAX_SECONDS = 3 * 3600.0  # a client reconnects after this, with Last-Event-ID
+
+
+@router.get("/{submission_id}")
+def read_submission(submission_id: int, db: SessionDep, user: CurrentUser) -> SubmissionPublic:
+    """Status, place in the queue, estimated start and (once graded) the result."""
+    return submission_public(db, submission_for(db, submission_id, user), user)
+
+
+@router.get("/{submission_id}/file", response_class=Response,
+            responses={200: {"content": {"text/x-python": {}}}})
+def read_submission_file(submission_id: int, db: SessionDep, user: CurrentUser) -> Response:
+    submission = submission_for(db, submission_id, user)
+    return Response(submission.content, media_type="text/x-python; charset=utf-8",
+                    headers={"Content-Disposition": f'inline; filename="{submission.filename}"',
+                             "X-Content-Type-Options": "nosniff"})
+
+
+def _sse(event: str, data: dict, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def _event_stream(submission_id: int, viewer_id: int, last_id: int) -> Iterator[str]:
+    """progress/status events as they are stored; `done` with the final status once no applied run is pending."""
+    started = last_sent = time.monotonic()
+    while time.monotonic() - started < STREAM_MAX_SECONDS:
+        with session_scope() as db:
+            submission = db.get(Submission, submission_id)
+            viewer = db.get(User, viewer_id)
+            run_ids = [run.id for run in submission.runs if run.applied]
+            events = db.scalars(select(RunEvent).where(RunEvent.run_id.in_(run_ids), RunEvent.id > last_id)
+                                .order_by(RunEvent.id).limit(500)).all() if run_ids else []
+            chunks = []
+            for event in events:
+                last_id = event.id
+                kind = "progress" if event.type == "progress" else "status"
+                chunks.append(_sse(kind, {**event.data, "run_id": event.run_id, "type": event.type}, event.id))
+            public = submission_public(db, submission, viewer)
+            done = public.status in ("graded", "error", "timeout") and not any(
+                run.applied and not run.finished for run in submission.runs)
+        for chunk in chunks:
+            yield chunk
+            last_sent = time.monotonic()
+        if done:
+            yield _sse("done", {"status": public.status, "score": public.score, "max_score": public.max_score,
+                                "passed": public.passed, "submission_id": submission_id})
+            return
+        if time.monotonic() - last_sent > STREAM_KEEPALIVE_SECONDS:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+        time.sleep(STREAM_POLL_SECONDS)
+
+
+@router.get("/{submission_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "Server-Sent Events: `progress`, `status`, then one `done`"}})
+def stream_events(submission_id: int, db: SessionDep, user: CurrentUser,
+                  last_event_id: Annotated[int | None, Header(alias="Last-Event-ID")] = None) -> StreamingResponse:
+    """Progress of the grading as Server-Sent Events (event types `progress`, `status`, `done`; data is JSON)."""
+    submission_for(db, submission_id, user)
+    return StreamingResponse(_event_stream(submission_id, user.id, last_event_id or 0),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("/{submission_id}/regrade", status_code=status.HTTP_202_ACCEPTED)
+def regrade_submission(submission_id: int, db: SessionDep, instructor: CurrentInstructor,
+                       background: BackgroundTasks) -> RegradeAccepted:
+    """Grade the submission again; the new score counts (and is audited) when the run finishes."""
+    submission = submission_for(db, submission_id, instructor)
+    run = run_store.new_run(db, submission, kind="regrade", requested_by=instructor.id)
+    background.add_task(publish_all, [(run.id, run.queue)])
+    return RegradeAccepted(run_id=run.id, status_url=f"/api/v1/submissions/{submission.id}")
+
+
+@router.post("/{submission_id}/override", status_code=status.HTTP_201_CREATED)
+def override_score(submission_id: int, body: OverrideCreate, db: SessionDep,
+                   instructor: CurrentInstructor) -> RunPublic:
+    """Set the score by hand: a signed run carrying the reason, recorded in the audit log."""
+    submission = submission_for(db, submission_id, instructor)
+    current = run_store.current_run(submission)
+    base = copy.deepcopy(current.result) if current is not None and current.result else {"stages": [], "tests": []}
+    max_score = (current.max_score if current is not None and current.max_score else None) \
+        or submission.assignment.max_score
+    score = min(body.score, max_score)
+    now = utcnow()
+    base.update(score=score, max_score=max_score, status="graded",
+                message=f"Score set by an instructor: {body.reason}")
+    run = GradingRun(submission=submission, status="graded", stage="override", queue="", kind="override",
+                     requested_by=instructor.id, grader_version=current.grader_version if current else "",
+                     spec_version=submission.assignment.spec_version,
+                     image_digest=current.image_digest if current else "", created_at=now, enqueued_at=now,
+                     started_at=now, finished_at=now, result=base, score=score, max_score=max_score,
+                     message=body.reason)
+    db.add(run)
+    db.flush()
+    run.signature = sign_run(run)
+    run_store.add_event(db, run, "done", {"status": "graded", "score": score, "max_score": max_score})
+    run_store.record_score_change(db, run, actor_id=instructor.id, action="override")
+    return run_public(db, run)

@@ -1,0 +1,168 @@
+"""Celery app and tasks. Tasks carry run ids only; the store decides whether there is anything to do.
+
+Two queues: `correctness` (fast, seconds per job) and `training` (slow, CIFAR-10). A run moves from the first
+to the second by being published again after its correctness stage was recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+from celery import Celery
+
+from grader.settings import get_settings
+from grader.store import runs as run_store
+from grader.store.db import session_scope
+
+log = logging.getLogger(__name__)
+
+
+def broker_url() -> str:
+    """BROKER_URL, else kombu's filesystem transport under data_dir (no server needed)."""
+    return get_settings().broker_url or "filesystem://"
+
+
+def _transport_options() -> dict[str, Any]:
+    settings = get_settings()
+    options: dict[str, Any] = {"visibility_timeout": settings.broker_visibility_timeout_seconds}
+    if broker_url().startswith("filesystem"):
+        folder = settings.data_dir / "broker"
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        options.update(data_folder_in=str(folder), data_folder_out=str(folder), store_processed=False,
+                       processed_folder=str(folder / "processed"))
+    return options
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("grader", broker=broker_url(), include=["grader.tasks"])
+    app.conf.update(
+        task_acks_late=True,  # a job is acknowledged after it ran: a worker that dies leaves it in the broker
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # one job at a time per process, so a long job never hides a short one
+        broker_transport_options=_transport_options(),
+        task_ignore_result=True,  # results live in the store, not in a result backend
+        task_default_queue="correctness",
+        task_create_missing_queues=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        beat_schedule={"sweep-stuck-runs": {"task": "grader.sweep", "schedule": settings.sweep_interval_seconds,
+                                            "options": {"queue": "correctness", "expires": 60}}},
+    )
+    return app
+
+
+celery_app = make_celery()
+
+
+def publish(run_id: int, queue: str) -> None:
+    """Wake a worker of `queue` for the run (committed before; losing this message only delays it)."""
+    grade_run.apply_async(args=[run_id], queue=queue)
+
+
+def publish_all(pairs: list[tuple[int, str]]) -> None:
+    for run_id, queue in pairs:
+        try:
+            publish(run_id, queue)
+        except Exception:  # the broker is down: the sweep publishes it again later
+            log.warning("could not publish run %s to %s; the sweep will retry", run_id, queue, exc_info=True)
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews the run's lease while the stage runs, so the sweep can tell a slow job from a dead worker."""
+
+    def __init__(self, claim: run_store.Claim) -> None:
+        super().__init__(daemon=True, name=f"lease-{claim.run_id}")
+        self.claim, self.stopped = claim, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(get_settings().run_heartbeat_seconds):
+            try:
+                with session_scope() as db:
+                    if not run_store.renew_lease(db, self.claim):
+                        return
+            except Exception:
+                log.warning("lease renewal of run %s failed", self.claim.run_id, exc_info=True)
+
+
+class _EventRecorder:
+    """Stores pipeline events as RunEvent rows; per-batch progress at most once a second."""
+
+    def __init__(self, claim: run_store.Claim) -> None:
+        self.claim, self.last_batch_event = claim, 0.0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if event.get("batch") is not None and now - self.last_batch_event < 1.0:
+            return
+        self.last_batch_event = now
+        try:
+            with session_scope() as db:
+                run = db.get(run_store.GradingRun, self.claim.run_id)
+                if run is not None and run.status == "running" and run.attempts == self.claim.attempt:
+                    run_store.add_event(db, run, str(event.get("type", "progress"))[:16],
+                                        {k: v for k, v in event.items() if k != "type"})
+        except Exception:
+            log.warning("could not store an event of run %s", self.claim.run_id, exc_info=True)
+
+
+def _grade_stage(claim: run_store.Claim, recorder: _EventRecorder) -> tuple[dict[str, Any], float, str, str]:
+    """Run one stage through the pipeline: (result JSON, seconds, image digest, backend)."""
+    from grader import pipeline
+    from grader.spec import load_spec_text
+
+    started = time.monotonic()
+    result = pipeline.grade_submission(claim.source, spec=load_spec_text(claim.spec_toml), stages=[claim.stage],
+                                       on_event=recorder)
+    data = result.to_json()
+    return data, time.monotonic() - started, str(data.get("image_digest", "")), str(data.get("backend", ""))
+
+
+@celery_app.task(name="grader.grade_run", bind=True, max_retries=None)
+def grade_run(self, run_id: int) -> str:
+    """Grade the current stage of a run, if it is still queued; safe to deliver any number of times."""
+    from sandbox.runner import InfrastructureError
+
+    worker = f"{socket.gethostname()}:{self.request.hostname or ''}"
+    with session_scope() as db:
+        claim = run_store.claim(db, run_id, worker)
+    if claim is None:
+        return "nothing to do"
+    lease = _LeaseKeeper(claim)
+    lease.start()
+    try:
+        result, seconds, image_digest, backend = _grade_stage(claim, _EventRecorder(claim))
+    except InfrastructureError as error:
+        with session_scope() as db:
+            run_store.release(db, claim, "The sandbox was not available; your file is queued again.")
+        log.warning("run %s: infrastructure fault, retrying: %s", run_id, error)
+        raise self.retry(countdown=min(60, 5 * claim.attempt), exc=error, queue=run_store.queue_for_stage(claim.stage))
+    except Exception:
+        log.exception("run %s: the grader failed", run_id)
+        with session_scope() as db:
+            run_store.fail(db, claim, "The grader hit an internal problem while grading this file. This is not "
+                                      "your fault; an instructor has been told and can regrade it.")
+        return "error"
+    finally:
+        lease.stopped.set()
+    with session_scope() as db:
+        next_queue = run_store.complete_stage(db, claim, result, duration_s=seconds, image_digest=image_digest,
+                                              backend=backend)
+    if next_queue:
+        publish_all([(run_id, next_queue)])
+        return f"stage {claim.stage} done"
+    return "finished"
+
+
+@celery_app.task(name="grader.sweep")
+def sweep() -> int:
+    """Publish again the runs stuck past their deadline (broker lost, worker died)."""
+    with session_scope() as db:
+        pairs = run_store.sweep(db)
+    publish_all(pairs)
+    return len(pairs)

@@ -1,0 +1,59 @@
+"""Start a Celery worker: `python -m grader.worker [--queues correctness,training] [--concurrency N] [--beat]`.
+
+Before taking jobs it removes sandbox containers left behind by a worker that died (their runs are re-queued by
+the sweep, so nothing they were doing is lost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from celery.signals import worker_init
+
+from grader.settings import get_settings
+from grader.tasks import celery_app
+
+log = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def _remove_orphaned_sandboxes(**_kwargs) -> None:
+    try:
+        from sandbox import docker_backend
+    except ImportError:
+        return
+    cleanup = getattr(docker_backend, "cleanup_orphans", None) or getattr(docker_backend, "remove_orphans", None)
+    if cleanup is None:
+        return
+    try:
+        removed = cleanup()
+        log.info("removed orphaned sandbox containers: %s", removed)
+    except Exception as error:  # no engine here: the sandbox selection refuses jobs later with a clear message
+        log.warning("orphan cleanup skipped: %s", error)
+
+
+def worker_argv(queues: str, concurrency: int, beat: bool, hostname: str | None = None) -> list[str]:
+    argv = ["worker", "--queues", queues, "--concurrency", str(concurrency), "--loglevel", "INFO",
+            "--pool", "prefork", "--without-gossip", "--without-mingle"]
+    if beat:
+        schedule = get_settings().data_dir / "celerybeat-schedule"
+        schedule.parent.mkdir(parents=True, exist_ok=True)
+        argv += ["--beat", "--schedule", str(schedule)]
+    if hostname:
+        argv += ["--hostname", hostname]
+    return argv
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queues", default="correctness,training")
+    parser.add_argument("--concurrency", type=int, default=get_settings().worker_concurrency)
+    parser.add_argument("--beat", action="store_true", help="also run the periodic sweep (one worker per site)")
+    parser.add_argument("--hostname", default=None)
+    args = parser.parse_args(argv)
+    celery_app.worker_main(worker_argv(args.queues, args.concurrency, args.beat, args.hostname))
+
+
+if __name__ == "__main__":
+    main()
