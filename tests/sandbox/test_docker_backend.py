@@ -1,0 +1,102 @@
+"""Docker-only behaviour: pinned image, container removal, orphan cleanup, infrastructure faults."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import docker
+import pytest
+
+from sandbox.docker_backend import HOST_LABEL, JOB_LABEL, WORKER_PID_LABEL, DockerRunner, classify, cleanup_orphans
+from sandbox.runner import InfrastructureError, SandboxLimits
+from tests.sandbox.helpers import probe
+
+pytestmark = pytest.mark.docker
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _labelled_container(client, image_id: str, worker_pid: int):
+    return client.containers.create(image_id, command=["sleep", "60"], network_mode="none",
+                                    labels={JOB_LABEL: "1", HOST_LABEL: socket.gethostname(),
+                                            WORKER_PID_LABEL: str(worker_pid)})
+
+
+def test_each_job_gets_a_fresh_container_that_is_removed(docker_only_runner):
+    client = docker_only_runner.client
+    before = {c.id for c in client.containers.list(all=True, filters={"label": f"{JOB_LABEL}=1"})}
+    source = "import socket\nreport({'hostname': socket.gethostname(), 'marker': open('/proc/self/cgroup').read()})\n"
+    first = docker_only_runner.run(probe(source))
+    second = docker_only_runner.run(probe(source))
+    assert first.status == second.status == "ok"
+    assert first.result != second.result  # different cgroups: different containers
+    after = {c.id for c in client.containers.list(all=True, filters={"label": f"{JOB_LABEL}=1"})}
+    assert after <= before
+
+
+def test_orphans_of_dead_workers_are_removed_and_live_ones_kept(docker_only_runner):
+    client = docker_only_runner.client
+    orphan = _labelled_container(client, docker_only_runner.image_id, _dead_pid())
+    live = _labelled_container(client, docker_only_runner.image_id, os.getpid())
+    try:
+        removed = docker_only_runner.cleanup_orphans()
+        assert removed >= 1
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(orphan.id)
+        assert client.containers.get(live.id).id == live.id
+        cleanup_orphans(client, everything=True)
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(live.id)
+    finally:
+        for container in (orphan, live):
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+def test_missing_image_is_an_infrastructure_error(docker_only_runner, tmp_path):
+    with pytest.raises(InfrastructureError, match="missing"):
+        DockerRunner("cnn-grader-sandbox:no-such-tag", job_root=tmp_path, client=docker_only_runner.client)
+
+
+def test_unreachable_engine_is_an_infrastructure_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    with pytest.raises(InfrastructureError, match="not reachable"):
+        DockerRunner("cnn-grader-sandbox:latest", job_root=tmp_path)
+
+
+def test_image_is_pinned_by_id_when_the_tag_moves(docker_only_runner, tmp_path):
+    client = docker_only_runner.client
+    client.images.get(docker_only_runner.image_id).tag("cnn-grader-sandbox", "pin-test")
+    try:
+        runner = DockerRunner("cnn-grader-sandbox:pin-test", job_root=tmp_path, client=client)
+        client.images.get(runner.image_id)
+        client.images.remove("cnn-grader-sandbox:pin-test")
+        outcome = runner.run(probe("report({'ok': 1})\n"))
+        assert outcome.status == "ok" and outcome.image_digest == docker_only_runner.image_id
+    finally:
+        try:
+            client.images.remove("cnn-grader-sandbox:pin-test")
+        except docker.errors.ImageNotFound:
+            pass
+
+
+def test_classify_orders_causes():
+    limits = SandboxLimits(output_bytes=10, progress_bytes=10)
+    common = dict(result_size=0, progress_size=0, limits=limits)
+    assert classify(timed_out=True, oom_killed=True, exit_code=None, **common) == "timeout"
+    assert classify(timed_out=False, oom_killed=True, exit_code=137, **common) == "memory"
+    assert classify(timed_out=False, oom_killed=False, exit_code=137, **common) == "crashed"
+    assert classify(timed_out=False, oom_killed=False, exit_code=153, **common) == "output_limit"
+    assert classify(timed_out=False, oom_killed=False, exit_code=0, result_size=11, progress_size=0,
+                    limits=limits) == "output_limit"
+    assert classify(timed_out=False, oom_killed=False, exit_code=2, **common) == "exited"
+    assert classify(timed_out=False, oom_killed=False, exit_code=0, **common) == "ok"
