@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api import web
 from api.errors import install_error_handlers
 from api.routes import assignments, audit, auth, courses, health, me, runs, submissions
 from grader import __version__
@@ -20,5 +21,5 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     for router in API_ROUTERS:
         app.include_router(router)
-    # Dashboard pages and badges (H7) are included here, e.g. app.include_router(badges.router).
+    app.include_router(web.router)  # dashboard pages, the students' badge page and the public badges (H7)
     return app

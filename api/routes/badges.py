@@ -1,56 +1,32 @@
-"""CI badges: the public SVG and shields.io endpoint JSON by badge token, the student's badge links, rotation.
+"""CI badges: the public SVG and shields.io endpoint JSON by badge token, and their rotation by instructors.
 
+Students find their badge links on `GET /api/v1/me/badges` and the dashboard's /student page.
 A badge token identifies one student's standing in one assignment and nothing else: the public routes answer
 only with the badge, and an unknown token is a bare 404. Only runs whose server signature verifies count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.access import assignment_for, is_enrolled
+from api.deps import CurrentInstructor, SessionDep
+from api.routes.me import public_base_url
 from api.web.badge import (CACHE_SECONDS, Badge, empty_badge, pending_badge, render_endpoint_json, render_svg,
                            score_badge)
-from grader.settings import get_settings
 from grader.store import credentials
-from grader.store.db import get_sessionmaker
-from grader.store.models import Assignment, BadgeToken, Enrollment, GradingRun, Submission, User
+from grader.store.models import BadgeToken, Submission, User
+from grader.store.runs import current_run
 from grader.store.signing import verify_run
 
 router = APIRouter()
-
-
-def _session() -> Iterator[Session]:
-    session = get_sessionmaker()()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
-SessionDep = Annotated[Session, Depends(_session)]
-
-
-def _bearer_user(db: SessionDep, authorization: Annotated[str | None, Header()] = None) -> User:
-    scheme, _, token = (authorization or "").partition(" ")
-    user = credentials.user_for_token(db, token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-    if user is None:
-        raise HTTPException(401, "missing or invalid API token", headers={"WWW-Authenticate": "Bearer"})
-    return user
-
-
-BearerUser = Annotated[User, Depends(_bearer_user)]
 
 
 class BadgeLinks(BaseModel):
@@ -63,12 +39,6 @@ class BadgeLinks(BaseModel):
     markdown: str
 
 
-def applied_run(submission: Submission) -> GradingRun | None:
-    """The run that stands for a submission: the newest one not left as an unconfirmed regrade preview."""
-    runs = [run for run in submission.runs if run.applied and run.kind != "preview"]
-    return runs[-1] if runs else None
-
-
 def badge_for(db: Session, badge_token: BadgeToken, *, show: str = "score") -> Badge:
     """Latest submission still grading -> `grading...`; else the latest signed finished run's score."""
     assignment = badge_token.assignment
@@ -79,7 +49,7 @@ def badge_for(db: Session, badge_token: BadgeToken, *, show: str = "score") -> B
         .order_by(Submission.created_at.desc(), Submission.id.desc())
     ).all()
     for index, submission in enumerate(submissions):
-        run = applied_run(submission)
+        run = current_run(submission)  # the run whose score counts (a regrade preview never does)
         if run is None:
             continue
         if not run.finished:
@@ -96,7 +66,7 @@ def badge_for(db: Session, badge_token: BadgeToken, *, show: str = "score") -> B
 def _token_row(db: Session, token: str) -> BadgeToken:
     row = db.scalar(select(BadgeToken).where(BadgeToken.token == token)) if 0 < len(token) <= 64 else None
     if row is None:
-        raise HTTPException(404, "not found")
+        raise HTTPException(404, "Not found.")
     return row
 
 
@@ -134,41 +104,12 @@ def badge_links(base_url: str, badge_token: BadgeToken) -> BadgeLinks:
     )
 
 
-def public_base_url(request: Request) -> str:
-    """The configured public URL, else the one the request came in on."""
-    configured = get_settings().api_base_url
-    return configured if configured and "127.0.0.1" not in configured and "localhost" not in configured \
-        else str(request.base_url)
-
-
-def _assignment(db: Session, slug: str) -> Assignment:
-    assignment = db.scalar(select(Assignment).where(Assignment.slug == slug))
-    if assignment is None:
-        raise HTTPException(404, f"no assignment {slug!r}")
-    return assignment
-
-
-def _enrolled(db: Session, user: User, assignment: Assignment) -> bool:
-    return db.scalar(select(Enrollment.id).where(Enrollment.course_id == assignment.course_id,
-                                                 Enrollment.user_id == user.id)) is not None
-
-
-@router.get("/api/v1/assignments/{slug}/badge", tags=["badges"])
-def my_badge(slug: str, request: Request, db: SessionDep, user: BearerUser) -> BadgeLinks:
-    """The caller's badge URL and the Markdown to paste into a README."""
-    assignment = _assignment(db, slug)
-    if not _enrolled(db, user, assignment):
-        raise HTTPException(404, f"no assignment {slug!r}")
-    return badge_links(public_base_url(request), credentials.badge_token_for(db, user, assignment))
-
-
 @router.post("/api/v1/assignments/{slug}/badges/{user_id}/rotate", tags=["badges"])
-def rotate_badge(slug: str, user_id: int, request: Request, db: SessionDep, user: BearerUser) -> BadgeLinks:
+def rotate_badge(slug: str, user_id: int, request: Request, db: SessionDep,
+                 instructor: CurrentInstructor) -> BadgeLinks:
     """Instructors: give a student's badge a new token; the old URL stops working at once."""
-    if not user.is_instructor:
-        raise HTTPException(403, "only instructors can rotate badge tokens")
-    assignment = _assignment(db, slug)
+    assignment = assignment_for(db, slug, instructor)
     student = db.get(User, user_id)
-    if student is None or not _enrolled(db, student, assignment):
-        raise HTTPException(404, "no such student in this course")
+    if student is None or not is_enrolled(db, student, assignment.course_id):
+        raise HTTPException(404, "No such student in this course.")
     return badge_links(public_base_url(request), credentials.rotate_badge_token(db, student, assignment))

@@ -196,7 +196,7 @@ def _upload(client: httpx.Client, slug: str, filename: str, source: bytes,
 
 def follow(client: httpx.Client, status_url: str, display: "ProgressDisplay", *, deadline: float) -> dict[str, Any]:
     """Follow a submission until its run finishes, by event stream when the server offers one, else by polling."""
-    stream_available = True
+    stream_available, position = True, {}
     while True:
         submission = _get_json(client, status_url, what="the submission")
         display.status(submission)
@@ -207,20 +207,28 @@ def follow(client: httpx.Client, status_url: str, display: "ProgressDisplay", *,
                 f"still {submission.get('status')} after the --timeout; the grade will appear at "
                 f"{client.base_url}{status_url}")
         if stream_available:
-            stream_available = _follow_events(client, f"{status_url}/events", display, deadline)
+            stream_available = _follow_events(client, f"{status_url}/events", display, deadline, position)
         else:
             time.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
-def _follow_events(client: httpx.Client, url: str, display: "ProgressDisplay", deadline: float) -> bool:
-    """Show events until `done` or the stream ends; returns False when the server has no usable stream."""
+def _follow_events(client: httpx.Client, url: str, display: "ProgressDisplay", deadline: float,
+                   position: dict[str, str]) -> bool:
+    """Show events until `done` or the stream ends; returns False when the server has no usable stream.
+
+    `position` keeps the last event id across reconnections, so the server resumes after it (Last-Event-ID)."""
     timeout = httpx.Timeout(STREAM_IDLE_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+    headers = {"Accept": "text/event-stream"}
+    if position.get("last_event_id"):
+        headers["Last-Event-ID"] = position["last_event_id"]
     try:
-        with client.stream("GET", url, headers={"Accept": "text/event-stream"}, timeout=timeout) as response:
+        with client.stream("GET", url, headers=headers, timeout=timeout) as response:
             content_type = response.headers.get("content-type", "")
             if response.status_code != 200 or not content_type.startswith("text/event-stream"):
                 return False
-            for event, data in parse_sse(response.iter_lines()):
+            for event, data, event_id in parse_sse(response.iter_lines()):
+                if event_id:
+                    position["last_event_id"] = event_id
                 if event == "progress":
                     display.progress(data)
                 elif event == "status":
@@ -237,9 +245,9 @@ def _follow_events(client: httpx.Client, url: str, display: "ProgressDisplay", d
     return True
 
 
-def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Server-Sent Events as (event name, JSON data) pairs; comments and non-JSON data are skipped."""
-    event, data_lines = "message", []
+def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """Server-Sent Events as (event name, JSON data, event id); comments and non-JSON data are skipped."""
+    event, data_lines, event_id = "message", [], ""
     for line in lines:
         line = line.rstrip("\r")
         if not line:
@@ -249,7 +257,7 @@ def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
                 except ValueError:
                     data = None
                 if isinstance(data, dict):
-                    yield event, data
+                    yield event, data, event_id
             event, data_lines = "message", []
         elif line.startswith(":"):
             continue
@@ -258,6 +266,8 @@ def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
             value = value[1:] if value.startswith(" ") else value
             if name == "event":
                 event = value
+            elif name == "id":
+                event_id = value
             elif name == "data":
                 data_lines.append(value)
 

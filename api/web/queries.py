@@ -1,0 +1,228 @@
+"""What the dashboard pages show, read from the store: course overview, per-student rows, chart data."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from grader.store.models import (Assignment, BadgeToken, Course, Enrollment, GradingRun, Submission, TestResultRow,
+                                 User)
+from grader.store.runs import current_run
+from grader.store.signing import verify_run
+
+CIFAR10_STAGE = "cifar10"
+DEFAULT_REQUIRED_ACCURACY = 0.75  # the module's bar when the spec does not say
+
+
+def cifar10_stage(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    for stage in (result or {}).get("stages", []):
+        if stage.get("name") == CIFAR10_STAGE:
+            return stage
+    return None
+
+
+def cifar10_accuracy(result: dict[str, Any] | None) -> float | None:
+    """Final CIFAR-10 test accuracy (fraction) of a result, when the training stage ran."""
+    stage = cifar10_stage(result)
+    if not stage or stage.get("status") == "skipped":
+        return None
+    details = stage.get("details") or {}
+    for key in ("test_accuracy", "final_test_accuracy", "accuracy"):
+        value = details.get(key)
+        if isinstance(value, (int, float)):
+            return float(value) / 100 if value > 1 else float(value)
+    curve = training_epochs(result)
+    values = [point.get("test_accuracy") for point in curve if isinstance(point.get("test_accuracy"), (int, float))]
+    return float(values[-1]) if values else None
+
+
+def training_epochs(result: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Per-epoch points (epoch, train_loss, train_accuracy, test_accuracy) of the CIFAR-10 run."""
+    stage = cifar10_stage(result)
+    if not stage:
+        return []
+    details = stage.get("details") or {}
+    for key in ("curve", "epochs", "history", "training_curve"):
+        value = details.get(key)
+        if isinstance(value, list):
+            return [point for point in value if isinstance(point, dict)]
+        if isinstance(value, dict):  # column form: {"epoch": [...], "train_loss": [...], ...}
+            columns = {name: list(values) for name, values in value.items() if isinstance(values, list)}
+            length = max((len(values) for values in columns.values()), default=0)
+            return [{name: values[i] for name, values in columns.items() if i < len(values)} for i in range(length)]
+    return []
+
+
+def required_accuracy(assignment: Assignment) -> float:
+    stage_spec = (assignment.spec or {}).get("stages", {}).get(CIFAR10_STAGE, {})
+    for key in ("required_accuracy", "min_accuracy", "target_accuracy", "pass_accuracy"):
+        value = stage_spec.get(key)
+        if isinstance(value, (int, float)):
+            return float(value) / 100 if value > 1 else float(value)
+    return DEFAULT_REQUIRED_ACCURACY
+
+
+@dataclass
+class QueueState:
+    queued: dict[str, int]
+    running: list[GradingRun]
+
+    @property
+    def depth(self) -> int:
+        return sum(self.queued.values())
+
+
+def queue_state(db: Session, course: Course | None = None) -> QueueState:
+    queued_query = select(GradingRun.queue, func.count(GradingRun.id)).where(GradingRun.status == "queued")
+    running_query = (select(GradingRun).where(GradingRun.status == "running").order_by(GradingRun.started_at)
+                     .options(selectinload(GradingRun.submission).selectinload(Submission.user),
+                              selectinload(GradingRun.submission).selectinload(Submission.assignment)))
+    if course is not None:
+        queued_query = queued_query.join(Submission).join(Assignment).where(Assignment.course_id == course.id)
+        running_query = running_query.join(Submission).join(Assignment).where(Assignment.course_id == course.id)
+    queued = {queue: count for queue, count in db.execute(queued_query.group_by(GradingRun.queue)).all()}
+    return QueueState(queued=queued, running=list(db.scalars(running_query).all()))
+
+
+def submission_counts(db: Session, course: Course) -> dict[int, int]:
+    rows = db.execute(select(Submission.assignment_id, func.count(Submission.id)).join(Assignment)
+                      .where(Assignment.course_id == course.id).group_by(Submission.assignment_id)).all()
+    return {assignment_id: count for assignment_id, count in rows}
+
+
+def student_count(db: Session, course: Course) -> int:
+    return db.scalar(select(func.count(Enrollment.id)).where(Enrollment.course_id == course.id,
+                                                             Enrollment.role == "student")) or 0
+
+
+@dataclass
+class StudentRow:
+    """One enrolled student's standing in an assignment."""
+
+    user: User
+    student_number: str
+    submissions: int = 0
+    latest: Submission | None = None
+    latest_run: GradingRun | None = None
+    best_score: float | None = None
+    best_submission: Submission | None = None
+    late: bool = False
+    accuracy: float | None = None
+    badge_token: str | None = None
+
+    @property
+    def latest_score(self) -> float | None:
+        run = self.latest_run
+        return run.score if run is not None and run.finished else None
+
+    @property
+    def status(self) -> str:
+        if self.latest_run is None:
+            return "none" if self.latest is None else "queued"
+        return self.latest_run.status
+
+
+def _counted_runs(submission: Submission) -> list[GradingRun]:
+    return [run for run in submission.runs if run.applied and run.finished and verify_run(run)]
+
+
+def student_rows(db: Session, assignment: Assignment) -> list[StudentRow]:
+    enrollments = db.scalars(select(Enrollment).where(Enrollment.course_id == assignment.course_id,
+                                                      Enrollment.role == "student")
+                             .options(selectinload(Enrollment.user))).all()
+    rows = {enrollment.user_id: StudentRow(user=enrollment.user, student_number=enrollment.student_number)
+            for enrollment in enrollments}
+    submissions = db.scalars(select(Submission).where(Submission.assignment_id == assignment.id)
+                             .order_by(Submission.created_at, Submission.id)
+                             .options(selectinload(Submission.runs))).all()
+    for submission in submissions:
+        row = rows.get(submission.user_id)
+        if row is None:
+            continue
+        row.submissions += 1
+        row.latest, row.latest_run = submission, current_run(submission)
+        row.late = submission.late
+        for run in _counted_runs(submission):
+            if run.score is not None and (row.best_score is None or run.score > row.best_score):
+                row.best_score, row.best_submission = run.score, submission
+            accuracy = cifar10_accuracy(run.result)
+            if accuracy is not None and (row.accuracy is None or accuracy > row.accuracy):
+                row.accuracy = accuracy
+    tokens = db.execute(select(BadgeToken.user_id, BadgeToken.token)
+                        .where(BadgeToken.assignment_id == assignment.id)).all()
+    for user_id, token in tokens:
+        if user_id in rows:
+            rows[user_id].badge_token = token
+    return sorted(rows.values(), key=lambda row: (row.user.name or row.user.email).lower())
+
+
+def check_pass_rates(db: Session, assignment: Assignment) -> dict[str, tuple[int, int]]:
+    """(passed, total) per check over each student's latest finished run."""
+    latest_runs: dict[int, int] = {}
+    submissions = db.scalars(select(Submission).where(Submission.assignment_id == assignment.id)
+                             .order_by(Submission.created_at, Submission.id)
+                             .options(selectinload(Submission.runs))).all()
+    for submission in submissions:
+        run = current_run(submission)
+        if run is not None and run.finished:
+            latest_runs[submission.user_id] = run.id
+    if not latest_runs:
+        return {}
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    rows = db.execute(select(TestResultRow.name, TestResultRow.status)
+                      .where(TestResultRow.run_id.in_(list(latest_runs.values())))).all()
+    for name, status in rows:
+        counts[name][1] += 1
+        if status == "passed":
+            counts[name][0] += 1
+    return {name: (passed, total) for name, (passed, total) in counts.items()}
+
+
+def submission_times(db: Session, assignment: Assignment) -> list[datetime]:
+    return list(db.scalars(select(Submission.created_at).where(Submission.assignment_id == assignment.id)).all())
+
+
+@dataclass
+class CheckView:
+    """A check of a run as the instructor sees it."""
+
+    name: str
+    stage: str
+    status: str
+    score: float
+    max_score: float
+    visibility: str
+    output: str
+
+
+@dataclass
+class RunView:
+    run: GradingRun
+    signed: bool
+    checks: list[CheckView] = field(default_factory=list)
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    accuracy: float | None = None
+
+    @property
+    def failed_checks(self) -> int:
+        return sum(1 for check in self.checks if check.status != "passed")
+
+
+def run_view(run: GradingRun) -> RunView:
+    result = run.result or {}
+    checks = [CheckView(name=str(test.get("name", "")), stage=str(test.get("stage", "")),
+                        status=str(test.get("status", "")), score=float(test.get("score", 0) or 0),
+                        max_score=float(test.get("max_score", 0) or 0),
+                        visibility=str(test.get("visibility", "visible")), output=str(test.get("output", "")))
+              for test in result.get("tests", [])]
+    return RunView(run=run, signed=run.finished and verify_run(run), checks=checks,
+                   epochs=training_epochs(result), accuracy=cifar10_accuracy(result))
+
+
+def status_counts(runs: list[GradingRun]) -> Counter:
+    return Counter(run.status for run in runs)
