@@ -55,8 +55,8 @@ class AssignmentCreate(BaseModel):
     late_policy: LatePolicy = LatePolicy()
     daily_submission_limit: int | None = Field(None, ge=1, le=10000)
     training_cpu_minutes_per_day: float | None = Field(None, ge=0)
-    pass_mark: float | None = Field(None, ge=0, description="score needed to pass; default: full marks of "
-                                                             "the spec's pass mark")
+    pass_mark: float | None = Field(None, ge=0, description="points needed to pass (a value up to 1 is a "
+                                                             "fraction of full marks); default: the spec's")
     stages: list[Literal["correctness", "cifar10"]] | None = Field(
         None, description="stages to run (default: every stage of the spec that carries points)")
 

@@ -111,16 +111,30 @@ class _EventRecorder:
             log.warning("could not store an event of run %s", self.claim.run_id, exc_info=True)
 
 
+_runner_cache: dict[str, Any] = {}
+
+
+def _sandbox_runner():
+    """The sandbox backend of this worker process, chosen once (docker, else bwrap; see sandbox.select)."""
+    if "runner" not in _runner_cache:
+        from sandbox.select import select_runner
+
+        _runner_cache["runner"] = select_runner(get_settings())
+    return _runner_cache["runner"]
+
+
 def _grade_stage(claim: run_store.Claim, recorder: _EventRecorder) -> tuple[dict[str, Any], float, str, str]:
     """Run one stage through the pipeline: (result JSON, seconds, image digest, backend)."""
     from grader import pipeline
-    from grader.spec import load_spec_text
+    from grader.spec import parse_spec
 
+    runner = _sandbox_runner()
     started = time.monotonic()
-    result = pipeline.grade_submission(claim.source, spec=load_spec_text(claim.spec_toml), stages=[claim.stage],
-                                       on_event=recorder)
+    result = pipeline.grade_submission(claim.source, spec=parse_spec(claim.spec_toml, source="assignment spec"),
+                                       stages=[claim.stage], runner=runner, on_event=recorder)
     data = result.to_json()
-    return data, time.monotonic() - started, str(data.get("image_digest", "")), str(data.get("backend", ""))
+    image_digest = str(data.get("image_digest") or getattr(runner, "image_id", "") or "")
+    return data, time.monotonic() - started, image_digest, str(getattr(runner, "name", ""))
 
 
 @celery_app.task(name="grader.grade_run", bind=True, max_retries=None)

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from api.access import assignment_for
+from api.routes.courses import pass_mark_points
 from api.deps import CurrentInstructor, CurrentUser, SessionDep
 from api.presenters import assignment_public, submission_summary
 from api.schemas import (AssignmentPublic, AssignmentUpdate, AssignmentWithSpec, RegradeBatchAccepted, RegradeChange,
@@ -49,7 +50,7 @@ def update_assignment(slug: str, body: AssignmentUpdate, db: SessionDep,
     if body.late_policy is not None:
         assignment.late_policy = body.late_policy.model_dump()
     if body.pass_mark is not None:
-        assignment.pass_mark = min(body.pass_mark, assignment.max_score)
+        assignment.pass_mark = pass_mark_points(body.pass_mark, assignment.max_score)
     db.flush()
     return assignment_public(assignment)
 

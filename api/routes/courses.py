@@ -111,6 +111,12 @@ def read_roster(slug: str, db: SessionDep, instructor: CurrentInstructor) -> lis
                              student_number=e.student_number) for e in enrollments]
 
 
+def pass_mark_points(mark: float, max_score: float) -> float:
+    """A pass mark in points; one given as a fraction (at most 1) of a larger full mark is scaled."""
+    points = mark * max_score if 0 < mark <= 1 < max_score else mark
+    return min(points, max_score)
+
+
 @router.post("/{slug}/assignments", status_code=status.HTTP_201_CREATED)
 def create_assignment(slug: str, body: AssignmentCreate, db: SessionDep,
                       instructor: CurrentInstructor) -> AssignmentPublic:
@@ -132,7 +138,7 @@ def create_assignment(slug: str, body: AssignmentCreate, db: SessionDep,
         daily_submission_limit=body.daily_submission_limit or get_settings().submissions_per_day,
         limits={"training_cpu_minutes_per_day": ration}, stage_weights=summary.stage_weights,
         max_score=summary.max_score,
-        pass_mark=summary.pass_mark if body.pass_mark is None else min(body.pass_mark, summary.max_score))
+        pass_mark=summary.pass_mark if body.pass_mark is None else pass_mark_points(body.pass_mark, summary.max_score))
     db.add(assignment)
     db.flush()
     db.refresh(assignment)
