@@ -1,0 +1,370 @@
+"""Correctness harness: runs INSIDE the sandbox, next to the student's code. Imports only stdlib, NumPy, tinytorch.
+
+It judges nothing. It reads the runs to do (/job/inputs/cases.json) and their input arrays
+(/job/inputs/arrays.npz), imports the student's spatial.py, and for every run builds the layer, sets its
+parameters as kit Tensors, runs forward and `out.backward(G)`, and writes back raw outputs (arrays as float64,
+shapes, exception texts) to /job/out/result.bin as an .npz whose member `record.json` (a uint8 array) holds the
+JSON record. The grader outside re-validates every byte of it and compares with its own reference.
+
+The result file is rewritten after every run, so a process that dies later (os._exit, a crash, the wall-clock
+limit) still hands back the runs it finished. Each phase of a run has its own time limit (SIGALRM), so an
+infinite loop in one component costs only that component's checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+
+FORMAT = 1
+ERROR_TEXT_CHARS = 2000  # longest exception text handed back per run
+PRINT_CAP_BYTES = 64 * 1024  # how much of the student's printing is passed on to the log
+MEMORY_ERROR_EXIT_CODE = 3  # tells the runner the process ran out of memory outside any run
+CLASS_NAMES = {
+    "conv2d": ("Conv2D", "Conv2d"),
+    "maxpool2d": ("MaxPool2D", "MaxPool2d"),
+    "avgpool2d": ("AvgPool2D", "AvgPool2d"),
+    "flatten": ("Flatten",),
+    "simplecnn": ("SimpleCNN",),
+}
+
+
+class CaseTimeout(BaseException):
+    """Raised by SIGALRM when one phase of a run is over its time limit (BaseException: `except Exception` in
+    student code does not swallow it)."""
+
+
+class CappedWriter(io.TextIOBase):
+    """Stands in for sys.stdout/sys.stderr while student code runs: passes the first bytes on to fd 2, drops the
+    rest. Student output can never reach the result file."""
+
+    def __init__(self, fd: int, cap: int):
+        self.fd, self.left = fd, cap
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text) -> int:
+        text = str(text)
+        if self.left > 0:
+            data = text.encode("utf-8", "replace")[: self.left]
+            self.left -= len(data)
+            try:
+                os.write(self.fd, data)
+            except OSError:
+                pass
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    for name in ("--kit", "--submission", "--inputs", "--data", "--out"):
+        parser.add_argument(name, required=True)
+    args, _ = parser.parse_known_args()
+    sys.path.insert(0, args.kit)
+    sys.dont_write_bytecode = True
+
+    import numpy as np
+
+    from tinytorch.core.tensor import Tensor
+
+    harness = Harness(np, Tensor, args)
+    try:
+        harness.run()
+    except MemoryError:
+        os._exit(MEMORY_ERROR_EXIT_CODE)
+    return 0
+
+
+class Harness:
+    def __init__(self, np, tensor_class, args):
+        self.np, self.Tensor, self.args = np, tensor_class, args
+        self.out_dir = args.out
+        self.record: dict = {"format": FORMAT, "import": None, "classes": {}, "runs": {}}
+        self.arrays: dict = {}
+        self.submission_path = os.path.realpath(args.submission)
+        self.stderr_fd = os.dup(2)
+        self.progress = open(os.path.join(self.out_dir, "progress.jsonl"), "a", encoding="utf-8")
+        self.asarray = np.asarray  # taken before student code runs (the grader outside re-validates anyway)
+        self.float64 = np.float64
+
+    def run(self) -> None:
+        with open(os.path.join(self.args.inputs, "cases.json"), encoding="utf-8") as handle:
+            cases = json.load(handle)
+        loaded = self.np.load(os.path.join(self.args.inputs, "arrays.npz"), allow_pickle=False)
+        inputs = {key: loaded[key] for key in loaded.files}
+        signal.signal(signal.SIGALRM, _on_alarm)
+        sys.stdout = CappedWriter(self.stderr_fd, PRINT_CAP_BYTES)
+        sys.stderr = sys.stdout
+        self.sys_recursion = sys.getrecursionlimit()
+
+        module = self.import_submission(cases.get("import_time_limit_s", 10.0))
+        self.write()
+        if module is None:
+            return
+        for run in cases["runs"]:
+            self.say({"run": run["id"], "phase": "start"})
+            started = time.perf_counter()
+            entry: dict = {"status": "ok", "phase": "", "error": "", "notes": []}
+            self.record["runs"][run["id"]] = entry
+            try:
+                self.do_run(module, run, inputs, entry)
+            except MemoryError:
+                entry.update(status="error", error="MemoryError: your code ran out of memory")
+            entry["seconds"] = round(time.perf_counter() - started, 4)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self.write()
+        self.say({"phase": "done"})
+
+    # Import -----------------------------------------------------------------------------------------------
+
+    def import_submission(self, time_limit: float):
+        record: dict = {"status": "error", "kind": "", "message": "", "line": None}
+        self.record["import"] = record
+        try:
+            with open(self.args.submission, "rb") as handle:
+                raw = handle.read()
+        except OSError as error:
+            record.update(kind="missing", message=str(error))
+            return None
+        if not raw.strip():
+            record.update(kind="empty", message="spatial.py is empty")
+            return None
+        if b"\x00" in raw:
+            record.update(kind="binary", message="spatial.py contains NUL bytes: it looks like a binary file")
+            return None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = raw[: error.start].count(b"\n") + 1
+            record.update(kind="encoding", line=line,
+                          message=f"spatial.py is not valid UTF-8 text (byte {error.start}, line {line})")
+            return None
+        try:
+            code = compile(text, self.submission_path, "exec", dont_inherit=True)
+        except SyntaxError as error:
+            record.update(kind="syntax", line=error.lineno,
+                          message=f"{type(error).__name__}: {error.msg}", text=(error.text or "").rstrip()[:200])
+            return None
+        except (ValueError, MemoryError, RecursionError) as error:
+            record.update(kind="syntax", message=f"{type(error).__name__}: {error}"[:ERROR_TEXT_CHARS])
+            return None
+        spec = importlib.util.spec_from_file_location("spatial", self.submission_path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["spatial"] = module
+        self.say({"phase": "import"})
+        try:
+            signal.setitimer(signal.ITIMER_REAL, time_limit)
+            exec(code, module.__dict__)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        except CaseTimeout:
+            record.update(kind="timeout", message=f"importing spatial.py took more than {time_limit:g} s")
+            return None
+        except ImportError as error:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            record.update(kind="import", module=getattr(error, "name", None) or "",
+                          message=self.describe(error), line=self.student_line(error))
+            return None
+        except BaseException as error:  # SystemExit too: the student's exit must not end the harness
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            record.update(kind="exception", message=self.describe(error), line=self.student_line(error))
+            return None
+        for component, names in CLASS_NAMES.items():
+            found = None
+            for name in names:
+                value = module.__dict__.get(name)
+                if isinstance(value, type):
+                    found = name
+                    break
+            self.record["classes"][component] = found
+        record.update(status="ok")
+        return module
+
+    # One run ----------------------------------------------------------------------------------------------
+
+    def do_run(self, module, run: dict, inputs: dict, entry: dict) -> None:
+        component = run["component"]
+        class_name = self.record["classes"].get(component)
+        if class_name is None:
+            entry.update(status="missing_class", phase="construct")
+            return
+        cls = module.__dict__[class_name]
+        limit = float(run.get("time_limit_s", 10.0))
+        x_value = inputs[run["x"]]
+        params = {name: (None if key is None else inputs[key]) for name, key in run.get("params", {}).items()}
+        attempts = [params]
+        if component == "conv2d" and "bias" in params and params["bias"] is None:
+            zeros = self.np.zeros(params["weight"].shape[0], dtype=params["weight"].dtype)
+            attempts.append({**params, "bias": zeros})
+        for index, attempt in enumerate(attempts):
+            entry.update(status="ok", phase="", error="")
+            tensors = self.forward_phase(cls, component, run, x_value, attempt, entry, limit)
+            if entry["status"] == "ok":
+                if index > 0:
+                    entry["notes"].append("bias_zeros")
+                break
+        else:
+            return
+        if tensors is None:
+            return
+        x, out, parameters = tensors
+        if run.get("grad") is None:
+            return
+        entry["phase"] = "backward"
+        self.say({"run": run["id"], "phase": "backward"})
+        try:
+            signal.setitimer(signal.ITIMER_REAL, limit)
+            out.backward(inputs[run["grad"]])
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        except BaseException as error:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self.fail(entry, error)
+            return
+        self.store(run["id"], "dx", getattr(x, "grad", None), entry, run)
+        for name, tensor in parameters.items():
+            if tensor is not None:
+                self.store(run["id"], f"grad/{name}", getattr(tensor, "grad", None), entry, run)
+
+    def forward_phase(self, cls, component, run, x_value, params, entry, limit):
+        entry["phase"] = "construct"
+        self.say({"run": run["id"], "phase": "forward"})
+        try:
+            signal.setitimer(signal.ITIMER_REAL, limit)
+            layer = cls(**run.get("init", {}))
+            if component == "simplecnn":
+                owners = self.find_simplecnn_parameters(layer, params, entry)
+            else:
+                owners = {name: (layer, name) for name in params}
+            entry["param_shapes"] = {name: self.shape_of(getattr(owner, attr, None))
+                                     for name, (owner, attr) in owners.items()}
+            if run.get("forward") is False:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                return None
+            parameters = {}
+            for name, value in params.items():
+                owner, attr = owners[name]
+                tensor = None if value is None else self.Tensor(value.copy(), requires_grad=True)
+                setattr(owner, attr, tensor)
+                parameters[name] = tensor
+            x = self.Tensor(x_value.copy(), requires_grad=True)
+            entry["phase"] = "forward"
+            forward = getattr(layer, "forward", None)
+            out = forward(x) if callable(forward) else layer(x)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        except BaseException as error:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self.fail(entry, error)
+            return None
+        entry["out_type"] = type(out).__name__
+        self.store(run["id"], "out", out, entry, run)
+        if run.get("keep_input"):
+            self.store(run["id"], "x_after", x, entry, run)
+        return x, out, parameters
+
+    def find_simplecnn_parameters(self, model, params: dict, entry: dict) -> dict:
+        """Map `conv1.weight`-style names to (object, attribute), by attribute name, else by order of kind."""
+        modules = {}
+        by_kind: dict[int, list[str]] = {4: [], 2: []}
+        for attr, value in list(vars(model).items()):
+            weight = getattr(value, "weight", None)
+            shape = self.shape_of(weight)
+            if shape is not None and len(shape) in by_kind:
+                by_kind[len(shape)].append(attr)
+        fallback = {"conv1": 0, "conv2": 1, "fc1": 0, "fc2": 1}
+        for name in {key.split(".")[0] for key in params}:
+            if hasattr(model, name):
+                modules[name] = getattr(model, name)
+                continue
+            kind = by_kind[4] if name.startswith("conv") else by_kind[2]
+            index = fallback.get(name, 99)
+            if index < len(kind):
+                modules[name] = getattr(model, kind[index])
+                entry["notes"].append(f"{name}={kind[index]}")
+            else:
+                raise AttributeError(f"SimpleCNN has no attribute {name!r}")
+        return {key: (modules[key.split(".")[0]], key.split(".", 1)[1]) for key in params}
+
+    # Output -----------------------------------------------------------------------------------------------
+
+    def shape_of(self, value):
+        data = getattr(value, "data", value)
+        shape = getattr(data, "shape", None)
+        try:
+            return [int(n) for n in shape] if shape is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    def store(self, run_id: str, name: str, value, entry: dict, run: dict) -> None:
+        """Coerce a Tensor/ndarray/None to a float64 array and keep it, or note why it could not be kept."""
+        shapes = entry.setdefault("shapes", {})
+        if value is None:
+            shapes[name] = None
+            return
+        data = getattr(value, "data", value)
+        try:
+            array = self.asarray(data, dtype=self.float64)
+        except BaseException as error:
+            entry.setdefault("unreadable", {})[name] = self.describe(error)
+            return
+        shapes[name] = [int(n) for n in array.shape]
+        if array.size > int(run.get("max_elements", 10**6)):
+            entry.setdefault("unreadable", {})[name] = f"too large ({array.size} elements)"
+            return
+        self.arrays[f"{run_id}/{name}"] = self.np.array(array, dtype=self.float64, copy=True)
+
+    def write(self) -> None:
+        buffer = io.BytesIO()
+        record = self.np.frombuffer(json.dumps(self.record).encode("utf-8"), dtype=self.np.uint8)
+        self.np.savez(buffer, **{"record.json": record}, **self.arrays)
+        with open(os.path.join(self.out_dir, "result.bin"), "r+b") as handle:
+            handle.truncate(0)
+            handle.write(buffer.getvalue())
+
+    def say(self, line: dict) -> None:
+        try:
+            self.progress.write(json.dumps(line) + "\n")
+            self.progress.flush()
+        except (OSError, ValueError):
+            pass
+
+    def fail(self, entry: dict, error: BaseException) -> None:
+        if isinstance(error, CaseTimeout):
+            entry.update(status="timeout", error="")
+        else:
+            entry.update(status="error", error=self.describe(error), line=self.student_line(error))
+
+    def describe(self, error: BaseException) -> str:
+        try:
+            text = f"{type(error).__name__}: {error}"
+        except BaseException:
+            text = type(error).__name__
+        return text[:ERROR_TEXT_CHARS]
+
+    def student_line(self, error: BaseException):
+        """The last line of spatial.py on the traceback, as (line number, function name), or None."""
+        try:
+            frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+                      if os.path.realpath(frame.filename) == self.submission_path]
+        except BaseException:
+            return None
+        if not frames:
+            return None
+        return [frames[-1].lineno, frames[-1].name]
+
+
+def _on_alarm(signum, frame):
+    raise CaseTimeout()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
