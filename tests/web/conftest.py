@@ -1,0 +1,36 @@
+"""Fixtures of the dashboard and badge tests: a fresh Postgres database per session, emptied per test."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from h7_support import TEST_SECRET_KEY, environment, fresh_database, seed_course, truncate_all
+
+from api.main import create_app
+from grader.store.db import session_scope
+
+
+@pytest.fixture(scope="session")
+def web_database():
+    with fresh_database("h7_web") as url:
+        with environment(DATABASE_URL=url, SECRET_KEY=TEST_SECRET_KEY, ENVIRONMENT="test"):
+            yield url
+
+
+@pytest.fixture
+def db_ready(web_database):
+    truncate_all()
+    yield
+
+
+@pytest.fixture
+def seed(db_ready):
+    with session_scope() as db:
+        return seed_course(db)
+
+
+@pytest.fixture
+def client(db_ready):
+    with TestClient(create_app(), base_url="http://testserver", follow_redirects=False) as test_client:
+        yield test_client
