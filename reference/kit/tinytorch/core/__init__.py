@@ -1,0 +1,1 @@
+"""Core modules of tinytorch: tensor, autograd, layers, activations, losses, optimizers, data loading."""

@@ -1,0 +1,243 @@
+"""Autograd: the `Function` base class, the grad-mode switch and the backward engine.
+
+Writing your own operation
+--------------------------
+An operation computes its output with NumPy, wraps it in a `Tensor`, and attaches a
+`Function` that knows how to turn the output's gradient into one gradient per input::
+
+    import numpy as np
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.core.autograd import Function
+
+    class ScaleAndShift(Function):
+        # y = x * w + b, for x (N, D), w (D,), b (D,)
+        def __init__(self, x, w, b):
+            super().__init__(x, w, b)        # keeps them in self.saved_tensors, in this order
+
+        def apply(self, grad_output):        # grad_output: ndarray shaped like y
+            x, w, b = self.saved_tensors
+            return (grad_output * w.data,                 # gradient for x
+                    (grad_output * x.data).sum(axis=0),   # gradient for w
+                    grad_output.sum(axis=0))              # gradient for b
+
+    def scale_and_shift(x, w, b):
+        output = Tensor(x.data * w.data + b.data,
+                        requires_grad=any(t.requires_grad for t in (x, w, b)))
+        output._grad_fn = ScaleAndShift(x, w, b)
+        return output
+
+`apply` returns one gradient (an ndarray, or None for "no gradient") per saved tensor, in the
+order they were given to `Function.__init__`. Returned gradients are summed over broadcast
+dimensions and cast to the input's dtype by the engine, so a bias gradient of shape (1, D) for a
+(D,) bias is accepted. `apply` must not modify `grad_output` in place.
+
+`Tensor.backward()` visits every operation once, in reverse topological order, without recursion,
+so graphs with hundreds of thousands of nodes (loop-style layers) are fine.
+"""
+
+import numpy as np
+
+_grad_enabled = True
+
+
+class _TensorBase:
+    """Marker base class of `Tensor`, so this module can recognise tensors without importing them."""
+
+    __slots__ = ()
+
+
+def is_grad_enabled():
+    """Whether new operations currently record the graph for backward."""
+    return _grad_enabled
+
+
+class no_grad:
+    """Context manager (and decorator) that stops operations from recording the graph, e.g. for evaluation."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = False
+        return self
+
+    def __exit__(self, *exc_info):
+        global _grad_enabled
+        _grad_enabled = self._previous
+        return False
+
+    def __call__(self, function):
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return function(*args, **kwargs)
+
+        wrapper.__name__ = getattr(function, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(function, "__doc__", None)
+        return wrapper
+
+
+class Function:
+    """One recorded operation: keeps its inputs in `saved_tensors`; `apply` maps the output's gradient to theirs.
+
+    Args:
+        *tensors: the operation's inputs (Tensors; other values are kept but receive no gradient).
+    """
+
+    def __init__(self, *tensors):
+        self.saved_tensors = tensors
+        # The producer of each input *at the time it was used*: later in-place writes to an input
+        # (Tensor.__setitem__) create a new producer and must not change what this operation saw.
+        self._input_fns = tuple(getattr(t, "_grad_fn", None) if isinstance(t, _TensorBase) else None for t in tensors)
+        for t in tensors:
+            if isinstance(t, _TensorBase):
+                t._read = True
+
+    def apply(self, grad_output):
+        """Return one gradient (ndarray or None) per saved tensor, given the gradient of the output."""
+        raise NotImplementedError(f"{type(self).__name__} must implement apply(grad_output)")
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+
+def _edges(function):
+    """(input tensor, its producer Function or None) for each saved input of `function`."""
+    saved = function.saved_tensors
+    if not isinstance(saved, (tuple, list)):
+        saved = (saved,)
+    producers = getattr(function, "_input_fns", None)
+    if producers is None or len(producers) != len(saved):
+        # A Function subclass that set saved_tensors itself without calling Function.__init__.
+        producers = [getattr(t, "_grad_fn", None) if isinstance(t, _TensorBase) else None for t in saved]
+    return list(zip(saved, producers))
+
+
+def _as_gradient_tuple(result, count):
+    if isinstance(result, (tuple, list)):
+        return result
+    if count == 1 or result is None:
+        return (result,)
+    raise TypeError(f"apply() returned one gradient but the Function has {count} saved tensors; "
+                    "return a tuple with one gradient (or None) per saved tensor")
+
+
+def fit_gradient(gradient, tensor):
+    """Return `gradient` as an ndarray with `tensor`'s shape and dtype (summing over broadcast dimensions).
+
+    Raises:
+        ValueError: the gradient cannot be brought to the tensor's shape.
+    """
+    if isinstance(gradient, _TensorBase):
+        gradient = gradient.data
+    data = tensor.data
+    if type(gradient) is not np.ndarray:
+        gradient = np.asarray(gradient)
+    shape = data.shape
+    if gradient.shape != shape:
+        gradient = _reduce_to_shape(gradient, shape)
+    if gradient.dtype != data.dtype and data.dtype.kind == "f":
+        gradient = gradient.astype(data.dtype)
+    return gradient
+
+
+def _reduce_to_shape(gradient, shape):
+    extra = gradient.ndim - len(shape)
+    if extra >= 0 and all(g == s or s == 1 for g, s in zip(gradient.shape[extra:], shape)):
+        if extra:
+            gradient = gradient.sum(axis=tuple(range(extra)))
+        axes = tuple(i for i, (g, s) in enumerate(zip(gradient.shape, shape)) if s == 1 and g != 1)
+        if axes:
+            gradient = gradient.sum(axis=axes, keepdims=True)
+        return gradient.reshape(shape)
+    if gradient.size == int(np.prod(shape)):
+        return gradient.reshape(shape)
+    raise ValueError(f"a gradient of shape {gradient.shape} was returned for a tensor of shape {shape}")
+
+
+def _add_into(entries, key, gradient, leaf):
+    entry = entries.get(key)
+    if entry is None:
+        entries[key] = [gradient, False, leaf]
+    elif entry[1]:
+        entry[0] += gradient
+    else:
+        entry[0] = entry[0] + gradient
+        entry[1] = True
+
+
+def run_backward(root, gradient):
+    """Propagate `gradient` (ndarray shaped like `root`) to every leaf tensor that requires grad."""
+    root_fn = root._grad_fn
+    if root_fn is None:
+        if root.requires_grad:
+            _store_leaf_gradient(root, fit_gradient(gradient, root))
+        return
+
+    edges_of = {}
+    pending_consumers = {}
+    stack = [root_fn]
+    edges_of[id(root_fn)] = None
+    while stack:
+        function = stack.pop()
+        edges = _edges(function)
+        edges_of[id(function)] = edges
+        for _, producer in edges:
+            if producer is None:
+                continue
+            key = id(producer)
+            count = pending_consumers.get(key)
+            if count is None:
+                pending_consumers[key] = 1
+                if key not in edges_of:
+                    edges_of[key] = None
+                    stack.append(producer)
+            else:
+                pending_consumers[key] = count + 1
+
+    from .tensor import GetItemBackward  # local: tensor.py imports this module
+
+    entries = {id(root_fn): [gradient, False, None]}
+    ready = [root_fn]
+    while ready:
+        function = ready.pop()
+        edges = edges_of[id(function)]
+        entry = entries.pop(id(function), None)
+        if entry is not None:
+            grad_output = entry[0]
+            if function.__class__ is GetItemBackward:
+                source, producer = edges[0]
+                if source.requires_grad:
+                    key = id(producer) if producer is not None else id(source)
+                    target = entries.get(key)
+                    if target is None or not target[1]:
+                        buffer = np.zeros(source.data.shape, dtype=source.data.dtype)
+                        if target is not None:
+                            buffer += target[0]
+                        target = [buffer, True, None if producer is not None else source]
+                        entries[key] = target
+                    function.accumulate(target[0], grad_output)
+            else:
+                gradients = _as_gradient_tuple(function.apply(grad_output), len(edges))
+                for (tensor, producer), grad in zip(edges, gradients):
+                    if grad is None or not isinstance(tensor, _TensorBase) or not tensor.requires_grad:
+                        continue
+                    grad = fit_gradient(grad, tensor)
+                    if producer is not None:
+                        _add_into(entries, id(producer), grad, None)
+                    else:
+                        _add_into(entries, id(tensor), grad, tensor)
+        for _, producer in edges:
+            if producer is not None:
+                key = id(producer)
+                count = pending_consumers[key] - 1
+                pending_consumers[key] = count
+                if count == 0:
+                    ready.append(producer)
+
+    for gradient_array, _, leaf in entries.values():
+        if leaf is not None:
+            _store_leaf_gradient(leaf, gradient_array)
+
+
+def _store_leaf_gradient(leaf, gradient):
+    # Never modify an existing .grad in place: it may be an array the caller also holds.
+    leaf.grad = gradient if leaf.grad is None else leaf.grad + gradient

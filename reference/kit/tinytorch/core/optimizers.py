@@ -1,0 +1,115 @@
+"""Optimizers with PyTorch's update rules: SGD (momentum, Nesterov, weight decay), Adam and AdamW.
+
+`optimizer.lr` may be changed between steps (learning-rate schedules). Updates are made in place
+on each parameter's `.data`, in its own dtype.
+"""
+
+import numpy as np
+
+
+class Optimizer:
+    def __init__(self, params, lr):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("the optimizer got an empty parameter list")
+        self.lr = lr
+        self.step_count = 0
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """p -= lr * update, where update = grad + weight_decay * p, through momentum (dampening 0) if set.
+
+    Args:
+        params: iterable of Tensors.
+        lr: learning rate.
+        momentum: momentum factor (0 disables).
+        nesterov: use Nesterov momentum (needs momentum > 0).
+        weight_decay: L2 penalty added to the gradient.
+    """
+
+    def __init__(self, params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(params, lr)
+        if nesterov and momentum <= 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.velocities = [None] * len(self.params)
+
+    def step(self):
+        self.step_count += 1
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            data = p.data
+            grad = np.asarray(p.grad, dtype=data.dtype)
+            if self.weight_decay:
+                grad = grad + self.weight_decay * data
+            if self.momentum:
+                velocity = self.velocities[i]
+                if velocity is None:
+                    velocity = self.velocities[i] = np.array(grad, dtype=data.dtype, copy=True)
+                else:
+                    velocity *= self.momentum
+                    velocity += grad
+                if self.nesterov:
+                    grad = grad + self.momentum * velocity
+                else:
+                    grad = velocity
+            data -= data.dtype.type(self.lr) * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction; weight_decay is an L2 term added to the gradient, as in PyTorch."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.first_moments = [np.zeros_like(p.data) for p in self.params]
+        self.second_moments = [np.zeros_like(p.data) for p in self.params]
+
+    def step(self):
+        self.step_count += 1
+        t = self.step_count
+        beta1, beta2 = self.beta1, self.beta2
+        correction1 = 1 - beta1 ** t
+        correction2 = 1 - beta2 ** t
+        for p, m, v in zip(self.params, self.first_moments, self.second_moments):
+            if p.grad is None:
+                continue
+            data = p.data
+            kind = data.dtype.type
+            grad = np.asarray(p.grad, dtype=data.dtype)
+            if self.weight_decay:
+                if self.decoupled:
+                    data *= kind(1 - self.lr * self.weight_decay)
+                else:
+                    grad = grad + kind(self.weight_decay) * data
+            m *= kind(beta1)
+            m += kind(1 - beta1) * grad
+            v *= kind(beta2)
+            v += kind(1 - beta2) * (grad * grad)
+            denominator = np.sqrt(v)
+            denominator /= kind(np.sqrt(correction2))
+            denominator += kind(self.eps)
+            data -= kind(self.lr / correction1) * m / denominator
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (p *= 1 - lr * weight_decay before the Adam step)."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
