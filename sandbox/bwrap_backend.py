@@ -39,6 +39,9 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "cnn-grader"
 POLL_SECONDS = 0.05
 KILL_GRACE_SECONDS = 5
+# bwrap itself stays inside the sandbox as its pid 1, and the job can read /proc/1/environ: bwrap must be started
+# with nothing of the worker's environment, not only told to --clearenv its child.
+BWRAP_ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 class _Cgroups:
@@ -128,7 +131,7 @@ def bwrap_usable(rootfs: Path) -> str | None:
     probe = _bwrap_prefix() + ["--unshare-all", "--ro-bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev",
                                "--clearenv", "/usr/bin/python3", "-I", "-c", "import numpy"]
     try:
-        completed = subprocess.run(probe, capture_output=True, timeout=30, check=False)
+        completed = subprocess.run(probe, capture_output=True, timeout=30, check=False, env=BWRAP_ENVIRONMENT)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bwrap failed to start: {error}"
     if completed.returncode != 0:
@@ -204,6 +207,7 @@ class BwrapRunner:
                 with open(log_path, "wb") as log:
                     process = subprocess.Popen(self._argv(job, job_dir), stdin=subprocess.DEVNULL, stdout=log,
                                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                               env=BWRAP_ENVIRONMENT,
                                                preexec_fn=_child_setup(limits, cgroups))
                     timed_out = self._wait(process, job_dir, limits, on_progress)
                 cgroups.kill_all()

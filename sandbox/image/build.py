@@ -39,7 +39,8 @@ DEBIAN_PACKAGES = ("python3",)
 # Used only when the NumPy wheel cannot be had: Debian's NumPy 1.24 with OpenBLAS instead of the slow reference BLAS.
 DEBIAN_NUMPY_PACKAGES = ("python3-numpy", "libopenblas0-pthread")
 NUMPY_VERSION = "2.2.6"  # same as the host venv; the manylinux wheel bundles OpenBLAS
-RECIPE_VERSION = "1"  # bump when the offline recipe below changes
+RECIPE_VERSION = "2"  # bump when the offline recipe below changes
+RECIPE_MARKER = ".sandbox-recipe"  # in the root of the rootfs: which recipe built it
 ROOTFS_STRIP = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
                 "usr/share/locale", "usr/share/info")
 
@@ -128,7 +129,7 @@ def _numpy_wheel(wheel_dir: Path, log: Log) -> Path | None:
 def build_rootfs(cache_dir: Path, log: Log = _print) -> Path:
     """The offline root filesystem (Debian minbase + python3 + NumPy), reused when its recipe is unchanged."""
     rootfs = cache_dir / "rootfs"
-    marker = rootfs / ".cnn-grader-recipe"
+    marker = rootfs / RECIPE_MARKER
     if marker.is_file() and marker.read_text().strip() == recipe_hash():
         log(f"reusing the root filesystem in {rootfs}")
         return rootfs
@@ -160,7 +161,7 @@ def build_rootfs(cache_dir: Path, log: Log = _print) -> Path:
                     "+"], check=True)
     for directory in ("opt/kit", "opt/harness", "job/submission", "job/inputs", "job/data", "job/out"):
         (partial / directory).mkdir(parents=True, exist_ok=True)
-    (partial / ".cnn-grader-recipe").write_text(recipe_hash() + "\n")
+    (partial / RECIPE_MARKER).write_text(recipe_hash() + "\n")
     if rootfs.exists():
         shutil.rmtree(rootfs)
     partial.rename(rootfs)
