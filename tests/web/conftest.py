@@ -12,9 +12,12 @@ from grader.store.db import session_scope
 
 
 @pytest.fixture(scope="session")
-def web_database():
+def web_database(tmp_path_factory):
+    # The broker is a throw-away folder: runs queued by these tests are never graded (no worker here).
+    data_dir = tmp_path_factory.mktemp("h7-web-data")
     with fresh_database("h7_web") as url:
-        with environment(DATABASE_URL=url, SECRET_KEY=TEST_SECRET_KEY, ENVIRONMENT="test"):
+        with environment(DATABASE_URL=url, SECRET_KEY=TEST_SECRET_KEY, ENVIRONMENT="test", BROKER_URL="",
+                         DATA_DIR=str(data_dir)):
             yield url
 
 
