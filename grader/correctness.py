@@ -205,6 +205,9 @@ def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobC
     if status == "missing_class":
         names = " or ".join(CLASS_NAMES[check.component])
         return 0.0, "failed", f"spatial.py defines no class {names}. Expected classes: {EXPECTED_CLASSES}."
+    if status == "skipped_after_timeout":
+        return 0.0, "timeout", ("not run: an earlier case of this component did not finish within its time limit "
+                                "(see the first check marked TIMEOUT).")
     forward_failed = status in ("error", "timeout") and phase in ("construct", "forward")
     if forward_failed:
         return 0.0, ("timeout" if status == "timeout" else "error"), _failure_text(entry, prepared)

@@ -59,7 +59,7 @@ class Run:
     input_kind: str = "normal"
     keep_input: bool = False
     run_forward: bool = True
-    time_limit_s: float = 10.0
+    time_limit_s: float = 5.0
 
     def describe(self) -> str:
         """What the run did, in the student's terms: `Conv2D(3, 4, kernel_size=3, stride=2) on x (2, 3, 7, 8) float64`."""

@@ -112,15 +112,23 @@ class Harness:
         self.write()
         if module is None:
             return
+        timed_out: set[str] = set()
         for run in cases["runs"]:
             self.say({"run": run["id"], "phase": "start"})
             started = time.perf_counter()
             entry: dict = {"status": "ok", "phase": "", "error": "", "notes": []}
             self.record["runs"][run["id"]] = entry
+            if run["component"] in timed_out:
+                # One infinite loop per component is enough: the component's other runs are not started.
+                entry.update(status="skipped_after_timeout", phase="construct")
+                self.write()
+                continue
             try:
                 self.do_run(module, run, inputs, entry)
             except MemoryError:
                 entry.update(status="error", error="MemoryError: your code ran out of memory")
+            if entry["status"] == "timeout":
+                timed_out.add(run["component"])
             entry["seconds"] = round(time.perf_counter() - started, 4)
             signal.setitimer(signal.ITIMER_REAL, 0)
             self.write()
