@@ -37,10 +37,15 @@ def _transport_options() -> dict[str, Any]:
     return options
 
 
-def make_celery() -> Celery:
+def configure(app: Celery) -> None:
+    """(Re)apply the settings to the app, e.g. after tests changed BROKER_URL."""
     settings = get_settings()
-    app = Celery("grader", broker=broker_url(), include=["grader.tasks"])
+    if app._pool is not None:  # connections to the previous broker
+        app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
     app.conf.update(
+        broker_url=broker_url(),
         task_acks_late=True,  # a job is acknowledged after it ran: a worker that dies leaves it in the broker
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # one job at a time per process, so a long job never hides a short one
@@ -54,6 +59,11 @@ def make_celery() -> Celery:
         beat_schedule={"sweep-stuck-runs": {"task": "grader.sweep", "schedule": settings.sweep_interval_seconds,
                                             "options": {"queue": "correctness", "expires": 60}}},
     )
+
+
+def make_celery() -> Celery:
+    app = Celery("grader", include=["grader.tasks"])
+    configure(app)
     return app
 
 

@@ -19,16 +19,15 @@ log = logging.getLogger(__name__)
 
 @worker_init.connect
 def _remove_orphaned_sandboxes(**_kwargs) -> None:
+    settings = get_settings()
+    if settings.sandbox_backend not in ("auto", "docker"):
+        return
     try:
         from sandbox import docker_backend
-    except ImportError:
-        return
-    cleanup = getattr(docker_backend, "cleanup_orphans", None) or getattr(docker_backend, "remove_orphans", None)
-    if cleanup is None:
-        return
-    try:
-        removed = cleanup()
-        log.info("removed orphaned sandbox containers: %s", removed)
+        from sandbox.select import job_root
+
+        removed = docker_backend.cleanup_orphans(docker_backend.connect(timeout_seconds=5), job_root(settings))
+        log.info("removed %d orphaned sandbox container(s)", removed)
     except Exception as error:  # no engine here: the sandbox selection refuses jobs later with a clear message
         log.warning("orphan cleanup skipped: %s", error)
 

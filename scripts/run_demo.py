@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))  # stop children too
     print(f"store:  {database_url().split('@')[-1]}", flush=True)
     print(f"broker: {broker_url().split('@')[-1]}", flush=True)
     upgrade_head()

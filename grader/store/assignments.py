@@ -6,11 +6,11 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from grader.pipeline import _stage_max
 from grader.spec import DEFAULT_SPEC_PATH, SpecError, parse_spec
 from grader.store.runs import spec_version_of
 
 KNOWN_STAGES = ("correctness", "cifar10")  # stages the service knows how to queue
-CIFAR10_DEFAULT_POINTS = 40.0  # when `[stages.cifar10]` names no points or max_score
 
 __all__ = ["SpecError", "SpecSummary", "default_spec_toml", "summarize_spec"]
 
@@ -29,21 +29,6 @@ def default_spec_toml() -> str:
     return DEFAULT_SPEC_PATH.read_text(encoding="utf-8")
 
 
-def _correctness_points(spec) -> float:
-    if spec.correctness.max_score is not None:
-        return float(spec.correctness.max_score)
-    from grader.checks import catalogue
-
-    return float(sum(spec.correctness.points_for(check.name) for check in catalogue()))
-
-
-def _section_points(section: dict[str, Any], default: float) -> float:
-    for key in ("max_score", "points"):
-        if isinstance(section.get(key), (int, float)):
-            return float(section[key])
-    return default
-
-
 def summarize_spec(spec_toml: str, stages: list[str] | None = None) -> SpecSummary:
     """Validate the spec and read its stages (optionally only `stages`), points and pass mark (a fraction)."""
     spec = parse_spec(spec_toml, source="spec")
@@ -51,8 +36,7 @@ def summarize_spec(spec_toml: str, stages: list[str] | None = None) -> SpecSumma
     for name in spec.stage_names:
         if name not in KNOWN_STAGES or (stages is not None and name not in stages):
             continue
-        weights[name] = _correctness_points(spec) if name == "correctness" else _section_points(
-            spec.stages[name], CIFAR10_DEFAULT_POINTS)
+        weights[name] = float(_stage_max(name, spec))
     missing = [name for name in stages or [] if name not in weights]
     if missing:
         raise SpecError(f"the spec has no stage {missing[0]!r}; it has {', '.join(spec.stage_names)}")

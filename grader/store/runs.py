@@ -227,13 +227,23 @@ def merge_results(earlier: dict[str, Any] | None, later: dict[str, Any]) -> dict
     return merged
 
 
-def stage_passed(result: dict[str, Any], stage: str) -> bool:
-    """Whether `stage` ended graded with full marks (training runs only on layers that are right)."""
-    for stage_result in result.get("stages", []):
-        if stage_result.get("name") == stage:
-            return stage_result.get("status") == "graded" and (
-                float(stage_result.get("score", 0)) >= float(stage_result.get("max_score", 0)) - 1e-9)
-    return False
+def training_blocker(result: dict[str, Any], assignment: Assignment, stage: str) -> str:
+    """Why `stage` may not run after the stages in `result` (empty when it may): the components it needs
+    (the spec's `requires`, else the pipeline's default) must have passed every correctness check."""
+    from grader.pipeline import DEFAULT_REQUIREMENTS
+
+    section = (assignment.spec.get("stages") or {}).get(stage, {})
+    required = tuple(section.get("requires", DEFAULT_REQUIREMENTS.get(stage, ())))
+    correctness = next((s for s in result.get("stages", []) if s.get("name") == "correctness"), None)
+    if not required or correctness is None:
+        return ""
+    failing = sorted({str(test.get("name", "")).split(".")[0] for test in result.get("tests", [])
+                      if test.get("status") != "passed" and str(test.get("name", "")).split(".")[0] in required})
+    if failing or correctness.get("status") != "graded":
+        which = ", ".join(failing) if failing else "the correctness stage"
+        return (f"Skipped: training needs correct layers, and {which} did not pass every correctness check. "
+                "Fix those first and submit again.")
+    return ""
 
 
 def skipped_stage(name: str, max_score: float, message: str) -> dict[str, Any]:
@@ -258,11 +268,10 @@ def complete_stage(db: Session, claim_: Claim, stage_result: dict[str, Any], *, 
     later = stages[stages.index(claim_.stage) + 1:] if claim_.stage in stages else []
     if later and merged.get("status") == "graded":
         next_stage = later[0]
-        if not stage_passed(merged, claim_.stage):
+        blocker = training_blocker(merged, assignment, next_stage)
+        if blocker:
             merged = merge_results(merged, skipped_stage(
-                next_stage, float(assignment.stage_weights.get(next_stage, 0)),
-                "Training on CIFAR-10 starts once every correctness check passes. Fix the failing checks above "
-                "and submit again."))
+                next_stage, float(assignment.stage_weights.get(next_stage, 0)), blocker))
         elif training_minutes_today(db, run.submission.user, utcnow()) >= training_ration_minutes(assignment):
             resets = day_start(utcnow()) + timedelta(days=1)
             merged = merge_results(merged, skipped_stage(
