@@ -386,7 +386,8 @@ def format_feedback(submission: dict[str, Any], assignment: dict[str, Any], pass
         lines.append(f"Score: {_number(score)}/{_number(top)}{mark_text} - {verdict}")
     else:
         lines.append(f"Grading ended with status '{status}'.")
-    if result.get("message"):
+    stage_messages = {stage.get("message") for stage in result.get("stages", [])}
+    if result.get("message") and result["message"] not in stage_messages:
         lines.append(str(result["message"]))
     for stage in result.get("stages", []):
         text = f"  {stage.get('name')}: {_number(stage.get('score'))}/{_number(stage.get('max_score'))} [{stage.get('status')}]"

@@ -1,0 +1,130 @@
+"""`grader submit` against a running server (uvicorn + Celery worker + sandbox): exit codes 0, 1 and 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from grader.commands.submit import (ProgressDisplay, describe_progress, parse_sse, pass_mark_of,
+                                    reaches_pass_mark)
+from grader.settings import PROJECT_ROOT
+
+GOOD = PROJECT_ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
+STUB = '''"""A first attempt: the layers exist but are not implemented yet."""
+
+
+class Conv2D:
+    def __init__(self, *args, **kwargs):
+        raise NotImplementedError("Conv2D is not written yet")
+
+
+class MaxPool2D(Conv2D):
+    pass
+
+
+class AvgPool2D(Conv2D):
+    pass
+
+
+class Flatten(Conv2D):
+    pass
+
+
+class SimpleCNN(Conv2D):
+    pass
+'''
+
+
+def _submit(service, *args: str, token: str | None = None, server: str | None = None, timeout: float = 240):
+    live, seed = service
+    env = {**os.environ, "GRADER_SERVER": server or live.base_url, "GRADER_TOKEN": token or seed.student_token}
+    return subprocess.run([sys.executable, "-m", "grader.cli", "submit", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=PROJECT_ROOT)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_correct_file_passes_with_exit_0(service):
+    result = _submit(service, str(GOOD), "--assignment", "cnn-spatial", "--commit", "abc123")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED" in result.stdout and "Score: 61.5/61.5" in result.stdout
+    assert "running" in result.stdout  # the run was followed live
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_unfinished_file_fails_with_exit_1_and_feedback(service, tmp_path):
+    stub = tmp_path / "spatial.py"
+    stub.write_text(STUB)
+    result = _submit(service, str(stub), "--assignment", "cnn-spatial")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "NOT PASSED" in result.stdout
+    assert "x conv2d." in result.stdout  # every failed check is listed with its feedback
+    assert "NotImplementedError" in result.stdout or "not written yet" in result.stdout
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_json_prints_only_the_result_object(service):
+    result = _submit(service, str(GOOD), "--assignment", "cnn-spatial", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["status"] == "graded" and data["score"] == data["max_score"] == 61.5
+    assert {test["status"] for test in data["tests"]} == {"passed"}
+
+
+def test_bad_token_exits_2_with_a_clear_message(service):
+    result = _submit(service, str(GOOD), "--assignment", "cnn-spatial", token="gt_not-a-token")
+    assert result.returncode == 2
+    assert "refused your token" in result.stderr
+
+
+def test_unknown_assignment_exits_2(service):
+    result = _submit(service, str(GOOD), "--assignment", "no-such-thing")
+    assert result.returncode == 2 and "not found" in result.stderr
+
+
+def test_unreachable_server_exits_2(service):
+    result = _submit(service, str(GOOD), "--assignment", "cnn-spatial", server="http://127.0.0.1:9")
+    assert result.returncode == 2 and "cannot reach the server" in result.stderr
+
+
+def test_usage_errors_exit_2(service, tmp_path):
+    assert _submit(service, str(GOOD)).returncode == 2  # --assignment missing (argparse)
+    missing = _submit(service, str(tmp_path / "nope.py"), "--assignment", "cnn-spatial")
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    not_python = tmp_path / "spatial.py"
+    not_python.write_bytes(b"def broken(:\n")
+    refused = _submit(service, str(not_python), "--assignment", "cnn-spatial")
+    assert refused.returncode == 2 and "does not parse" in refused.stderr
+
+
+def test_parse_sse_events_ids_and_comments():
+    lines = [": keep-alive", "", "id: 7", "event: progress", 'data: {"stage": "cifar10",', 'data: "epoch": 2}', "",
+             "event: done", "data: not json", "", "event: done", 'data: {"status": "graded"}', ""]
+    assert list(parse_sse(iter(lines))) == [("progress", {"stage": "cifar10", "epoch": 2}, "7"),
+                                            ("done", {"status": "graded"}, "7")]  # the id persists, as in browsers
+
+
+def test_progress_line_and_plain_output_off_a_terminal():
+    line = describe_progress({"stage": "cifar10", "epoch": 3, "epochs": 10, "train_loss": 1.23456,
+                              "test_accuracy": 0.612})
+    assert line == "cifar10 | epoch 3/10 | loss 1.235 | test accuracy 61.2%"
+    stream = io.StringIO()
+    display = ProgressDisplay(stream)
+    for text in ("queued", "queued", "running"):
+        display.note(text)
+    assert stream.getvalue() == "queued\nrunning\n"  # not a TTY: plain lines, repeats dropped
+
+
+def test_pass_mark_in_points_or_as_a_fraction():
+    assert pass_mark_of({"pass_mark": 46.125, "max_score": 61.5}, 61.5) == 46.125
+    assert pass_mark_of({"pass_mark": 0.75, "max_score": 100}, 100) == 75
+    assert reaches_pass_mark({"status": "graded", "score": 50, "max_score": 61.5}, {"pass_mark": 46.125})
+    assert not reaches_pass_mark({"status": "graded", "score": 40, "max_score": 61.5}, {"pass_mark": 46.125})
+    assert not reaches_pass_mark({"status": "error", "score": 61.5, "max_score": 61.5}, {"pass_mark": 1})
