@@ -86,10 +86,14 @@ class Function:
         self.saved_tensors = tensors
         # The producer of each input *at the time it was used*: later in-place writes to an input
         # (Tensor.__setitem__) create a new producer and must not change what this operation saw.
-        self._input_fns = tuple(getattr(t, "_grad_fn", None) if isinstance(t, _TensorBase) else None for t in tensors)
+        producers = []
         for t in tensors:
             if isinstance(t, _TensorBase):
+                producers.append(t._grad_fn)
                 t._read = True
+            else:
+                producers.append(None)
+        self._input_fns = producers
 
     def apply(self, grad_output):
         """Return one gradient (ndarray or None) per saved tensor, given the gradient of the output."""
@@ -100,7 +104,7 @@ class Function:
 
 
 def _edges(function):
-    """(input tensor, its producer Function or None) for each saved input of `function`."""
+    """(saved inputs, their producer Functions or None) of `function`, two sequences of equal length."""
     saved = function.saved_tensors
     if not isinstance(saved, (tuple, list)):
         saved = (saved,)
@@ -108,7 +112,7 @@ def _edges(function):
     if producers is None or len(producers) != len(saved):
         # A Function subclass that set saved_tensors itself without calling Function.__init__.
         producers = [getattr(t, "_grad_fn", None) if isinstance(t, _TensorBase) else None for t in saved]
-    return list(zip(saved, producers))
+    return saved, producers
 
 
 def _as_gradient_tuple(result, count):
@@ -153,17 +157,6 @@ def _reduce_to_shape(gradient, shape):
     raise ValueError(f"a gradient of shape {gradient.shape} was returned for a tensor of shape {shape}")
 
 
-def _add_into(entries, key, gradient, leaf):
-    entry = entries.get(key)
-    if entry is None:
-        entries[key] = [gradient, False, leaf]
-    elif entry[1]:
-        entry[0] += gradient
-    else:
-        entry[0] = entry[0] + gradient
-        entry[1] = True
-
-
 def run_backward(root, gradient):
     """Propagate `gradient` (ndarray shaped like `root`) to every leaf tensor that requires grad."""
     root_fn = root._grad_fn
@@ -172,15 +165,16 @@ def run_backward(root, gradient):
             _store_leaf_gradient(root, fit_gradient(gradient, root))
         return
 
-    edges_of = {}
+    # Pass 1: find every Function reachable from the root and count its consumers, so that a
+    # Function runs only once all gradients flowing into its output have been summed.
+    edges_of = {id(root_fn): None}
     pending_consumers = {}
     stack = [root_fn]
-    edges_of[id(root_fn)] = None
     while stack:
         function = stack.pop()
         edges = _edges(function)
         edges_of[id(function)] = edges
-        for _, producer in edges:
+        for producer in edges[1]:
             if producer is None:
                 continue
             key = id(producer)
@@ -195,16 +189,19 @@ def run_backward(root, gradient):
 
     from .tensor import GetItemBackward  # local: tensor.py imports this module
 
+    # Pass 2: run Functions in reverse topological order. entries maps id(Function) (or id(leaf
+    # tensor)) to [summed gradient, whether that array is ours to add into, the leaf or None].
     entries = {id(root_fn): [gradient, False, None]}
     ready = [root_fn]
+    tensor_base = _TensorBase
     while ready:
         function = ready.pop()
-        edges = edges_of[id(function)]
+        saved, producers = edges_of[id(function)]
         entry = entries.pop(id(function), None)
         if entry is not None:
             grad_output = entry[0]
             if function.__class__ is GetItemBackward:
-                source, producer = edges[0]
+                source, producer = saved[0], producers[0]
                 if source.requires_grad:
                     key = id(producer) if producer is not None else id(source)
                     target = entries.get(key)
@@ -216,16 +213,21 @@ def run_backward(root, gradient):
                         entries[key] = target
                     function.accumulate(target[0], grad_output)
             else:
-                gradients = _as_gradient_tuple(function.apply(grad_output), len(edges))
-                for (tensor, producer), grad in zip(edges, gradients):
-                    if grad is None or not isinstance(tensor, _TensorBase) or not tensor.requires_grad:
+                gradients = _as_gradient_tuple(function.apply(grad_output), len(saved))
+                for tensor, producer, grad in zip(saved, producers, gradients):
+                    if grad is None or not isinstance(tensor, tensor_base) or not tensor.requires_grad:
                         continue
                     grad = fit_gradient(grad, tensor)
-                    if producer is not None:
-                        _add_into(entries, id(producer), grad, None)
+                    key = id(producer) if producer is not None else id(tensor)
+                    target = entries.get(key)
+                    if target is None:
+                        entries[key] = [grad, False, None if producer is not None else tensor]
+                    elif target[1]:
+                        target[0] += grad
                     else:
-                        _add_into(entries, id(tensor), grad, tensor)
-        for _, producer in edges:
+                        target[0] = target[0] + grad
+                        target[1] = True
+        for producer in producers:
             if producer is not None:
                 key = id(producer)
                 count = pending_consumers[key] - 1

@@ -568,7 +568,7 @@ class ReLUBackward(Function):
         self.out = out
 
     def apply(self, grad_output):
-        return (np.where(self.out > 0, grad_output, 0).astype(grad_output.dtype, copy=False),)
+        return (grad_output * (self.out > 0),)
 
 
 class SigmoidBackward(Function):
@@ -716,6 +716,8 @@ class SetItemBackward(Function):
 
     def __init__(self, tensor, previous_fn):
         self.closed = False
+        self.ndim = tensor.data.ndim
+        self.all_scalar_writes = True  # every index names one element by integers (the loop style)
         if previous_fn is not None:
             previous = _new(tensor.data, True, previous_fn)
             self.saved_tensors = [previous]
@@ -726,6 +728,9 @@ class SetItemBackward(Function):
         self.indices = []
 
     def record(self, index, source):
+        if self.all_scalar_writes and not (type(index) is tuple and len(index) == self.ndim
+                                           and all(type(i) is int or isinstance(i, np.integer) for i in index)):
+            self.all_scalar_writes = False
         self.indices.append(index)
         self.saved_tensors.append(source)
         if source is None:
@@ -738,6 +743,8 @@ class SetItemBackward(Function):
         self.closed = True
         sources = self.saved_tensors
         count = len(self.indices)
+        if self.all_scalar_writes and count and self.ndim:
+            return self._scalar_writes_gradients(grad_output)
         gradients = [None] * (count + 1)
         if count == 1 and sources[0] is None:
             if sources[1] is not None:
@@ -756,6 +763,23 @@ class SetItemBackward(Function):
         if sources[0] is not None:
             gradients[0] = np.where(covered, 0, grad_output).astype(grad_output.dtype, copy=False)
         return gradients
+
+    def _scalar_writes_gradients(self, grad_output):
+        shape = grad_output.shape
+        flat = np.ravel_multi_index(np.array(self.indices, dtype=np.int64).T, shape, mode="wrap")
+        values = np.ascontiguousarray(grad_output).reshape(-1)[flat]
+        counts = np.bincount(flat, minlength=grad_output.size)
+        if counts.max(initial=0) > 1:
+            # Several writes to one element: only the last one of each keeps its gradient.
+            _, first_from_end = np.unique(flat[::-1], return_index=True)
+            is_last = np.zeros(len(flat), dtype=bool)
+            is_last[len(flat) - 1 - first_from_end] = True
+            values = np.where(is_last, values, 0)
+        gradients = [None]
+        gradients.extend(values)
+        if self.saved_tensors[0] is not None:
+            gradients[0] = np.where(counts.reshape(shape) > 0, 0, grad_output).astype(grad_output.dtype, copy=False)
+        return [g if s is not None else None for g, s in zip(gradients, self.saved_tensors)]
 
 
 def zeros(*shape, dtype=np.float32, requires_grad=False):
