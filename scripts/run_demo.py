@@ -42,6 +42,10 @@ def _stop(processes: list[subprocess.Popen]) -> None:
             process.wait()
 
 
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt
+
+
 def _wait_healthy(url: str, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))  # stop children too
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too, like Ctrl-C
     print(f"store:  {database_url().split('@')[-1]}", flush=True)
     print(f"broker: {broker_url().split('@')[-1]}", flush=True)
     upgrade_head()
