@@ -223,3 +223,58 @@ AvgPool2D.forward = _spin
 
 def test_nothing_left_after_scoring_attacks(docker_only_runner):
     assert leftover_containers(docker_only_runner) == []
+
+
+def test_huge_printing_and_a_full_tmp_change_nothing(docker_only_runner, honest):
+    attack = '''
+import sys
+_n = 0
+try:
+    while True:
+        open(f"/tmp/fill{_n}", "wb").write(b"0" * (1 << 20))
+        _n += 1
+except OSError:
+    pass
+for _ in range(64):
+    sys.stdout.write("spam " * 200000)
+    sys.stderr.write("spam " * 200000)
+''' + HONEST
+    result, _ = grade(attack, docker_only_runner)
+    assert_same_score(result, honest)
+
+
+@pytest.mark.parametrize("crash", [
+    "import ctypes\n    ctypes.string_at(0)\n",
+    "hoard = []\n    while True:\n        hoard.append(b'x' * (64 << 20))\n",
+])
+def test_crash_in_forward_keeps_what_finished_before(docker_only_runner, honest, crash):
+    attack = GOOD + f'''
+
+def _crash(self, x):
+    {crash}
+
+AvgPool2D.forward = _crash
+'''
+    result, seconds = grade(attack, docker_only_runner)
+    assert seconds < wall_limit() + OVERHEAD_ALLOWANCE_S
+    assert "avgpool2d" not in passed_components(result)
+    assert {"conv2d", "maxpool2d"} <= passed_components(result)  # finished before the crash: still counted
+    if result.status == "graded":  # the harness survived (e.g. MemoryError caught per run)
+        assert_same_score(result, honest)
+    else:
+        assert result.status == "error" and result.message and result.score <= honest.score
+
+
+def test_fork_bomb_at_import_ends_within_the_limit(docker_only_runner, honest):
+    attack = '''
+import os
+if os.fork() == 0:
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            pass
+''' + HONEST
+    result, seconds = grade(attack, docker_only_runner)
+    assert seconds < wall_limit() + OVERHEAD_ALLOWANCE_S
+    assert result.score <= honest.score
