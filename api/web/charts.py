@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import matplotlib
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -44,8 +44,7 @@ def _figure(height: float | None = None) -> tuple[Figure, object]:
 
 def _empty(axes, text: str) -> None:
     axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes, color="#666")
-    axes.set_xticks([])
-    axes.set_yticks([])
+    axes.set_axis_off()
 
 
 def score_histogram(scores: Sequence[float], max_score: float, pass_mark: float | None) -> str:
@@ -119,21 +118,32 @@ def accuracy_distribution(accuracies: Sequence[float], threshold: float | None) 
 
 
 def submissions_over_time(times: Sequence[datetime], due_at: datetime | None) -> str:
-    """Cumulative number of submissions against time, with the due date marked."""
+    """Cumulative number of submissions against time, with the due date marked (or pointed at, when far off)."""
     with matplotlib.rc_context(_RC):
         figure, axes = _figure()
         if not times:
             _empty(axes, "no submissions yet")
         else:
             ordered = sorted(times)
-            axes.step(ordered, range(1, len(ordered) + 1), where="post", color=BAR_COLOR)
-            axes.fill_between(ordered, range(1, len(ordered) + 1), step="post", alpha=0.15, color=BAR_COLOR)
-            if due_at is not None:
+            counts = range(1, len(ordered) + 1)
+            axes.step(ordered, counts, where="post", color=BAR_COLOR, marker="o", markersize=3)
+            axes.fill_between(ordered, counts, step="post", alpha=0.15, color=BAR_COLOR)
+            span = max(ordered[-1] - ordered[0], timedelta(hours=1))
+            if due_at is not None and ordered[0] - span <= due_at <= ordered[-1] + span:
                 axes.axvline(due_at, color=DEADLINE_COLOR, linestyle="--", linewidth=1.2, label="due")
                 axes.legend(loc="upper left", frameon=False)
+            elif due_at is not None:
+                # A due date far from the submissions would squash them into one line: point at it instead.
+                where = 0.98 if due_at > ordered[-1] else 0.02
+                arrow = "due {:%Y-%m-%d %H:%M} \u2192" if due_at > ordered[-1] else "\u2190 due {:%Y-%m-%d %H:%M}"
+                axes.text(where, 0.95, arrow.format(due_at), transform=axes.transAxes, color=DEADLINE_COLOR,
+                          ha="right" if where > 0.5 else "left", va="top")
+            axes.set_xlim(ordered[0] - span * 0.05, ordered[-1] + span * 0.05)
             locator = AutoDateLocator()
             axes.xaxis.set_major_locator(locator)
             axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+            axes.set_ylim(0, len(ordered) * 1.1 + 0.5)
+            axes.yaxis.get_major_locator().set_params(integer=True)
             axes.set_ylabel("submissions (cumulative)")
         axes.set_title("Submissions over time")
         return _svg(figure)

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.routes.badges import badge_links
 from api.routes.me import public_base_url
@@ -199,11 +199,13 @@ def course_page(slug: str, request: Request, db: SessionDep, user: Instructor) -
 def assignment_page(slug: str, request: Request, db: SessionDep, user: Instructor) -> HTMLResponse:
     assignment = _assignment(db, slug)
     rows = queries.student_rows(db, assignment)
-    latest_run = db.scalar(select(GradingRun.id).join(Submission).where(Submission.assignment_id == assignment.id)
-                           .order_by(GradingRun.id.desc()).limit(1))
+    # Chart URLs change whenever a run is added or finishes, so a cached chart is never stale.
+    latest_run, finished = db.execute(
+        select(func.max(GradingRun.id), func.count(GradingRun.finished_at)).join(Submission)
+        .where(Submission.assignment_id == assignment.id)).one()
     return render(request, "assignment.html", {
         "user": user, "assignment": assignment, "rows": rows, "charts": CHART_NAMES,
-        "chart_version": latest_run or 0})
+        "chart_version": f"{latest_run or 0}-{finished}"})
 
 
 @router.get("/dashboard/assignments/{slug}/charts/{name}.svg")

@@ -220,6 +220,7 @@ def run_view(run: GradingRun) -> RunView:
                         max_score=float(test.get("max_score", 0) or 0),
                         visibility=str(test.get("visibility", "visible")), output=str(test.get("output", "")))
               for test in result.get("tests", [])]
+    checks.sort(key=lambda check: check.status == "passed")  # failures first: that is what one looks for
     return RunView(run=run, signed=run.finished and verify_run(run), checks=checks,
                    epochs=training_epochs(result), accuracy=cifar10_accuracy(result))
 

@@ -107,8 +107,24 @@
       if (node) node.className = "status status-" + data.status;
       setField(section, "score", data.score_text);
       setField(section, "progress", data.progress_text);
-      if (data.finished) { window.location.reload(); return false; }
+      if (data.finished) { refreshMain(); return false; }
     });
+  }
+
+  // Swap in the freshly rendered page content (checks, curve, history) without navigating.
+  function refreshMain() {
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("main");
+        var current = document.querySelector("main");
+        if (fresh && current) {
+          current.replaceWith(fresh);
+          init(fresh);
+        }
+      })
+      .catch(function () {});
   }
 
   function liveStudents(table) {
@@ -134,23 +150,26 @@
   function livePreview(section) {
     if (section.getAttribute("data-done") === "yes") return;
     poll(section, function (data) {
-      if (data.done) { window.location.reload(); return false; }
+      if (data.done) { refreshMain(); return false; }
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("table.sortable").forEach(makeSortable);
-    document.querySelectorAll("input[data-filter-for]").forEach(makeFilter);
-    document.querySelectorAll("[data-select-on-focus]").forEach(function (input) {
+  function init(root) {
+    root.querySelectorAll("table.sortable").forEach(makeSortable);
+    root.querySelectorAll("input[data-filter-for]").forEach(makeFilter);
+    root.querySelectorAll("[data-select-on-focus]").forEach(function (input) {
       input.addEventListener("focus", function () { input.select(); });
     });
-    var queue = document.getElementById("live-queue");
+    var queue = root.querySelector("#live-queue");
     if (queue) liveQueue(queue);
-    var run = document.getElementById("current-run");
+    var run = root.querySelector("#current-run");
     if (run) liveRun(run);
-    var students = document.getElementById("students");
+    var students = root.querySelector("#students");
     if (students && students.getAttribute("data-live-url")) liveStudents(students);
-    var preview = document.getElementById("regrade-preview");
+    var preview = root.querySelector("#regrade-preview");
     if (preview) livePreview(preview);
-  });
+    document.body.setAttribute("data-ready", "yes");
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { init(document); });
 })();
