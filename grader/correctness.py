@@ -208,13 +208,18 @@ def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobC
     if status == "skipped_after_timeout":
         return 0.0, "timeout", ("not run: an earlier case of this component did not finish within its time limit "
                                 "(see the first check marked TIMEOUT).")
-    forward_failed = status in ("error", "timeout") and phase in ("construct", "forward")
-    if forward_failed:
+    failed = status in ("error", "timeout")
+    if failed and phase != "backward":
         return 0.0, ("timeout" if status == "timeout" else "error"), _failure_text(entry, prepared)
-    if check.aspect == "backward" and status in ("error", "timeout"):
-        return 0.0, ("timeout" if status == "timeout" else "error"), _failure_text(entry, prepared)
-    if status != "ok":
+    if status not in ("ok", "error", "timeout"):
         return 0.0, "error", "the harness could not run this case."
+    if check.aspect == "backward":
+        out, expected_out = got.get("out"), prepared.expected["out"]
+        if out is not None and out.shape != expected_out.shape:
+            return 0.0, "failed", (f"backward not checked: forward returned shape {tuple(out.shape)}, expected "
+                                   f"{tuple(expected_out.shape)} (see the forward check of this case).")
+        if failed:
+            return 0.0, ("timeout" if status == "timeout" else "error"), _failure_text(entry, prepared)
     lines, passed = [], 0
     notes = entry.get("notes") if isinstance(entry.get("notes"), list) else []
     if "bias_zeros" in notes:
@@ -338,6 +343,9 @@ def _import_message(record: dict) -> str:
                 "(no torch, no scipy).")
         missing = f" Missing module: {module}." if module else ""
         return f"spatial.py could not be imported{_line_of(info)}: {message}.{hint}{missing}"
+    if kind == "exit":
+        return (f"spatial.py called sys.exit() or exit() while being imported{_line_of(info)}, so the checks could "
+                "not run. Move test code under `if __name__ == '__main__':`.")
     if kind == "timeout":
         return f"importing spatial.py did not finish: {message}. Does it run long code at module level?"
     return (f"importing spatial.py raised {message}{_line_of(info)}. "

@@ -128,7 +128,9 @@ def judge_api(prepared: PreparedRun, got: dict[str, np.ndarray], entry: dict) ->
                 have = "no such attribute" if shapes.get(name) is None else f"shape {tuple(shapes[name])}"
                 problems.append(f"after Conv2D({channels}, {filters}, kernel_size={kernel}), `self.{name}` should "
                                 f"be a Tensor of shape {tuple(shape)}; found {have}.")
-    if run.case == "input_unchanged" and "x_after" in got:
+    if run.case == "input_unchanged" and "x_after" not in got:
+        problems.append("the input x could not be read back after forward.")
+    elif run.case == "input_unchanged":
         if got["x_after"].shape != tuple(run.x_shape) or not np.array_equal(got["x_after"], prepared.inputs["x"]):
             problems.append("forward changed its input x in place; compute the padded input as a new array.")
     return problems

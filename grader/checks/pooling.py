@@ -94,6 +94,22 @@ def _max_backward_variant(x, grad, kernel, stride, rule: str) -> np.ndarray:
     return dx
 
 
+def _offset_overwrite(x, grad, kernel, stride, component: str) -> np.ndarray:
+    """Input gradient when a vectorized backward assigns (=) per kernel offset instead of accumulating (+=)."""
+    _, _, height, width = x.shape
+    out_h, out_w = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+    dx = np.zeros_like(x)
+    if component == "maxpool2d":
+        views = [x[:, :, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride]
+                 for i in range(kernel) for j in range(kernel)]
+        winners = np.argmax(np.stack(views), axis=0)
+    for k in range(kernel * kernel):
+        i, j = divmod(k, kernel)
+        share = grad * (winners == k) if component == "maxpool2d" else grad / kernel**2
+        dx[:, :, i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride] = share
+    return dx
+
+
 def _avg_backward_overwrite(x, grad, kernel, stride) -> np.ndarray:
     dx = np.zeros_like(x)
     for i, j, rows, cols in _windows(x.shape, kernel, stride):
@@ -123,9 +139,11 @@ def variants(prepared: PreparedRun) -> list[Variant]:
                              "pooling's gradient); max pooling sends it only to the position of the maximum.",
                              {"dx": _pool("avgpool2d", x, grad, kernel, stride).get("dx")}))
         if overlapping:
-            found.append(Variant("overwrite_overlap", "overlapping windows overwrite each other's gradient: "
-                                 "accumulate with += (an element can be the maximum of several windows).",
-                                 {"dx": _max_backward_variant(x, grad, kernel, stride, "overwrite")}))
+            for dx in (_max_backward_variant(x, grad, kernel, stride, "overwrite"),
+                       _offset_overwrite(x, grad, kernel, stride, "maxpool2d")):
+                found.append(Variant("overwrite_overlap", "overlapping windows overwrite each other's gradient: "
+                                     "accumulate with += (an element can be the maximum of several windows).",
+                                     {"dx": dx}))
     else:
         found.append(Variant("max_instead_of_mean", "the output is the maximum of each window: AvgPool2D takes the "
                              "mean.", _pool("maxpool2d", x, grad, kernel, stride)))
@@ -137,8 +155,10 @@ def variants(prepared: PreparedRun) -> list[Variant]:
                                  f"the {kernel * kernel} elements gets dout / {kernel * kernel}.",
                                  {"dx": exact["dx"] * kernel**2}))
         if overlapping:
-            found.append(Variant("overwrite_overlap", "overlapping windows overwrite each other's gradient: "
-                                 "accumulate with +=.", {"dx": _avg_backward_overwrite(x, grad, kernel, stride)}))
+            for dx in (_avg_backward_overwrite(x, grad, kernel, stride),
+                       _offset_overwrite(x, grad, kernel, stride, "avgpool2d")):
+                found.append(Variant("overwrite_overlap", "overlapping windows overwrite each other's gradient: "
+                                     "accumulate with += (an element belongs to several windows).", {"dx": dx}))
     if stride != 1:
         found.append(Variant("stride_ignored", "the stride is ignored (the window moves by 1): move it by `stride`, "
                              "which defaults to kernel_size when not given.",

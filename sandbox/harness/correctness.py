@@ -183,7 +183,11 @@ class Harness:
             record.update(kind="import", module=getattr(error, "name", None) or "",
                           message=self.describe(error), line=self.student_line(error))
             return None
-        except BaseException as error:  # SystemExit too: the student's exit must not end the harness
+        except SystemExit as error:  # the student's exit must not end the harness
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            record.update(kind="exit", message=self.describe(error), line=self.student_line(error))
+            return None
+        except BaseException as error:
             signal.setitimer(signal.ITIMER_REAL, 0)
             record.update(kind="exception", message=self.describe(error), line=self.student_line(error))
             return None
