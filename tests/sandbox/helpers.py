@@ -10,7 +10,8 @@ import pytest
 
 from grader.settings import get_settings
 from sandbox.runner import MiB, SandboxJob, SandboxLimits, SandboxOutcome
-from sandbox.select import bwrap_runner, docker_runner, job_root
+from sandbox.image.build import build_rootfs
+from sandbox.select import bwrap_runner, docker_runner, job_root, sandbox_cache_dir
 
 TEST_LIMITS = SandboxLimits(memory_bytes=256 * MiB, cpus=1.0, pids=32, wall_seconds=10.0, output_bytes=1 * MiB,
                             progress_bytes=64 * 1024, tmpfs_bytes=8 * MiB, nofile=64, fsize_bytes=16 * MiB)
@@ -40,7 +41,11 @@ def reported(outcome: SandboxOutcome) -> dict:
 
 def make_runner(backend: str):
     settings = get_settings()
-    return docker_runner(settings) if backend == "docker" else bwrap_runner(settings)
+    if backend == "docker":
+        return docker_runner(settings)
+    # A host whose image came from a registry has no root filesystem yet: build it (cached) rather than skip.
+    build_rootfs(sandbox_cache_dir(settings))
+    return bwrap_runner(settings)
 
 
 def leftover_containers(runner) -> list:
