@@ -1,0 +1,125 @@
+"""Real Celery workers (subprocesses) grading through the real sandbox: sandbox.select picks docker here (the
+tests assert which backend graded), the store is the session's Postgres database and the broker Redis db 13."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from grader.settings import PROJECT_ROOT
+from grader.store.db import session_scope
+from grader.store.models import GradingRun, RunEvent, TestResultRow
+from grader.tasks import publish
+from tests.api.service_fixtures import (REDIS_URL, WorkerProcess, apply_environment, good_source, make_world, submit,
+                                        wait_for)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SLOW_IMPORT = "\nimport time as _time\n_time.sleep(4)  # keeps the job running long enough to interrupt it\n"
+
+
+def _run(run_id: int) -> GradingRun:
+    with session_scope() as db:
+        return db.get(GradingRun, run_id)
+
+
+def _finished(run_id: int) -> GradingRun | None:
+    run = _run(run_id)
+    return run if run.status in ("graded", "error", "timeout") else None
+
+
+def _assert_graded_once(run_id: int, attempts: int) -> GradingRun:
+    with session_scope() as db:
+        run = db.get(GradingRun, run_id)
+        assert run.status == "graded", run.result
+        assert run.score == run.max_score > 0 and run.attempts == attempts and run.signature
+        assert run.backend == "docker" and run.image_digest.startswith("sha256:")
+        assert db.scalar(select(func.count(TestResultRow.id)).where(TestResultRow.run_id == run_id)) == len(
+            run.result["tests"])
+        assert db.scalar(select(func.count(RunEvent.id)).where(RunEvent.run_id == run_id,
+                                                                RunEvent.type == "done")) == 1
+        return run
+
+
+def test_worker_grades_and_a_repeated_delivery_changes_nothing(client, world, start_worker):
+    start_worker()
+    accepted = submit(client, world)
+    for _ in range(2):
+        publish(accepted["run_id"], "correctness")  # duplicates of the message, as after a broker redelivery
+    wait_for(lambda: _finished(accepted["run_id"]), 120, "the run to finish")
+    time.sleep(3)  # give the duplicates time to be consumed
+    _assert_graded_once(accepted["run_id"], attempts=1)
+    view = client.get(accepted["status_url"], headers=world.headers("alice")).json()
+    assert view["status"] == "graded" and view["passed"] is True
+    with session_scope() as db:
+        kinds = {event.type for event in db.scalars(select(RunEvent).where(RunEvent.run_id == accepted["run_id"]))}
+    assert {"status", "done"} <= kinds
+
+
+def test_worker_killed_mid_job_is_graded_exactly_once(client, world, start_worker):
+    worker = start_worker(name="doomed")
+    accepted = submit(client, world, source=good_source() + SLOW_IMPORT.encode())
+    wait_for(lambda: _run(accepted["run_id"]).status == "running", 60, "the job to start", interval=0.05)
+    worker.kill()
+    assert _run(accepted["run_id"]).status == "running"
+    start_worker(name="rescuer")  # removes the dead worker's container; the sweep re-queues the run
+    wait_for(lambda: _finished(accepted["run_id"]), 180, "the re-queued run to finish")
+    run = _assert_graded_once(accepted["run_id"], attempts=2)
+    assert "stopped" in " ".join(e["reason"] for e in _status_events(run.id) if e.get("reason"))
+
+
+def _status_events(run_id: int) -> list[dict]:
+    with session_scope() as db:
+        return [event.data for event in db.scalars(select(RunEvent).where(RunEvent.run_id == run_id,
+                                                                          RunEvent.type == "status"))]
+
+
+def _restart_redis() -> None:
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], check=False,
+                   capture_output=True)
+    wait_for(lambda: subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True).returncode != 0,
+             20, "redis to stop")
+    subprocess.run([str(PROJECT_ROOT / "scripts" / "ensure_services.sh")], check=True, capture_output=True)
+    assert redis.Redis.from_url(REDIS_URL).ping()
+
+
+def test_redis_restart_during_queued_work(client, world, start_worker):
+    start_worker()
+    runs = [submit(client, world, source=good_source(f"r{i}") + SLOW_IMPORT.encode())["run_id"] for i in range(3)]
+    wait_for(lambda: _run(runs[0]).status == "running", 60, "the first job to start", interval=0.1)
+    _restart_redis()  # Redis here keeps nothing on disk: the queued messages are gone
+    assert redis.Redis.from_url(REDIS_URL).llen("correctness") == 0
+    for run_id in runs:
+        wait_for(lambda: _finished(run_id), 240, f"run {run_id} to finish after the restart")
+    for run_id in runs:
+        _assert_graded_once(run_id, attempts=1)
+
+
+def test_embedded_default_mode(tmp_path, service_env):
+    """No DATABASE_URL or BROKER_URL: SQLite file and filesystem broker under data_dir, same worker code."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from grader.store.migrate import upgrade_head
+
+    embedded = {**service_env, "DATABASE_URL": "", "BROKER_URL": "", "DATA_DIR": str(tmp_path / "data")}
+    try:
+        apply_environment(embedded)
+        upgrade_head()
+        world = make_world()
+        with TestClient(create_app()) as embedded_client:
+            accepted = submit(embedded_client, world)
+            process = WorkerProcess(embedded, tmp_path / "embedded-worker.log")
+            try:
+                process.wait_ready()
+                wait_for(lambda: _finished(accepted["run_id"]), 120, "the embedded run to finish")
+                _assert_graded_once(accepted["run_id"], attempts=1)
+                assert (tmp_path / "data" / "grader.sqlite3").exists()
+            finally:
+                process.stop()
+    finally:
+        apply_environment(service_env)
