@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     training_cpu_minutes_per_day: float = 120.0  # default per-student daily training ration (the spec may override)
     submissions_per_day: int = 50  # default per-student daily submission limit (the assignment may override)
     worker_concurrency: int = 1  # grading processes per worker and queue; used for queue-time estimates
+    readyz_check_sandbox: bool = True  # off where the API host has no sandbox engine (compose: the worker has it)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":

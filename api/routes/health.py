@@ -61,7 +61,10 @@ def readyz(db: SessionDep) -> JSONResponse:
         checks["database"] = {"ok": True, "detail": db.get_bind().dialect.name}
     except Exception as error:
         checks["database"] = {"ok": False, "detail": f"{type(error).__name__}: {error}"}
-    for name, check in (("broker", _check_broker), ("sandbox", _check_sandbox)):
+    probes = [("broker", _check_broker)]
+    if get_settings().readyz_check_sandbox:
+        probes.append(("sandbox", _check_sandbox))
+    for name, check in probes:
         ok, detail = check()
         checks[name] = {"ok": ok, "detail": detail}
     ready = all(check["ok"] for check in checks.values())
