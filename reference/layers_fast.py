@@ -13,6 +13,8 @@ array; only `.strides` differ, and any consumer that needs C order gets it from 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from reference.shapes import IntPair, check_conv_args, check_dout, check_pool_args, conv2d_output_shape
@@ -140,6 +142,9 @@ def maxpool2d_forward(x, *, kernel_size: IntPair, stride: IntPair | None = None)
     """
     x, (kh, kw), (sh, sw) = check_pool_args(x, kernel_size, stride)
     _, _, oh, ow = pool2d_output_shape(x.shape, kernel_size=(kh, kw), stride=(sh, sw))
+    layout = (x.shape, x.dtype, x.strides, (kh, kw), (sh, sw))
+    if (kh, kw) == (2, 2) and (sh, sw) == (2, 2) and _rows_are_float32_pairs(x):
+        return _maxpool2x2_forward(x, layout)
     windows = _pool_windows(x, kh, kw, sh, sw, oh, ow)
     _, first = next(windows)
     out = first.copy(order="K")
@@ -150,25 +155,85 @@ def maxpool2d_forward(x, *, kernel_size: IntPair, stride: IntPair | None = None)
         larger = view > out
         np.maximum(out, view, out=out)
         np.copyto(argmax, offset, where=larger)
-    return out, (argmax, x.shape, x.dtype, x.strides, (kh, kw), (sh, sw))
+    return out, ("windows", argmax, layout)
 
 
-def _zeros_like_layout(shape, dtype, strides) -> np.ndarray:
-    """Zeros of `shape`, channel-major in memory when `strides` (of an NCHW array) were channel-major."""
+def _rows_are_float32_pairs(x: np.ndarray) -> bool:
+    """Whether x (N, C, H, W) suits the 2x2 fast path: float32, even H and W, each image plane contiguous."""
+    n_batch, channels, height, width = x.shape
+    return (x.dtype == np.float32 and sys.byteorder == "little" and height % 2 == 0 and width % 2 == 0
+            and x.strides[3] == 4 and x.strides[2] == 4 * width)
+
+
+def _maxpool2x2_forward(x: np.ndarray, layout):
+    """The common 2x2 stride-2 pool on float32, separably: max of column pairs, then of row pairs.
+
+    NumPy is slow on short strided inner loops, so each step runs over whole image planes: column pairs are the
+    even/odd elements of a flattened plane. Ties: the right column wins only if strictly larger, the lower row
+    only if strictly larger, which is PyTorch's first-maximum rule.
+
+    For the backward pass each input element gets a shift code: 32 if it is a right column, plus 64 if its row
+    lost. `_maxpool2x2_backward` then builds each (left, right) float32 pair as one uint64, dout's bits shifted
+    left by that code: 0 keeps them in the left float, 32 moves them to the right float, >= 64 gives 0. These are
+    bit moves, so the gradient is exact.
+    """
+    n_batch, channels, height, width = x.shape
+    oh, ow = height // 2, width // 2
+    planes = x.reshape(n_batch, channels, height * width)
+    left, right = planes[:, :, 0::2], planes[:, :, 1::2]
+    right_wins = right > left
+    row_max = np.maximum(left, right).reshape(n_batch, channels, oh, 2, ow)
+    upper, lower = row_max[:, :, :, 0], row_max[:, :, :, 1]
+    lower_wins = lower > upper
+    out = np.maximum(upper, lower)
+    shift_code = (right_wins.view(np.uint8) << 5).reshape(n_batch, channels, oh, 2, ow)
+    shift_code[:, :, :, 0] += lower_wins.view(np.uint8) << 6
+    shift_code[:, :, :, 1] += (~lower_wins).view(np.uint8) << 6
+    return out, ("2x2", shift_code, layout)
+
+
+def _maxpool2x2_backward(dout: np.ndarray, shift_code: np.ndarray, x_shape) -> np.ndarray:
+    """dx for `_maxpool2x2_forward` from dout (N, C, OH, OW) float32 and the forward's shift codes."""
+    if dout.strides[3] != 4:
+        dout = np.ascontiguousarray(dout)
+    n_batch, channels, oh, ow = dout.shape
+    bits = dout.view(np.uint32).astype(np.uint64)[:, :, :, None, :]
+    pairs = np.left_shift(bits, shift_code)
+    return pairs.view(np.float32).reshape(x_shape)
+
+
+def _is_channel_major(shape, strides) -> bool:
+    """Whether an (N, C, H, W) array with these strides keeps its channels outermost in memory."""
+    return shape[0] > 1 and shape[1] > 1 and strides[1] > strides[0]
+
+
+def _zeros_like_layout(shape, dtype, strides, *, fill: bool = True) -> np.ndarray:
+    """Zeros (or, with fill=False, uninitialised) of `shape`, channel-major in memory if `strides` were."""
     n_batch, channels, height, width = shape
-    if len(strides) == 4 and strides[1] < strides[0] and n_batch > 1 and channels > 1:
-        return np.zeros((channels, n_batch, height, width), dtype=dtype).transpose(1, 0, 2, 3)
-    return np.zeros(shape, dtype=dtype)
+    allocate = np.zeros if fill else np.empty
+    if _is_channel_major(shape, strides):
+        return allocate((channels, n_batch, height, width), dtype=dtype).transpose(1, 0, 2, 3)
+    return allocate(shape, dtype=dtype)
+
+
+def _gradient_in_layout(dout: np.ndarray, x_shape, x_strides) -> np.ndarray:
+    """dout laid out like the forward input, so element-wise passes walk both arrays in the same memory order."""
+    if _is_channel_major(x_shape, x_strides) and not _is_channel_major(dout.shape, dout.strides):
+        return np.ascontiguousarray(_channel_major(dout)).transpose(1, 0, 2, 3)
+    return dout
 
 
 def maxpool2d_backward(dout, cache):
     """Gradient of maxpool2d_forward: each window's gradient goes to its FIRST maximum (row-major), like PyTorch."""
-    argmax, x_shape, dtype, x_strides, (kh, kw), (sh, sw) = cache
-    dout = check_dout(dout, argmax.shape, dtype)
-    _, _, oh, ow = argmax.shape
+    kind, winners, (x_shape, dtype, x_strides, (kh, kw), (sh, sw)) = cache
+    _, _, oh, ow = pool2d_output_shape(x_shape, kernel_size=(kh, kw), stride=(sh, sw))
+    dout = _gradient_in_layout(check_dout(dout, (x_shape[0], x_shape[1], oh, ow), dtype), x_shape, x_strides)
+    zero = dtype.type(0)
+    if kind == "2x2":
+        return _maxpool2x2_backward(dout, winners, x_shape)
+    argmax = winners
     dx = _zeros_like_layout(x_shape, dtype, x_strides)
     overlapping = sh < kh or sw < kw
-    zero = dtype.type(0)
     for offset, view in _pool_windows(dx, kh, kw, sh, sw, oh, ow):
         if overlapping:
             view += np.where(argmax == offset, dout, zero)
@@ -195,7 +260,7 @@ def avgpool2d_backward(dout, cache):
     """Gradient of avgpool2d_forward: each window spreads dout / (KH * KW) evenly over its elements."""
     x_shape, dtype, x_strides, (kh, kw), (sh, sw) = cache
     out_shape = pool2d_output_shape(x_shape, kernel_size=(kh, kw), stride=(sh, sw))
-    dout = check_dout(dout, out_shape, dtype)
+    dout = _gradient_in_layout(check_dout(dout, out_shape, dtype), x_shape, x_strides)
     share = dout * dtype.type(1.0 / (kh * kw))
     dx = _zeros_like_layout(x_shape, dtype, x_strides)
     for _, view in _pool_windows(dx, kh, kw, sh, sw, out_shape[2], out_shape[3]):

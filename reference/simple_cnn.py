@@ -92,25 +92,27 @@ def forward(params: Mapping[str, np.ndarray], x, *, train: bool = True, profile:
     """Logits (N, 10) for images x (N, 3, 32, 32); the cache for `backward` (None when train is False).
 
     With a `profile` dict, each layer's forward seconds are added under "<layer>.forward" (layers: conv1, relu1,
-    pool1, conv2, relu2, pool2, flatten, fc1, relu3, fc2).
+    pool1, conv2, relu2, pool2, flatten, fc1, relu3, fc2; each ReLU after a pool runs after it, see below).
     """
     x = _check_input(x, params["conv1.weight"].dtype)
     with _timed(profile, "conv1.forward"):
         conv1, conv1_cache = layers.conv2d_forward(x, params["conv1.weight"], params["conv1.bias"], stride=1,
                                                    padding=1)
-    with _timed(profile, "relu1.forward"):
-        relu1 = np.maximum(conv1, 0, out=conv1)
+    # ReLU and max-pooling commute (both monotone, and ReLU's zero gradient also zeroes a pooled non-positive
+    # window), so ReLU runs on the 4x smaller pooled map: identical values and gradients, a quarter of the work.
     with _timed(profile, "pool1.forward"):
-        pool1, pool1_cache = layers.maxpool2d_forward(relu1, kernel_size=2)
+        pool1, pool1_cache = layers.maxpool2d_forward(conv1, kernel_size=2)
+    with _timed(profile, "relu1.forward"):
+        relu1 = np.maximum(pool1, 0, out=pool1)
     with _timed(profile, "conv2.forward"):
-        conv2, conv2_cache = layers.conv2d_forward(pool1, params["conv2.weight"], params["conv2.bias"], stride=1,
+        conv2, conv2_cache = layers.conv2d_forward(relu1, params["conv2.weight"], params["conv2.bias"], stride=1,
                                                    padding=1)
-    with _timed(profile, "relu2.forward"):
-        relu2 = np.maximum(conv2, 0, out=conv2)
     with _timed(profile, "pool2.forward"):
-        pool2, pool2_cache = layers.maxpool2d_forward(relu2, kernel_size=2)
+        pool2, pool2_cache = layers.maxpool2d_forward(conv2, kernel_size=2)
+    with _timed(profile, "relu2.forward"):
+        relu2 = np.maximum(pool2, 0, out=pool2)
     with _timed(profile, "flatten.forward"):
-        flat, flat_cache = layers.flatten_forward(pool2)
+        flat, flat_cache = layers.flatten_forward(relu2)
     with _timed(profile, "fc1.forward"):
         fc1 = flat @ params["fc1.weight"]
         fc1 += params["fc1.bias"]
@@ -149,20 +151,20 @@ def backward(dlogits, cache, *, profile: dict | None = None) -> dict[str, np.nda
         grads["fc1.bias"] = drelu3.sum(axis=0)
         dflat = drelu3 @ params["fc1.weight"].T
     with _timed(profile, "flatten.backward"):
-        dpool2 = layers.flatten_backward(dflat, cache["flat"])
-    with _timed(profile, "pool2.backward"):
-        drelu2 = layers.maxpool2d_backward(dpool2, cache["pool2"])
+        drelu2 = layers.flatten_backward(dflat, cache["flat"])
     with _timed(profile, "relu2.backward"):
-        drelu2 *= cache["relu2"] > 0
+        dpool2 = drelu2 * (cache["relu2"] > 0)
+    with _timed(profile, "pool2.backward"):
+        dconv2 = layers.maxpool2d_backward(dpool2, cache["pool2"])
     with _timed(profile, "conv2.backward"):
-        dpool1, grads["conv2.weight"], grads["conv2.bias"] = layers.conv2d_backward(drelu2, cache["conv2"])
-    with _timed(profile, "pool1.backward"):
-        drelu1 = layers.maxpool2d_backward(dpool1, cache["pool1"])
+        drelu1, grads["conv2.weight"], grads["conv2.bias"] = layers.conv2d_backward(dconv2, cache["conv2"])
     with _timed(profile, "relu1.backward"):
         drelu1 *= cache["relu1"] > 0
+    with _timed(profile, "pool1.backward"):
+        dconv1 = layers.maxpool2d_backward(drelu1, cache["pool1"])
     with _timed(profile, "conv1.backward"):
         # The input image needs no gradient, so the first convolution skips dx (PyTorch does the same).
-        _, grads["conv1.weight"], grads["conv1.bias"] = layers.conv2d_backward(drelu1, cache["conv1"],
+        _, grads["conv1.weight"], grads["conv1.bias"] = layers.conv2d_backward(dconv1, cache["conv1"],
                                                                                need_dx=False)
     return {name: grads[name] for name in PARAM_SHAPES}
 

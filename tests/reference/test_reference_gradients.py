@@ -57,22 +57,26 @@ def test_pool_backward_matches_finite_differences(layers, kind, kernel_size, str
     np.testing.assert_allclose(backward(dout, cache), numerical_gradient(run, x, dout), rtol=1e-6, atol=1e-8)
 
 
-def test_maxpool_tie_sends_gradient_to_first_maximum_in_row_major_order(layers):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_maxpool_tie_sends_gradient_to_first_maximum_in_row_major_order(layers, dtype):
     x = np.array([[[[1.0, 5.0, 5.0, 0.0],
                     [5.0, 5.0, 2.0, 2.0],
                     [7.0, 7.0, 3.0, 4.0],
-                    [7.0, 7.0, 4.0, 4.0]]]])
+                    [7.0, 7.0, 4.0, 4.0]]]], dtype=dtype)
+    x = np.concatenate([x, x[:, :, ::-1]], axis=1)  # also a batch of channels, so layouts other than (1, 1) arise
     out, cache = layers.maxpool2d_forward(x, kernel_size=2)
-    np.testing.assert_array_equal(out, [[[[5.0, 5.0], [7.0, 4.0]]]])
-    dx = layers.maxpool2d_backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]), cache)
+    np.testing.assert_array_equal(out[:, :1], [[[[5.0, 5.0], [7.0, 4.0]]]])
+    dx = layers.maxpool2d_backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]] * 2, dtype=dtype).reshape(1, 2, 2, 2),
+                                   cache)[:, :1]
     np.testing.assert_array_equal(dx, [[[[0.0, 1.0, 2.0, 0.0],
                                          [0.0, 0.0, 0.0, 0.0],
                                          [3.0, 0.0, 0.0, 4.0],
                                          [0.0, 0.0, 0.0, 0.0]]]])
 
 
-def test_maxpool_constant_input_routes_each_window_to_its_top_left(layers):
-    x = np.ones((2, 3, 4, 6), dtype=np.float32)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_maxpool_constant_input_routes_each_window_to_its_top_left(layers, dtype):
+    x = np.ones((2, 3, 4, 6), dtype=dtype)
     out, cache = layers.maxpool2d_forward(x, kernel_size=2)
     dx = layers.maxpool2d_backward(np.ones_like(out), cache)
     expected = np.zeros_like(x)

@@ -78,10 +78,11 @@ def test_output_shapes_agree_with_torch(size, kernel, stride, padding):
     assert layers_fast.pool2d_output_shape is pool2d_output_shape
 
 
-def test_fast_layers_accept_any_memory_layout_and_keep_float32():
+@pytest.mark.parametrize("width", [5, 6])
+def test_fast_layers_accept_any_memory_layout_and_keep_float32(width):
     """Channel-major views (what the fast conv returns) and plain C-order arrays give identical results."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((3, 4, 6, 5)).astype(np.float32)
+    x = rng.standard_normal((3, 4, 6, width)).astype(np.float32)
     x_channel_major = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     w = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
     out_a, cache_a = layers_fast.conv2d_forward(x, w, None, stride=1, padding=1)
@@ -98,7 +99,8 @@ def test_fast_layers_accept_any_memory_layout_and_keep_float32():
         pooled, pool_cache = layers_fast.maxpool2d_forward(array, kernel_size=2)
         np.testing.assert_array_equal(pooled, x[:, :, :6, :4].reshape(3, 4, 3, 2, 2, 2).max(axis=(3, 5)))
         dx = layers_fast.maxpool2d_backward(np.ones_like(pooled), pool_cache)
-        assert dx.dtype == np.float32 and dx.sum() == pooled.size
+        assert dx.dtype == np.float32 and dx.shape == x.shape and dx.sum() == pooled.size
+        np.testing.assert_array_equal(dx[:, :, :6, :4].reshape(3, 4, 3, 2, 2, 2).sum(axis=(3, 5)), 1.0)
         flat, flat_cache = layers_fast.flatten_forward(array)
         np.testing.assert_array_equal(flat, x.reshape(3, -1))
 
