@@ -1,0 +1,122 @@
+"""Seed variance of the CIFAR-10 recipe with the reference layers, outside any sandbox.
+
+Trains the module's SimpleCNN with `reference.simple_cnn` (fast im2col layers) exactly as the training harness
+does (same augmentation, normalization, schedule and initialisation code, imported from the harness), for
+several seeds, and records test accuracy per epoch, epoch times and the spread. Writes
+bench/results/cifar10_seeds.json. Usage: python -m bench.cifar10_seeds [--seeds 0 1 2] [--epochs 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+
+from grader.datasets.cifar10 import open_prepared  # noqa: E402
+from grader.settings import get_settings  # noqa: E402
+from reference import simple_cnn  # noqa: E402
+from sandbox.runner import HARNESS_DIR  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load_harness():
+    spec = importlib.util.spec_from_file_location("training_harness", HARNESS_DIR / "training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def default_recipe() -> dict:
+    from grader.cifar10 import load_recipe
+
+    return load_recipe()
+
+
+def train_one(seed: int, recipe: dict, data, harness, eval_from: int, log) -> dict:
+    params = simple_cnn.init_params(seed)
+    rng = np.random.default_rng(seed)
+    images = np.asarray(data.train_images())
+    labels = data.train_labels().astype(np.int64)
+    test_x = harness.normalize(np.asarray(data.test_images()), np.asarray(recipe["normalize"]["mean"]),
+                               np.asarray(recipe["normalize"]["std"]))
+    test_y = data.test_labels().astype(np.int64)
+    mean, std = np.asarray(recipe["normalize"]["mean"]), np.asarray(recipe["normalize"]["std"])
+    batch_size, epochs = recipe["batch_size"], recipe["epochs"]
+    per_epoch = harness.batches_per_epoch(len(labels), batch_size)
+    total = per_epoch * epochs
+    opt = recipe["optimizer"]
+    aug = recipe["augmentation"]
+    state: dict = {}
+    step = 0
+    curve = []
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        loss_sum = correct = seen = 0
+        for batch in harness.epoch_batches(len(labels), batch_size, rng):
+            x = harness.normalize(harness.augment(images[batch], rng, crop_padding=aug["crop_padding"],
+                                                  flip=aug["horizontal_flip"]), mean, std)
+            y = labels[batch]
+            logits, cache = simple_cnn.forward(params, x)
+            loss, dlogits = simple_cnn.softmax_cross_entropy(logits, y, recipe["label_smoothing"])
+            grads = simple_cnn.backward(dlogits, cache)
+            lr = harness.learning_rate(recipe["schedule"], step, total)
+            simple_cnn.sgd_step(params, grads, state, lr=lr, momentum=opt["momentum"],
+                                weight_decay=opt["weight_decay"], nesterov=opt["nesterov"])
+            step += 1
+            loss_sum += loss * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+        epoch_s = time.perf_counter() - epoch_start
+        entry = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen, "epoch_s": round(epoch_s, 2)}
+        if epoch >= eval_from or epoch == epochs:
+            entry["test_accuracy"] = float((simple_cnn.predict(params, test_x).argmax(1) == test_y).mean())
+        curve.append(entry)
+        log(f"seed {seed} epoch {epoch}: {entry}")
+    train_s = time.perf_counter() - started
+    first_75 = next((e["epoch"] for e in curve if e.get("test_accuracy", 0) >= 0.75), None)
+    return {"seed": seed, "test_accuracy": curve[-1]["test_accuracy"], "first_epoch_at_75": first_75,
+            "wall_s_including_eval": round(train_s, 1), "curve": curve}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--eval-from", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=RESULTS / "cifar10_seeds.json")
+    args = parser.parse_args()
+    harness = load_harness()
+    recipe = default_recipe()
+    if args.epochs:
+        recipe["epochs"] = args.epochs
+    data = open_prepared(get_settings().cifar10_cache_dir)
+    runs = []
+    report = {"benchmark": "cifar10_seeds", "recipe": recipe, "numpy": np.__version__,
+              "threads": os.environ.get("OPENBLAS_NUM_THREADS"), "cpu": platform.processor() or platform.machine(),
+              "note": "2 shared cores; other jobs ran at the same time, so times are noisy", "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        runs.append(train_one(seed, recipe, data, harness, args.eval_from, lambda text: print(text, flush=True)))
+        accuracies = [run["test_accuracy"] for run in runs]
+        report["summary"] = {"seeds": len(runs), "mean": statistics.fmean(accuracies), "min": min(accuracies),
+                             "max": max(accuracies),
+                             "stdev": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0}
+        args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report["summary"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Speed-probe feedback: compare the student's per-layer milliseconds (timed in the sandbox) with the reference's.
+
+The reference layers are timed here, outside the sandbox, on the same shapes (one batch), so the student reads
+"your Conv2D backward is 300x slower than a vectorized one" next to the layer that costs the time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from functools import lru_cache
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from reference import layers_fast
+
+STUDENT_KINDS = {"conv2d": "Conv2D", "maxpool2d": "MaxPool2D", "avgpool2d": "AvgPool2D", "flatten": "Flatten"}
+HINTS = {
+    "conv2d": "gather all windows at once (im2col: one strided copy per kernel offset) and use one matrix "
+              "multiply per pass instead of Python loops over output positions",
+    "maxpool2d": "reshape the input into windows and take max/argmax over the window axes instead of looping",
+    "avgpool2d": "reshape into windows and average over the window axes instead of looping",
+    "flatten": "a reshape is enough: no copy, no loop",
+}
+
+
+@lru_cache(maxsize=64)
+def reference_layer_ms(kind: str, input_shape: tuple[int, ...], kwargs_items: tuple, repeats: int = 3
+                       ) -> tuple[float, float] | None:
+    """Median (forward_ms, backward_ms) of the fast reference layer on random float32 input of `input_shape`."""
+    kwargs = dict(kwargs_items)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(input_shape).astype(np.float32)
+    if kind == "conv2d":
+        k = int(kwargs.get("kernel_size", 3))
+        w = rng.standard_normal((int(kwargs["out_channels"]), input_shape[1], k, k)).astype(np.float32)
+        b = np.zeros(int(kwargs["out_channels"]), dtype=np.float32)
+        stride, padding = kwargs.get("stride", 1), kwargs.get("padding", 0)
+
+        def forward():
+            return layers_fast.conv2d_forward(x, w, b, stride=stride, padding=padding)
+
+        def backward(out, cache):
+            return layers_fast.conv2d_backward(np.ones_like(out), cache)
+    elif kind in ("maxpool2d", "avgpool2d"):
+        size, stride = kwargs.get("kernel_size", 2), kwargs.get("stride")
+        forward_fn = layers_fast.maxpool2d_forward if kind == "maxpool2d" else layers_fast.avgpool2d_forward
+        backward_fn = layers_fast.maxpool2d_backward if kind == "maxpool2d" else layers_fast.avgpool2d_backward
+
+        def forward():
+            return forward_fn(x, kernel_size=size, stride=stride)
+
+        def backward(out, cache):
+            return backward_fn(np.ones_like(out), cache)
+    elif kind == "flatten":
+        def forward():
+            return layers_fast.flatten_forward(x)
+
+        def backward(out, cache):
+            return layers_fast.flatten_backward(np.ones_like(out), cache)
+    else:
+        return None
+    forward_times, backward_times = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out, cache = forward()
+        forward_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        backward(out, cache)
+        backward_times.append(time.perf_counter() - start)
+    return statistics.median(forward_times) * 1000, statistics.median(backward_times) * 1000
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "an unknown time"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 10 else f"{value:.2f} ms"
+
+
+def explain(stopped: Mapping, layers: Sequence[Mapping], architecture: Sequence, *, batch_size: int) -> dict:
+    """The student's message and a per-layer table (rows) for a run stopped by the speed probe."""
+    kwargs_by_name = {name: kwargs for _kind, name, kwargs in architecture}
+    rows = []
+    for layer in layers:
+        kind, name = layer.get("kind", ""), layer.get("name", "")
+        row = {"layer": name, "kind": kind, "student": bool(layer.get("student")), "status": layer.get("status"),
+               "samples": layer.get("samples"), "forward_ms": layer.get("forward_ms"),
+               "backward_ms": layer.get("backward_ms")}
+        if layer.get("status") == "timeout":
+            row["at_least_ms"] = layer.get("limit_ms")
+        shape = tuple(int(n) for n in layer.get("input_shape", []))
+        if kind in STUDENT_KINDS and len(shape) == 4 and name in kwargs_by_name:
+            full_shape = (batch_size, *shape[1:])
+            reference = reference_layer_ms(kind, full_shape, tuple(sorted(kwargs_by_name[name].items())))
+            if reference is not None:
+                row["reference_forward_ms"], row["reference_backward_ms"] = (round(v, 3) for v in reference)
+                for phase in ("forward", "backward"):
+                    mine, ref = row.get(f"{phase}_ms"), row[f"reference_{phase}_ms"]
+                    if mine is not None and ref:
+                        row[f"{phase}_ratio"] = round(mine / max(ref, 1e-3), 1)
+        rows.append(row)
+
+    projected, budget = stopped.get("projected_s"), stopped.get("budget_s")
+    over = f", {projected / budget:.1f}x the budget" if projected and budget else ""
+    lines = [f"Training was stopped by the speed probe: at this speed the run would take about "
+             f"{_duration(projected)}{over} of {_duration(budget)}."]
+    if stopped.get("detail"):
+        lines[0] += f" ({stopped['detail']})"
+    findings = []
+    for row in rows:
+        if not row["student"]:
+            continue
+        label = f"{STUDENT_KINDS.get(row['kind'], row['kind'])} {row['layer']}"
+        if row.get("status") == "timeout":
+            limit = row.get("at_least_ms")
+            text = (f"{label}: one call did not finish within the probe's limit"
+                    + (f" (more than {_ms(limit)} for a batch of {batch_size})" if limit else ""))
+            ref = row.get("reference_forward_ms")
+            if ref and limit:
+                text += f"; a vectorized version takes {_ms(ref)} forward, so yours is over {limit / max(ref, 1e-3):,.0f}x slower"
+            findings.append((float("inf"), text, row["kind"]))
+            continue
+        for phase in ("forward", "backward"):
+            ratio = row.get(f"{phase}_ratio")
+            if ratio is None:
+                continue
+            mine, ref = row[f"{phase}_ms"], row[f"reference_{phase}_ms"]
+            estimated = f" (estimated from {row['samples']} image(s))" if row.get("samples") not in (None, batch_size) else ""
+            text = (f"your {label} {phase} takes {_ms(mine)} per batch of {batch_size}{estimated} vs {_ms(ref)} "
+                    f"for a vectorized one: {ratio:,.0f}x slower" if ratio >= 1.5 else
+                    f"your {label} {phase}: {_ms(mine)} (vectorized: {_ms(ref)}), fine")
+            findings.append((mine - ref if ratio >= 1.5 else -1.0, text, row["kind"]))
+    findings.sort(key=lambda item: item[0], reverse=True)
+    if findings:
+        lines.append("Where the time goes (each layer timed alone on the same batch):")
+        lines.extend(f"  - {text}" for _, text, _ in findings[:8])
+        worst_kind = findings[0][2]
+        if findings[0][0] > 0 and worst_kind in HINTS:
+            lines.append(f"Biggest win: {STUDENT_KINDS[worst_kind]}: {HINTS[worst_kind]}.")
+    else:
+        lines.append("No per-layer timings came back.")
+    return {"message": "\n".join(lines), "rows": rows}

@@ -1,0 +1,284 @@
+"""The CIFAR-10 stage on a tiny synthetic data set: training path, label isolation, weight validation, speed probe.
+
+A few batches of a few hundred synthetic images keep these short; the full run is bench/cifar10_reference.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from grader import cifar10
+from grader.datasets.cifar10 import CLASS_NAMES, prepare
+from grader.pipeline import grade_submission
+from grader.settings import get_settings
+from grader.spec import load_spec
+from reference import simple_cnn
+from sandbox.subprocess_backend import SubprocessRunner
+
+SUBMISSIONS = Path(__file__).resolve().parent.parent / "fixtures" / "submissions"
+GOOD_VECTORIZED = (SUBMISSIONS / "good_vectorized.py").read_bytes()
+GOOD_LOOP = (SUBMISSIONS / "good_loop.py").read_bytes()
+SMALL_RUN = {"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 3, "report_every_batches": 1,
+             "probe": {"warmup_batches": 1, "batches": 1}}
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory) -> Path:
+    """A prepared cache of 160 train and 40 test random 32x32 images, built through an image-folder archive."""
+    root = tmp_path_factory.mktemp("cifar10")
+    archive = root / "tiny.tar.gz"
+    rng = np.random.default_rng(7)
+    with tarfile.open(archive, "w:gz") as tar:
+        for split, per_class in (("train", 16), ("test", 4)):
+            for name in CLASS_NAMES:
+                for k in range(per_class):
+                    buffer = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, format="PNG")
+                    info = tarfile.TarInfo(f"{split}/{name}/{k:04d}.png")
+                    info.size = buffer.tell()
+                    buffer.seek(0)
+                    tar.addfile(info, buffer)
+    prepared, _ = prepare(archive, root / "cache")
+    return prepared.root
+
+
+@pytest.fixture(scope="module")
+def settings(tiny_cache):
+    return get_settings().model_copy(update={"cifar10_cache_dir": tiny_cache})
+
+
+def small_spec(**overrides):
+    spec = load_spec()
+    stages = dict(spec.stages)
+    stages["cifar10"] = {**stages["cifar10"], **SMALL_RUN, **overrides}
+    return dataclasses.replace(spec, stages=stages)
+
+
+def grade_cifar10(source: bytes, settings, runner, **overrides):
+    events: list[dict] = []
+    result = grade_submission(source, spec=small_spec(**overrides), stages=["cifar10"], runner=runner,
+                              on_event=events.append, settings=settings)
+    return result, events
+
+
+def assert_trained(result, events) -> None:
+    data = result.to_json()
+    stage = result.stages[0]
+    assert stage.status == "graded", (stage.message, stage.details.get("log_tail"))
+    record = data["cifar10"]
+    assert 0.0 <= record["test_accuracy"] <= 1.0
+    assert record["epochs"] == 1 and len(record["curve"]) == 1
+    assert record["curve"][0]["epoch"] == 1 and np.isfinite(record["curve"][0]["loss"])
+    assert record["train_seconds"] > 0 and record["projected_seconds"] > 0
+    assert stage.details["cifar10"] == record
+    batches = [e for e in events if e.get("type") == "progress" and e.get("done") is not None]
+    assert [e["done"] for e in batches] == [1, 2, 3] and all(e["total"] == 3 for e in batches)
+    reproducibility = stage.details["reproducibility"]
+    assert reproducibility["seed"] == 0 and reproducibility["sandbox_numpy"]
+    assert reproducibility["threads"]["OPENBLAS_NUM_THREADS"] == "2"
+    assert "grader grade" in reproducibility["replay"]
+    svg = base64.b64decode(stage.details["curve_image"]["data"])
+    assert stage.details["curve_image"]["format"] == "svg" and b"<svg" in svg[:2000]
+    # The accuracy is the tiny test set's, computed outside: with 40 images it is a multiple of 1/40.
+    assert round(record["test_accuracy"] * 40, 6) == int(round(record["test_accuracy"] * 40))
+
+
+def test_training_path_through_the_subprocess_runner(settings):
+    result, events = grade_cifar10(GOOD_VECTORIZED, settings, SubprocessRunner())
+    assert_trained(result, events)
+
+
+@pytest.mark.docker
+def test_training_path_through_the_docker_runner(settings):
+    from sandbox.select import docker_runner
+
+    runner = docker_runner(settings)
+    result, events = grade_cifar10(GOOD_VECTORIZED, settings, runner)
+    assert_trained(result, events)
+    assert result.stages[0].details["reproducibility"]["image_digest"].startswith("sha256:")
+
+
+# The test labels never enter the sandbox ---------------------------------------------------------------------
+
+SPY = r'''
+import hashlib as _h, json as _j, os as _o, sys as _s
+def _walk(top):
+    found = {}
+    for base, _dirs, files in _o.walk(top, followlinks=True):
+        for name in files:
+            path = _o.path.join(base, name)
+            try:
+                with open(path, "rb") as handle:
+                    found[_o.path.relpath(path, top)] = _h.sha256(handle.read()).hexdigest()
+            except OSError:
+                pass
+    return found
+_argv = _s.argv
+_seen = {flag: _walk(_argv[_argv.index(flag) + 1]) for flag in ("--data", "--inputs")}
+_seen["/job"] = _walk("/job") if _o.path.isdir("/job") else {}
+_o.write(2, ("SPY" + _j.dumps(_seen) + "YPS\n").encode())
+'''
+
+
+def _spy_report(outcome) -> dict:
+    text = outcome.log_tail
+    assert "SPY" in text, (outcome.status, text[-2000:])
+    return json.loads(text[text.index("SPY") + 3:text.index("YPS")])
+
+
+def _assert_no_test_labels(seen: dict, cache: Path) -> None:
+    labels_digest = hashlib.sha256((cache / "private" / "test_labels.npy").read_bytes()).hexdigest()
+    every = {name: digest for files in seen.values() for name, digest in files.items()}
+    assert every, "the spy saw no files at all"
+    assert labels_digest not in every.values()
+    assert not any("test_labels" in name or "private" in name or "manifest" in name for name in every)
+    assert sorted(seen["--data"]) == ["cifar10/classes.json", "cifar10/test_images.npy",
+                                      "cifar10/train_images.npy", "cifar10/train_labels.npy"]
+    assert sorted(seen["--inputs"]) == ["init.npz", "recipe.json"]
+
+
+def _spy_job(settings):
+    config = cifar10.StageConfig.from_spec({**small_spec().stages["cifar10"], "epochs": 1,
+                                            "max_batches_per_epoch": 1}, settings)
+    prepared = cifar10.open_prepared(settings.cifar10_cache_dir)
+    job = cifar10.build_job(SPY.encode() + GOOD_VECTORIZED, config, prepared)
+    # What leaves the trusted side: the sandbox half of the cache and two inputs without any label bytes.
+    assert job.data_dirs == {"cifar10": prepared.sandbox_dir}
+    labels = prepared.test_labels().tobytes()
+    assert all(labels not in content for content in job.inputs.values())
+    return job
+
+
+def test_test_labels_absent_from_the_sandbox(settings):
+    outcome = SubprocessRunner().run(_spy_job(settings))
+    _assert_no_test_labels(_spy_report(outcome), settings.cifar10_cache_dir)
+
+
+@pytest.mark.docker
+def test_test_labels_absent_from_the_docker_sandbox(settings):
+    from sandbox.select import docker_runner
+
+    outcome = docker_runner(settings).run(_spy_job(settings))
+    seen = _spy_report(outcome)
+    _assert_no_test_labels(seen, settings.cifar10_cache_dir)
+    assert seen["/job"], "inside docker the spy walks the real /job tree"
+    labels_digest = hashlib.sha256((settings.cifar10_cache_dir / "private" / "test_labels.npy").read_bytes()).hexdigest()
+    assert labels_digest not in seen["/job"].values()
+
+
+# Tampered or mis-shaped weights are rejected ---------------------------------------------------------------
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_well_formed_weights_are_accepted():
+    params, problems = cifar10.load_weights(_npz(**simple_cnn.init_params(0)))
+    assert problems == [] and set(params) == set(simple_cnn.PARAM_SHAPES)
+    assert all(value.dtype == np.float32 for value in params.values())
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda p: p.update({"fc1.weight": np.zeros((128, 4096), np.float32)}), "fc1.weight has shape"),
+    (lambda p: p.pop("conv2.bias"), "missing parameter 'conv2.bias'"),
+    (lambda p: p.update({"extra": np.zeros(3, np.float32)}), "unexpected parameter 'extra'"),
+    (lambda p: p["conv1.weight"].__setitem__((0, 0, 0, 0), np.nan), "NaN or infinite"),
+    (lambda p: p.update({"fc2.bias": np.zeros(10, np.int64)}), "dtype int64"),
+])
+def test_mis_shaped_or_non_finite_weights_are_rejected(change, expected):
+    params = simple_cnn.init_params(0)
+    change(params)
+    loaded, problems = cifar10.load_weights(_npz(**params))
+    assert loaded is None and any(expected in problem for problem in problems), problems
+
+
+def test_tampered_archives_are_rejected():
+    assert cifar10.load_weights(b"")[0] is None
+    assert "not an .npz" in cifar10.load_weights(b"PK\x03\x04 garbage")[1][0]
+    assert "not an .npz" in cifar10.load_weights(b"\x80\x04\x95 a pickle")[1][0]
+    objects = simple_cnn.init_params(0)
+    objects["fc2.bias"] = np.array([{"evil": 1}] * 10, dtype=object)
+    loaded, problems = cifar10.load_weights(_npz(**objects))
+    assert loaded is None and "could not be read safely" in problems[0]
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{**simple_cnn.init_params(0), "fc1.weight": np.zeros((4096, 4096), np.float32)})
+    loaded, problems = cifar10.load_weights(buffer.getvalue())
+    assert loaded is None and "too large" in problems[0]
+
+
+TAMPER = r'''
+import atexit as _atexit, io as _io, sys as _sys
+import numpy as _np
+def _tamper():
+    out = _sys.argv[_sys.argv.index("--out") + 1]
+    with open(out + "/result.bin", "wb") as handle:
+        _np.savez(handle, **{"conv1.weight": _np.zeros((3, 3), _np.float32)})
+_atexit.register(_tamper)
+'''
+
+
+def test_tampered_weights_from_the_sandbox_fail_the_stage(settings):
+    result, _ = grade_cifar10(TAMPER.encode() + GOOD_VECTORIZED, settings, SubprocessRunner())
+    stage = result.stages[0]
+    assert stage.status == "error" and stage.score == 0
+    assert "rejected" in stage.message and "missing parameter 'conv1.bias'" in stage.message
+    assert result.to_json()["cifar10"]["test_accuracy"] is None
+
+
+# Progress lines are validated ------------------------------------------------------------------------------
+
+
+def test_progress_lines_are_validated_field_by_field():
+    good = cifar10.parse_progress_line(json.dumps({"event": "epoch", "epoch": 2, "loss": 1.5, "train_accuracy": 0.4,
+                                                   "lr": 0.01, "epoch_s": 3.0, "elapsed_s": 6.0, "projected_s": 9.0,
+                                                   "smuggled": "x" * 100}))
+    assert good["epoch"] == 2 and "smuggled" not in good
+    for bad in ['{"event": "epoch", "epoch": "2"}', '{"event": "epoch", "loss": NaN}', '{"event": "reboot"}',
+                '[1, 2]', 'not json', json.dumps({"event": "batch", "loss": 1e300}),
+                json.dumps({"event": "error", "message": "x" * 5000}),
+                json.dumps({"event": "layers", "layers": [{"input_shape": [-1, 3]}]})]:
+        assert cifar10.parse_progress_line(bad) is None, bad
+    long_text = cifar10.parse_progress_line(json.dumps({"event": "error", "message": "y" * 1000}))
+    assert len(long_text["message"]) == 500
+
+
+def test_score_bands():
+    config = cifar10.StageConfig.from_spec(load_spec().stages["cifar10"], get_settings())
+    assert cifar10.score_for(0.80, config) == config.max_score
+    assert cifar10.score_for(0.75, config) == config.max_score
+    assert cifar10.score_for(0.675, config) == pytest.approx(config.max_score / 2)
+    assert cifar10.score_for(0.60, config) == 0.0
+    assert cifar10.score_for(0.30, config) == 0.0
+
+
+# The slow path: a correct loop-style file is stopped by the speed probe, with the per-layer explanation -----
+
+
+@pytest.mark.slow
+def test_loop_style_submission_is_stopped_with_a_per_layer_explanation(settings):
+    result, events = grade_cifar10(GOOD_LOOP, settings, SubprocessRunner(), budget_seconds=30.0,
+                                   probe={"warmup_batches": 1, "batches": 1, "first_batch_seconds": 5.0,
+                                          "layer_seconds": 3.0, "profile_seconds": 15.0})
+    stage = result.stages[0]
+    assert stage.status == "timeout" and stage.score == 0
+    assert "stopped by the speed probe" in stage.message
+    assert "Conv2D conv1" in stage.message and ("slower" in stage.message or "did not finish" in stage.message)
+    rows = {row["layer"]: row for row in stage.details["speed_probe"]}
+    conv1 = rows["conv1"]
+    assert conv1["student"] and conv1["reference_forward_ms"] > 0
+    assert conv1["status"] == "timeout" or conv1["forward_ratio"] > 10
+    assert any(e.get("event") == "stopped" and e.get("reason") == "speed" for e in events)
+    assert result.to_json()["cifar10"]["epochs"] == 0
