@@ -1,0 +1,86 @@
+"""The trusted side's reading of result.bin: no pickle, float64 only, sizes and shapes checked, junk ignored."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from grader.correctness import parse_result, prepared_runs
+
+
+@pytest.fixture(scope="module")
+def runs(spec):
+    return {prepared.run.id: prepared for prepared in prepared_runs(spec.correctness.seed)}
+
+
+def npz(record, **arrays) -> bytes:
+    buffer = io.BytesIO()
+    members = dict(arrays)
+    if record is not None:
+        members["record.json"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
+    np.savez(buffer, **members)
+    return buffer.getvalue()
+
+
+RECORD = {"format": 1, "import": {"status": "ok"}, "classes": {}, "runs": {}}
+
+
+@pytest.mark.parametrize("data", [b"", b"not a zip", b"PK\x03\x04" + b"\x00" * 100])
+def test_garbage_is_unreadable(runs, data):
+    assert parse_result(data, runs).problem in ("empty", "unreadable")
+
+
+def test_record_must_be_a_json_object(runs):
+    assert parse_result(npz(None), runs).problem == "unreadable"
+    buffer = io.BytesIO()
+    np.savez(buffer, **{"record.json": np.frombuffer(b"[1, 2]", dtype=np.uint8)})
+    assert parse_result(buffer.getvalue(), runs).problem == "unreadable"
+
+
+def test_valid_arrays_are_kept_and_others_dropped(runs):
+    data = npz(RECORD, **{
+        "conv2d.no_bias/out": np.ones((2, 4, 5, 6)),  # kept
+        "conv2d.no_bias/dx": np.ones((2, 3, 5, 6), dtype=np.float32),  # wrong dtype: dropped
+        "conv2d.no_bias/grad/bias": np.ones(4),  # no_bias has no bias gradient: dropped
+        "conv2d.unknown/out": np.ones(3),  # unknown run: ignored
+        "flatten.batch2/out": np.ones(10**6),  # over the size cap of that run: dropped
+        "flatten.batch2/dx": np.array([1 + 2j]),  # complex: dropped
+    })
+    result = parse_result(data, runs)
+    assert result.problem == ""
+    assert set(result.arrays) == {("conv2d.no_bias", "out")}
+    assert type(result.arrays[("conv2d.no_bias", "out")]) is np.ndarray
+
+
+def test_pickled_members_are_never_loaded(runs):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        with archive.open("record.json.npy", "w") as handle:
+            np.lib.format.write_array(handle, np.frombuffer(json.dumps(RECORD).encode(), dtype=np.uint8))
+        with archive.open("conv2d.no_bias/out.npy", "w") as handle:
+            np.lib.format.write_array(handle, np.array([object()], dtype=object), allow_pickle=True)
+    result = parse_result(buffer.getvalue(), runs)
+    assert result.arrays == {}
+
+
+def test_declared_shape_is_checked_before_reading(runs):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**9,)})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        with archive.open("record.json.npy", "w") as handle:
+            np.lib.format.write_array(handle, np.frombuffer(json.dumps(RECORD).encode(), dtype=np.uint8))
+        archive.writestr("conv2d.no_bias/out.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:] + b"\x00" * 64)
+    assert parse_result(buffer.getvalue(), runs).arrays == {}
+
+
+def test_too_many_members_is_unreadable(runs):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index in range(1001):
+            archive.writestr(f"m{index}.npy", b"")
+    assert parse_result(buffer.getvalue(), runs).problem == "unreadable"
