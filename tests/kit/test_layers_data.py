@@ -139,3 +139,19 @@ def test_nn_reexports():
     assert nn.Sigmoid is Sigmoid and nn.Softmax is Softmax
     out = nn.functional.relu(Tensor(np.array([-1.0, 2.0])))
     np.testing.assert_array_equal(out.data, [0.0, 2.0])
+
+
+def test_course_compatibility_names():
+    from tinytorch.core.autograd import enable_autograd
+    from tinytorch.core.layers import Dropout, Layer
+
+    enable_autograd()
+    assert Layer is Module
+    x = Tensor(np.ones((200, 50), dtype=np.float32), requires_grad=True)
+    dropout = Dropout(0.5)
+    out = dropout(x)
+    kept = out.data != 0
+    assert 0.3 < kept.mean() < 0.7 and np.allclose(out.data[kept], 2.0)
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad, out.data)
+    assert dropout.eval()(x) is x

@@ -140,6 +140,23 @@ class Linear(Module):
 
 
 Dense = Linear
+Layer = Module  # the course's name for the layer base class
+
+
+class Dropout(Module):
+    """Inverted dropout: zeroes elements with probability p while training, identity in eval()."""
+
+    def __init__(self, p=0.5):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1); got {p}")
+        self.p = p
+
+    def forward(self, x, training=None):
+        training = self.training if training is None else training
+        if not training or self.p == 0.0:
+            return x
+        keep = (np.random.random_sample(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        return x * keep
 
 
 class Sequential(Module):
