@@ -113,21 +113,15 @@ def last_progress(db: Session, run: GradingRun) -> dict[str, Any] | None:
 
 
 def describe_progress(run: GradingRun, event: dict[str, Any] | None) -> str:
-    """`stage cifar10 · epoch 3/10 · test accuracy 61.2%` for a running run; empty once it finished."""
+    """`running: stage cifar10 · epoch 3/10 loss 1.234 train acc 61.2%` for a running run; empty once finished."""
     if run.finished:
         return ""
     parts = [f"{run.status}: stage {run.stage}"]
-    if event:
-        if event.get("epoch") is not None:
-            epochs = event.get("epochs") or event.get("total_epochs")
-            parts.append(f"epoch {event['epoch']}/{epochs}" if epochs else f"epoch {event['epoch']}")
-        for key, label in (("loss", "loss"), ("train_loss", "loss"), ("test_accuracy", "test accuracy"),
-                           ("accuracy", "accuracy")):
-            value = event.get(key)
-            if isinstance(value, (int, float)):
-                parts.append(f"{label} {100 * value:.1f}%" if "accuracy" in key and value <= 1 else
-                             f"{label} {value:.3g}")
-        if event.get("message"):
-            parts.append(str(event["message"]))
+    if event and event.get("stage") == run.stage:
+        if isinstance(event.get("running"), str) and event["running"]:
+            if isinstance(event.get("done"), int) and isinstance(event.get("total"), int) and event["total"]:
+                parts.append(f"{event['done']}/{event['total']}")
+            parts.append(event["running"])
+        elif event.get("epoch") is not None:
+            parts.append(f"epoch {event['epoch']}/{event.get('epochs') or '?'}")
     return " · ".join(parts)
-

@@ -31,7 +31,7 @@ def cifar10_accuracy(result: dict[str, Any] | None) -> float | None:
     stage = cifar10_stage(result)
     if not stage or stage.get("status") == "skipped":
         return None
-    details = stage.get("details") or {}
+    details = _training_record(stage)
     for key in ("test_accuracy", "final_test_accuracy", "accuracy"):
         value = details.get(key)
         if isinstance(value, (int, float)):
@@ -46,8 +46,8 @@ def training_epochs(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     stage = cifar10_stage(result)
     if not stage:
         return []
-    details = stage.get("details") or {}
-    for key in ("curve", "epochs", "history", "training_curve"):
+    details = _training_record(stage)
+    for key in ("curve", "history", "training_curve", "epochs"):
         value = details.get(key)
         if isinstance(value, list):
             return [point for point in value if isinstance(point, dict)]
@@ -58,9 +58,16 @@ def training_epochs(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     return []
 
 
+def _training_record(stage: dict[str, Any]) -> dict[str, Any]:
+    """The training record of the stage's details (grader/cifar10.py keeps it under `details["cifar10"]`)."""
+    details = stage.get("details") or {}
+    nested = details.get(CIFAR10_STAGE)
+    return nested if isinstance(nested, dict) else details
+
+
 def required_accuracy(assignment: Assignment) -> float:
     stage_spec = (assignment.spec or {}).get("stages", {}).get(CIFAR10_STAGE, {})
-    for key in ("required_accuracy", "min_accuracy", "target_accuracy", "pass_accuracy"):
+    for key in ("full_accuracy", "required_accuracy", "min_accuracy", "target_accuracy"):
         value = stage_spec.get(key)
         if isinstance(value, (int, float)):
             return float(value) / 100 if value > 1 else float(value)

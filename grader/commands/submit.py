@@ -286,6 +286,13 @@ class ProgressDisplay:
         self.live = bool(getattr(self.stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
 
     def status(self, submission: dict[str, Any]) -> None:
+        """A status read or a status event (`queued`, `running`, `stage_started`, `stage_finished`)."""
+        if submission.get("type") == "stage_started":
+            self._show(f"{submission.get('stage')}: started")
+            return
+        if submission.get("type") == "stage_finished":
+            self._show(f"{submission.get('stage')}: finished ({submission.get('status')})")
+            return
         status = submission.get("status", "")
         if status == "queued":
             parts = ["queued"]
@@ -325,25 +332,27 @@ class ProgressDisplay:
 
 
 def describe_progress(event: dict[str, Any]) -> str:
-    """One line for a progress event: stage, epoch, loss and accuracy when the event carries them."""
-    parts = []
-    if event.get("stage"):
-        parts.append(str(event["stage"]))
+    """One line for a progress event: stage, check or epoch, loss and accuracy when the event carries them."""
+    parts = [str(event["stage"])] if event.get("stage") else []
     if event.get("epoch") is not None:
         epochs = event.get("epochs") or event.get("total_epochs")
         parts.append(f"epoch {event['epoch']}/{epochs}" if epochs else f"epoch {event['epoch']}")
-    if event.get("batch") is not None and event.get("batches"):
-        parts.append(f"batch {event['batch']}/{event['batches']}")
-    for key, label in (("loss", "loss"), ("train_loss", "loss"), ("accuracy", "accuracy"),
-                       ("test_accuracy", "test accuracy"), ("val_accuracy", "val accuracy")):
-        value = event.get(key)
-        if isinstance(value, (int, float)):
-            parts.append(f"{label} {value:.1%}" if "accuracy" in key and value <= 1 else f"{label} {value:.4g}")
-    if event.get("checks_done") is not None and event.get("checks_total"):
-        parts.append(f"check {event['checks_done']}/{event['checks_total']}")
-    message = event.get("message") or event.get("check")
-    if message:
-        parts.append(str(message))
+        if event.get("batch") is not None and event.get("batches"):
+            parts.append(f"batch {event['batch']}/{event['batches']}")
+        for key, label in (("loss", "loss"), ("train_loss", "loss"), ("train_accuracy", "train accuracy"),
+                           ("test_accuracy", "test accuracy")):
+            value = event.get(key)
+            if isinstance(value, (int, float)):
+                parts.append(f"{label} {value:.1%}" if "accuracy" in key else f"{label} {value:.4g}")
+        if isinstance(event.get("projected_s"), (int, float)) and isinstance(event.get("elapsed_s"), (int, float)):
+            left = max(0.0, event["projected_s"] - event["elapsed_s"])
+            parts.append(f"about {left / 60:.0f} min left")
+    elif isinstance(event.get("done"), int) and event.get("total"):
+        parts.append(f"check {min(event['done'] + 1, event['total'])}/{event['total']}")
+        if isinstance(event.get("running"), str):
+            parts.append(event["running"])
+    elif event.get("message"):
+        parts.append(str(event["message"]))
     return " | ".join(parts)
 
 

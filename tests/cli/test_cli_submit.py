@@ -112,9 +112,12 @@ def test_parse_sse_events_ids_and_comments():
 
 
 def test_progress_line_and_plain_output_off_a_terminal():
-    line = describe_progress({"stage": "cifar10", "epoch": 3, "epochs": 10, "train_loss": 1.23456,
-                              "test_accuracy": 0.612})
-    assert line == "cifar10 | epoch 3/10 | loss 1.235 | test accuracy 61.2%"
+    # The shapes of grader/cifar10.py's batch events and grader/correctness.py's check events.
+    line = describe_progress({"stage": "cifar10", "epoch": 3, "epochs": 10, "batch": 40, "batches": 390,
+                              "loss": 1.23456, "train_accuracy": 0.612, "elapsed_s": 300, "projected_s": 900})
+    assert line == "cifar10 | epoch 3/10 | batch 40/390 | loss 1.235 | train accuracy 61.2% | about 10 min left"
+    assert describe_progress({"stage": "correctness", "done": 4, "total": 63, "running": "conv2d.forward.k3"}) \
+        == "correctness | check 5/63 | conv2d.forward.k3"
     stream = io.StringIO()
     display = ProgressDisplay(stream)
     for text in ("queued", "queued", "running"):
