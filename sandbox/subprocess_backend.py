@@ -159,7 +159,8 @@ class SubprocessRunner:
             status, exit_code = killed_for, None
         elif code == 0:
             status, exit_code = "ok", 0
-        elif code == MEMORY_ERROR_EXIT_CODE:
+        elif code == MEMORY_ERROR_EXIT_CODE or (code > 0 and "MemoryError" in tail[-300:]):
+            # Under RLIMIT_AS an allocation fails with MemoryError instead of an OOM kill.
             status, exit_code = "memory", code
         elif code > 0:
             status, exit_code = "exited", code
