@@ -77,14 +77,15 @@ def _python_text(raw: bytes) -> str:
 
 
 @router.post("/{slug}/submissions", status_code=status.HTTP_202_ACCEPTED)
-async def create_submission(slug: str, file: Annotated[UploadFile, File(description="your spatial.py")],
+def create_submission(slug: str, file: Annotated[UploadFile, File(description="your spatial.py")],
                             db: SessionDep, user: CurrentUser, background: BackgroundTasks,
                             repo: Annotated[str, Form(max_length=500)] = "",
                             commit: Annotated[str, Form(max_length=64)] = "") -> SubmissionAccepted:
     """Upload spatial.py for grading. It is stored before it is queued; lateness is judged by this moment."""
     assignment = assignment_for(db, slug, user)
     limit = get_settings().submission_max_bytes
-    raw = await file.read(limit + 1)
+    # A plain function (FastAPI runs it in its thread pool): its database work must not block the event loop.
+    raw = file.file.read(limit + 1)
     if len(raw) > limit:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                             f"The file is larger than {limit // 1024} KiB; spatial.py should be far smaller.")
