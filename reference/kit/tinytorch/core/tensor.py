@@ -432,9 +432,8 @@ class Tensor(_TensorBase):
         if not tracks:
             self.data[index] = values
             return
-        if self._grad_fn is None and self._requires_grad:
-            raise RuntimeError("cannot assign a tensor that requires grad into a leaf tensor that requires grad; "
-                               "write into a fresh Tensor(shape=...) instead")
+        # Writing graph values into a leaf that requires grad (PyTorch refuses) turns it into an output
+        # buffer: students often create `output = Tensor(np.zeros(...), requires_grad=True)` and fill it.
         function = self._grad_fn
         if function.__class__ is not SetItemBackward or starts_new_version or function.closed:
             function = SetItemBackward(self, function)
