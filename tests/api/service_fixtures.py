@@ -122,7 +122,7 @@ class World:
 
 
 def make_world(*, due_at=None, daily_limit: int = 50, stages: list[str] | None = None, slug: str = "spatial-hw",
-               late_policy: dict | None = None) -> World:
+               late_policy: dict | None = None, spec_toml: str | None = None) -> World:
     """Create the world through the store (the API's own creation paths are tested separately)."""
     from grader.store import credentials
     from grader.store.assignments import default_spec_toml, summarize_spec
@@ -139,7 +139,7 @@ def make_world(*, due_at=None, daily_limit: int = 50, stages: list[str] | None =
         db.flush()
         for user, number in ((instructor, ""), (alice, "s1"), (bob, "s2")):
             db.add(Enrollment(course_id=course.id, user_id=user.id, role=user.role, student_number=number))
-        spec = default_spec_toml()
+        spec = spec_toml or default_spec_toml()
         summary = summarize_spec(spec, stages or ["correctness"])
         db.add(Assignment(course_id=course.id, slug=slug, title="Spatial", spec_toml=spec, spec=summary.parsed,
                           spec_version=summary.version, due_at=due_at,

@@ -132,3 +132,65 @@ def test_audit_chain_detects_tampering(clean_db):
         db.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update"))
     with session_scope() as db:
         assert audit.verify_chain(db) == (False, 2)
+
+
+def _two_stage_run(passed: bool) -> tuple[int, dict]:
+    from grader.store.assignments import default_spec_toml
+    from grader.store.models import Assignment
+
+    spec = default_spec_toml()
+    if "[stages.cifar10]" not in spec:
+        spec += "\n[stages.cifar10]\npoints = 40\n"
+    make_world(spec_toml=spec, stages=["correctness", "cifar10"])
+    with session_scope() as db:
+        user = db.scalar(select(User).where(User.email == "alice@example.edu"))
+        submission = Submission(assignment=db.scalar(select(Assignment)), user=user, content=b"x", size_bytes=1,
+                                sha256="s")
+        db.add(submission)
+        db.flush()
+        run_id = run_store.new_run(db, submission, kind="submit", requested_by=user.id).id
+    status = "passed" if passed else "failed"
+    result = {**RESULT, "tests": [
+        {"name": "conv2d.forward.a", "stage": "correctness", "score": 1.0, "max_score": 1.0, "status": status},
+        {"name": "avgpool2d.forward.a", "stage": "correctness", "score": 0.0, "max_score": 1.0, "status": "failed"}]}
+    return run_id, result
+
+
+def _complete_correctness(run_id: int, result: dict) -> str | None:
+    with session_scope() as db:
+        claim = run_store.claim(db, run_id, "w")
+    with session_scope() as db:
+        return run_store.complete_stage(db, claim, result, duration_s=1.0)
+
+
+def test_correct_layers_move_on_to_the_training_queue(clean_db):
+    run_id, result = _two_stage_run(passed=True)  # avgpool2d is not needed for training
+    assert _complete_correctness(run_id, result) == "training"
+    run = _run_row(run_id)
+    assert (run.status, run.stage, run.queue, run.score) == ("queued", "cifar10", "training", 10.0)
+
+
+def test_broken_layers_skip_training(clean_db):
+    run_id, result = _two_stage_run(passed=False)
+    assert _complete_correctness(run_id, result) is None
+    run = _run_row(run_id)
+    cifar10 = run.result["stages"][-1]
+    assert run.status == "graded" and cifar10["status"] == "skipped" and "conv2d" in cifar10["message"]
+    assert run.max_score == 50.0
+
+
+def test_training_is_rationed_per_student_per_day(clean_db):
+    run_id, result = _two_stage_run(passed=True)
+    with session_scope() as db:  # earlier today this student trained for the whole ration (30 CPU-minutes)
+        earlier = db.get(GradingRun, run_id)
+        clone = run_store.new_run(db, earlier.submission, kind="submit", requested_by=None)
+        clone.status, clone.started_at = "graded", utcnow()
+        clone.stage_seconds = {"cifar10": 30 * 60 / run_store.get_settings().training_cpus}
+    assert _complete_correctness(run_id, result) is None
+    cifar10 = _run_row(run_id).result["stages"][-1]
+    assert cifar10["status"] == "skipped" and "CPU-minutes" in cifar10["message"] and "UTC" in cifar10["message"]
+
+
+def _run_row(run_id: int) -> GradingRun:
+    with session_scope() as db:
+        return db.get(GradingRun, run_id)
