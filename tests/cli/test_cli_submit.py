@@ -131,3 +131,20 @@ def test_pass_mark_in_points_or_as_a_fraction():
     assert reaches_pass_mark({"status": "graded", "score": 50, "max_score": 61.5}, {"pass_mark": 46.125})
     assert not reaches_pass_mark({"status": "graded", "score": 40, "max_score": 61.5}, {"pass_mark": 46.125})
     assert not reaches_pass_mark({"status": "error", "score": 61.5, "max_score": 61.5}, {"pass_mark": 1})
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_rewrites_one_line(monkeypatch):
+    monkeypatch.setenv("TERM", "xterm")
+    stream = _Terminal()
+    display = ProgressDisplay(stream)
+    display.progress({"stage": "cifar10", "epoch": 1, "epochs": 10, "loss": 2.0})
+    display.progress({"stage": "cifar10", "epoch": 2, "epochs": 10, "loss": 1.5})
+    display.close()
+    output = stream.getvalue()
+    assert "\n" not in output and output.count("\r") == 4  # two updates, then the line is wiped
+    assert "epoch 2/10" in output and output.endswith("\r")

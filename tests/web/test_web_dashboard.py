@@ -215,3 +215,15 @@ def test_submit_client_is_served(client):
 def _run_id(submission_id: int) -> int:
     with session_scope() as db:
         return db.get(Submission, submission_id).runs[-1].id
+
+
+def test_dashboard_rotates_a_badge(client, seed):
+    token = _login(client)
+    page = client.get("/dashboard/assignments/cnn-spatial").text
+    assert f"/badges/{seed.badge_token}.svg" in page
+    response = client.post(f"/dashboard/assignments/cnn-spatial/badges/{seed.student_id}/rotate",
+                           data={"csrf_token": token})
+    assert response.status_code == 303
+    assert client.get(f"/badges/{seed.badge_token}.svg").status_code == 404
+    page = client.get("/dashboard/assignments/cnn-spatial").text
+    assert f"/badges/{seed.badge_token}.svg" not in page and "Rotate badge" in page
