@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 
@@ -49,35 +51,40 @@ def _sse(event: str, data: dict, event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-def _event_stream(submission_id: int, viewer_id: int, last_id: int) -> Iterator[str]:
-    """progress/status events as they are stored; `done` with the final status once no applied run is pending."""
+def _poll_events(submission_id: int, viewer_id: int, last_id: int) -> tuple[list[tuple[int, str, dict]], dict | None]:
+    """New events after `last_id`, and the final state once no applied run of the submission is pending."""
+    with session_scope() as db:
+        submission = db.get(Submission, submission_id)
+        run_ids = [run.id for run in submission.runs if run.applied]
+        events = db.scalars(select(RunEvent).where(RunEvent.run_id.in_(run_ids), RunEvent.id > last_id)
+                            .order_by(RunEvent.id).limit(500)).all() if run_ids else []
+        chunks = [(event.id, "progress" if event.type == "progress" else "status",
+                   {**event.data, "run_id": event.run_id, "type": event.type}) for event in events]
+        if any(run.applied and not run.finished for run in submission.runs):
+            return chunks, None
+        public = submission_public(db, submission, db.get(User, viewer_id))
+        return chunks, {"status": public.status, "score": public.score, "max_score": public.max_score,
+                        "passed": public.passed, "submission_id": submission_id}
+
+
+async def _event_stream(submission_id: int, viewer_id: int, last_id: int) -> AsyncIterator[str]:
+    """progress/status events as they are stored; one `done` with the final status when grading is over.
+
+    Async, so that an open stream holds no thread: the short database polls run in the thread pool."""
     started = last_sent = time.monotonic()
     while time.monotonic() - started < STREAM_MAX_SECONDS:
-        with session_scope() as db:
-            submission = db.get(Submission, submission_id)
-            viewer = db.get(User, viewer_id)
-            run_ids = [run.id for run in submission.runs if run.applied]
-            events = db.scalars(select(RunEvent).where(RunEvent.run_id.in_(run_ids), RunEvent.id > last_id)
-                                .order_by(RunEvent.id).limit(500)).all() if run_ids else []
-            chunks = []
-            for event in events:
-                last_id = event.id
-                kind = "progress" if event.type == "progress" else "status"
-                chunks.append(_sse(kind, {**event.data, "run_id": event.run_id, "type": event.type}, event.id))
-            public = submission_public(db, submission, viewer)
-            done = public.status in ("graded", "error", "timeout") and not any(
-                run.applied and not run.finished for run in submission.runs)
-        for chunk in chunks:
-            yield chunk
+        chunks, final = await run_in_threadpool(_poll_events, submission_id, viewer_id, last_id)
+        for event_id, kind, data in chunks:
+            last_id = event_id
+            yield _sse(kind, data, event_id)
             last_sent = time.monotonic()
-        if done:
-            yield _sse("done", {"status": public.status, "score": public.score, "max_score": public.max_score,
-                                "passed": public.passed, "submission_id": submission_id})
+        if final is not None and len(chunks) < 500:
+            yield _sse("done", final)
             return
         if time.monotonic() - last_sent > STREAM_KEEPALIVE_SECONDS:
             yield ": keep-alive\n\n"
             last_sent = time.monotonic()
-        time.sleep(STREAM_POLL_SECONDS)
+        await asyncio.sleep(STREAM_POLL_SECONDS)
 
 
 @router.get("/{submission_id}/events", response_class=StreamingResponse,

@@ -50,6 +50,10 @@ def test_worker_grades_and_a_repeated_delivery_changes_nothing(client, world, st
     accepted = submit(client, world)
     for _ in range(2):
         publish(accepted["run_id"], "correctness")  # duplicates of the message, as after a broker redelivery
+    with client.stream("GET", f"{accepted['status_url']}/events", headers=world.headers("alice")) as stream:
+        body = "".join(stream.iter_text())  # follows the live run until its `done` event
+    assert '"status": "running"' in body and body.count("event: done") == 1
+    assert '"status": "graded"' in body.split("event: done")[1]
     wait_for(lambda: _finished(accepted["run_id"]), 120, "the run to finish")
     time.sleep(3)  # give the duplicates time to be consumed
     _assert_graded_once(accepted["run_id"], attempts=1)
