@@ -54,6 +54,80 @@ def _im2col(x_cn: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: i
     return cols.reshape(channels * kh * kw, n_batch * oh * ow)
 
 
+def _is_same_size_stride1(kh: int, kw: int, sh: int, sw: int, ph: int, pw: int) -> bool:
+    """Stride 1 with padding (K - 1) / 2: output as large as the input (SimpleCNN's k3 p1 convolutions)."""
+    return sh == sw == 1 and kh == 2 * ph + 1 and kw == 2 * pw + 1
+
+
+def _kernel_offsets(kh: int, kw: int, ph: int, pw: int, width: int):
+    """Yield (i, j, flat shift, column shift) per kernel offset of a same-size stride-1 convolution.
+
+    Output pixel p = oh * W + ow reads input pixel p + shift of the same image plane, where
+    shift = (i - ph) * W + (j - pw), unless that crosses the plane's top/bottom edge (out of range) or wraps
+    around a left/right edge (the first or last |j - pw| columns), where it reads padding, i.e. zero.
+    """
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, (i - ph) * width + (j - pw), j - pw
+
+
+def _valid_range(shift: int, plane: int) -> tuple[int, int]:
+    """Output pixels [start, stop) whose shifted input pixel lies inside the plane (empty if none)."""
+    start = min(max(0, -shift), plane)
+    return start, max(start, min(plane, plane - shift))
+
+
+def _zero_wrapped_columns(planes: np.ndarray, column_shift: int, width: int) -> None:
+    """Zero, in place, the output columns whose flat shift wrapped around a row edge (planes: (..., H*W))."""
+    if column_shift == 0:
+        return
+    rows = planes.reshape(*planes.shape[:-1], -1, width)
+    if column_shift < 0:
+        rows[..., :-column_shift] = 0
+    else:
+        rows[..., width - column_shift:] = 0
+
+
+def _im2col_same(x: np.ndarray, kh: int, kw: int, ph: int, pw: int) -> np.ndarray:
+    """Columns (C*KH*KW, N*H*W) for a same-size stride-1 convolution, copied as whole shifted image planes.
+
+    NumPy copies long contiguous runs far faster than the short window rows of a padded strided slice, and no
+    padded copy of x is needed.
+    """
+    n_batch, channels, height, width = x.shape
+    plane = height * width
+    x_planes = _channel_major(x).reshape(channels, n_batch, plane)
+    cols = np.empty((channels, kh, kw, n_batch, plane), dtype=x.dtype)
+    for i, j, shift, column_shift in _kernel_offsets(kh, kw, ph, pw, width):
+        target = cols[:, i, j]
+        start, stop = _valid_range(shift, plane)
+        target[:, :, start:stop] = x_planes[:, :, start + shift:stop + shift]
+        target[:, :, :start] = 0
+        target[:, :, stop:] = 0
+        _zero_wrapped_columns(target, column_shift, width)
+    return cols.reshape(channels * kh * kw, n_batch * plane)
+
+
+def _col2im_same(dcols: np.ndarray, x_shape, kh: int, kw: int, ph: int, pw: int) -> np.ndarray:
+    """Input gradient (C, N, H, W) from dcols (C*KH*KW, N*H*W) of a same-size stride-1 convolution.
+
+    The transpose of `_im2col_same`: each offset's plane, wrapped columns zeroed, is added back shifted. dcols is
+    scratch and is modified.
+    """
+    n_batch, channels, height, width = x_shape
+    plane = height * width
+    dcols = dcols.reshape(channels, kh, kw, n_batch, plane)
+    dx_planes = dcols[:, ph, pw].copy()  # the centre offset has no shift and covers every pixel
+    for i, j, shift, column_shift in _kernel_offsets(kh, kw, ph, pw, width):
+        if shift == 0 and column_shift == 0:
+            continue
+        source = dcols[:, i, j]
+        _zero_wrapped_columns(source, column_shift, width)
+        start, stop = _valid_range(shift, plane)
+        dx_planes[:, :, start + shift:stop + shift] += source[:, :, start:stop]
+    return dx_planes.reshape(channels, n_batch, height, width)
+
+
 def _pad_channel_major(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
     """x (N, C, H, W) -> zero-padded (C, N, H + 2*ph, W + 2*pw), contiguous."""
     x_cn = _channel_major(x)
@@ -82,7 +156,10 @@ def conv2d_forward(x, w, b, *, stride: IntPair = 1, padding: IntPair = 0):
     n_batch, _, height, width = x.shape
     n_filters, _, kh, kw = w.shape
     _, _, oh, ow = conv2d_output_shape(x.shape, w.shape, stride=(sh, sw), padding=(ph, pw))
-    cols = _im2col(_pad_channel_major(x, ph, pw), kh, kw, sh, sw, oh, ow)
+    if _is_same_size_stride1(kh, kw, sh, sw, ph, pw):
+        cols = _im2col_same(x, kh, kw, ph, pw)
+    else:
+        cols = _im2col(_pad_channel_major(x, ph, pw), kh, kw, sh, sw, oh, ow)
     w_matrix = w.reshape(n_filters, -1)
     out_matrix = w_matrix @ cols
     if b is not None:
@@ -113,7 +190,10 @@ def conv2d_backward(dout, cache, *, need_dx: bool = True):
     db = dout_matrix.sum(axis=1) if has_bias else None
     if not need_dx:
         return None, dw, db
-    dcols = (w.reshape(n_filters, -1).T @ dout_matrix).reshape(channels, kh, kw, n_batch, oh, ow)
+    dcols = w.reshape(n_filters, -1).T @ dout_matrix
+    if _is_same_size_stride1(kh, kw, sh, sw, ph, pw):
+        return _channel_major(_col2im_same(dcols, x_shape, kh, kw, ph, pw)), dw, db
+    dcols = dcols.reshape(channels, kh, kw, n_batch, oh, ow)
     dx_padded = np.zeros((channels, n_batch, height + 2 * ph, width + 2 * pw), dtype=w.dtype)
     for i in range(kh):
         for j in range(kw):

@@ -22,6 +22,11 @@ CONV_CASES = [
     (1, 1, 5, 5, 1, 5, 5, 1, 0, False),
     (2, 2, 9, 11, 3, 3, 5, (3, 2), 2, False),
     (3, 2, 4, 4, 2, 3, 3, 2, 2, True),
+    # Same-size stride-1 convolutions (a fast path) on planes smaller than the kernel's reach.
+    (2, 2, 1, 5, 3, 3, 3, 1, 1, True),
+    (2, 2, 5, 2, 2, 5, 5, 1, 2, True),
+    (1, 2, 2, 2, 2, 5, 3, 1, (2, 1), False),
+    (2, 3, 6, 1, 2, 3, 3, 1, 1, True),
 ]
 
 
