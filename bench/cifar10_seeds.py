@@ -38,9 +38,11 @@ def load_harness():
 
 
 def default_recipe() -> dict:
-    from grader.cifar10 import load_recipe
+    """The recipe of the default spec's [stages.cifar10], exactly as the stage sends it to the harness."""
+    from grader.cifar10 import StageConfig
+    from grader.spec import load_spec
 
-    return load_recipe()
+    return StageConfig.from_spec(load_spec().stages["cifar10"], get_settings()).recipe
 
 
 def train_one(seed: int, recipe: dict, data, harness, eval_from: int, log) -> dict:

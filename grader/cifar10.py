@@ -192,14 +192,15 @@ _EVENT_FIELDS: dict[str, dict[str, tuple]] = {
     "probe": {"batch_ms": _NUMBER, "batch_wall_ms": _NUMBER, "projected_s": _NUMBER, "budget_s": _NUMBER},
     "epoch": {"epoch": (int,), "loss": _NUMBER, "train_accuracy": _NUMBER, "lr": _NUMBER, "epoch_s": _NUMBER,
               "elapsed_s": _NUMBER, "projected_s": _NUMBER},
-    "stopped": {"reason": (str,), "detail": (str,), "projected_s": _NUMBER, "budget_s": _NUMBER,
+    "stopped": {"reason": (str,), "detail": (str,), "lower_bound": (bool,), "projected_s": _NUMBER, "budget_s": _NUMBER,
                 "elapsed_s": _NUMBER, "epoch": (int,)},
     "layers": {"batch_size": (int,), "layers": (list,)},
     "error": {"kind": (str,), "message": (str,), "where": (list,), "epoch": (int,), "batch": (int,)},
     "done": {"epochs": (int,), "train_s": _NUMBER, "steps": (int,)},
 }
 _LAYER_FIELDS = {"name": (str,), "kind": (str,), "student": (bool,), "input_shape": (list,), "samples": (int,),
-                 "status": (str,), "forward_ms": _NUMBER, "backward_ms": _NUMBER, "limit_ms": _NUMBER,
+                 "status": (str,), "timed_out": (str,), "forward_ms": _NUMBER, "backward_ms": _NUMBER,
+                 "limit_ms": _NUMBER,
                  "error": (str,)}
 _TEXT_CHARS = 500
 _NUMBER_LIMIT = 1e12

@@ -265,7 +265,7 @@ class Network:
     """The architecture as an ordered list of (kind, name, layer), plus name -> parameter Tensor."""
 
     def __init__(self, kit: Kit, module, architecture: list, init: dict):
-        self.kit, self.layers, self.params = kit, [], {}
+        self.kit, self.layers, self.params, self.kwargs = kit, [], {}, {}
         for kind, name, kwargs in architecture:
             if kind in STUDENT_CLASSES:
                 layer = student_class(module, kind)(**kwargs)
@@ -282,11 +282,15 @@ class Network:
                     setattr(layer, attr, tensor)
                     self.params[key] = tensor
             self.layers.append((kind, name, layer))
+            self.kwargs[name] = dict(kwargs)
 
     def forward(self, x):
         for _kind, _name, layer in self.layers:
             x = call(layer, x)
         return x
+
+    def described_layers(self):
+        return [(kind, name, layer, self.kwargs[name]) for kind, name, layer in self.layers]
 
     def parameters(self) -> list:
         return list(self.params.values())
@@ -403,7 +407,7 @@ class Trainer:
                     signal.setitimer(signal.ITIMER_REAL, 0)
                     seconds = time.perf_counter() - batch_start
                     return self.stop_slow(kit, module, x, y, network, loss_fn, total_steps, seconds * total_steps,
-                                          f"one training batch took more than {seconds:.0f} s")
+                                          f"one training batch took more than {seconds:.0f} s", lower_bound=True)
                 finally:
                     if in_probe:
                         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -458,10 +462,11 @@ class Trainer:
                            "steps": step}, essential=True)
         return 0
 
-    def stop_slow(self, kit, module, x, y, network, loss_fn, total_steps, projected, reason) -> int:
+    def stop_slow(self, kit, module, x, y, network, loss_fn, total_steps, projected, reason,
+                  lower_bound: bool = False) -> int:
         """Over budget: measure each layer alone on this batch and report where the time goes."""
         budget = float(self.recipe["budget_seconds"])
-        self.progress.say({"event": "stopped", "reason": "speed", "detail": reason,
+        self.progress.say({"event": "stopped", "reason": "speed", "detail": reason, "lower_bound": lower_bound,
                            "projected_s": round(projected, 1), "budget_s": budget,
                            "elapsed_s": round(self.elapsed(), 1)}, essential=True)
         layers = profile_layers(kit, network, x, float(self.recipe.get("probe", {}).get("layer_seconds", 10.0)),
@@ -470,18 +475,36 @@ class Trainer:
         return 0
 
 
+def output_shape(kind: str, kwargs: dict, shape: tuple) -> tuple:
+    """Shape of a layer's output, from the architecture alone (to go on profiling after a layer timed out)."""
+    if kind == "conv2d":
+        k, stride, pad = kwargs.get("kernel_size", 3), kwargs.get("stride", 1), kwargs.get("padding", 0)
+        return (shape[0], kwargs["out_channels"], (shape[2] + 2 * pad - k) // stride + 1,
+                (shape[3] + 2 * pad - k) // stride + 1)
+    if kind in ("maxpool2d", "avgpool2d"):
+        k = kwargs.get("kernel_size", 2)
+        stride = kwargs.get("stride") or k
+        return (shape[0], shape[1], (shape[2] - k) // stride + 1, (shape[3] - k) // stride + 1)
+    if kind == "flatten":
+        return (shape[0], int(np.prod(shape[1:])))
+    if kind == "linear":
+        return (shape[0], kwargs["out_features"])
+    return tuple(shape)
+
+
 def profile_layers(kit: Kit, network: Network, x: np.ndarray, layer_seconds: float, total_seconds: float) -> list:
-    """Forward and backward milliseconds of every layer alone, on that layer's real input for batch x.
+    """Forward and backward milliseconds of every layer alone, on that layer's input for batch x.
 
     Each layer is first timed on one image; when the whole batch would clearly fit in `layer_seconds` it is timed
-    on the whole batch, otherwise the one-image time is scaled to the batch (`samples` says which). The total is
-    bounded by `total_seconds`; each call by its own SIGALRM deadline.
+    on the whole batch, otherwise the one-image time is scaled to the batch (`samples` says which). Forward and
+    backward each get their own SIGALRM deadline; a phase that runs out is reported as a lower bound and the next
+    layer is timed on random input of the right shape. The whole profile is bounded by `total_seconds`.
     """
     full = x.shape[0]
     started = time.perf_counter()
     records = []
     activation = x
-    for kind, name, layer in network.layers:
+    for kind, name, layer, kwargs in network.described_layers():
         record = {"name": name, "kind": kind, "student": kind in STUDENT_CLASSES, "input_shape": list(activation.shape)}
         records.append(record)
         left = total_seconds - (time.perf_counter() - started)
@@ -490,50 +513,61 @@ def profile_layers(kit: Kit, network: Network, x: np.ndarray, layer_seconds: flo
             break
         # One image first: a loop-style layer takes seconds per image, and the estimate is what matters then.
         samples = 1
-        outcome = _time_layer(kit, layer, np.ascontiguousarray(activation[:1]), min(layer_seconds, left))
+        limit = min(layer_seconds, left / 2)
+        outcome = _time_layer(kit, layer, np.ascontiguousarray(activation[:1]), limit)
         if outcome["status"] == "ok" and full > 1:
             estimate = (outcome["forward_ms"] + outcome["backward_ms"]) / 1000 * full
             left = total_seconds - (time.perf_counter() - started)
-            if estimate < min(layer_seconds, left) / 2:
+            if estimate < min(layer_seconds, left / 2) / 2:
                 samples = full
-                outcome = _time_layer(kit, layer, np.ascontiguousarray(activation), min(layer_seconds, left))
+                outcome = _time_layer(kit, layer, np.ascontiguousarray(activation), min(layer_seconds, left / 2))
         scale = full / samples
         record.update(samples=samples, status=outcome["status"])
+        if "timed_out" in outcome:
+            record["timed_out"] = outcome["timed_out"]
         for key in ("forward_ms", "backward_ms"):
             if key in outcome:
                 record[key] = round(outcome[key] * scale, 3)
         if "error" in outcome:
             record["error"] = outcome["error"][:300]
-        if outcome["status"] != "ok":
-            record["limit_ms"] = round(min(layer_seconds, left) * 1000 * scale, 1)
-            break
-        activation = outcome["out"]
-        if activation.shape[0] != samples:
-            break
+        if outcome["status"] == "timeout":
+            record["limit_ms"] = round(limit * 1000 * scale, 1)
+        out = outcome.get("out")
+        if out is None or out.shape[0] != samples:
+            shape = output_shape(kind, kwargs, tuple(activation.shape))
+            activation = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            continue
+        activation = out
         if samples != full:
             # Later layers need the full batch's activations: repeat the sample's output (timing is value-blind).
-            activation = np.concatenate([activation] * math.ceil(full / samples))[:full]
+            activation = np.concatenate([activation] * full)
     return records
 
 
 def _time_layer(kit: Kit, layer, x: np.ndarray, limit: float) -> dict:
-    signal.setitimer(signal.ITIMER_REAL, max(limit, 0.01))
+    """Times forward, then backward, each under its own deadline of `limit` seconds."""
+    result: dict = {"status": "ok"}
     try:
+        signal.setitimer(signal.ITIMER_REAL, max(limit, 0.01))
         tensor = kit.Tensor(x.astype(np.float32), requires_grad=True)
         start = time.perf_counter()
         out = call(layer, tensor)
-        forward = time.perf_counter() - start
+        result["forward_ms"] = (time.perf_counter() - start) * 1000
+        signal.setitimer(signal.ITIMER_REAL, 0)
         out_data = np.array(data_of(out), dtype=np.float32)
+        result["out"] = out_data
+        signal.setitimer(signal.ITIMER_REAL, max(limit, 0.01))
         start = time.perf_counter()
         out.backward(np.ones_like(out_data) / out_data.size)
-        backward = time.perf_counter() - start
+        result["backward_ms"] = (time.perf_counter() - start) * 1000
         signal.setitimer(signal.ITIMER_REAL, 0)
     except Deadline:
-        return {"status": "timeout"}
+        result["status"] = "timeout"
+        result["timed_out"] = "backward" if "forward_ms" in result else "forward"
     except BaseException as error:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        return {"status": "error", "error": describe(error)}
-    return {"status": "ok", "forward_ms": forward * 1000, "backward_ms": backward * 1000, "out": out_data}
+        result.update(status="error", error=describe(error))
+    return result
 
 
 def environment() -> dict:
