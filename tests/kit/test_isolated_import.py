@@ -3,7 +3,6 @@
 import ast
 import subprocess
 import sys
-from pathlib import Path
 
 from conftest import KIT_DIR, SUBMISSIONS
 

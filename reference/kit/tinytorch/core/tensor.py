@@ -30,14 +30,18 @@ def _is_basic_index(index):
 
 
 def _plain_index(index):
-    """Replace Tensors inside an index by their arrays."""
+    """Replace Tensors inside an index by their arrays (integer-valued float tensors become integers)."""
     if isinstance(index, Tensor):
-        return index.data
+        return _index_array(index.data)
     if isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(_index_array(i.data) if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray([i.data if isinstance(i, Tensor) else i for i in index])
     return index
+
+
+def _index_array(array):
+    return array.astype(np.int64) if array.dtype.kind == "f" else array
 
 
 def _new(data, requires_grad=False, grad_fn=None):
@@ -87,12 +91,9 @@ class Tensor(_TensorBase):
         else:
             if isinstance(data, Tensor):
                 data = data.data
-            if isinstance(data, (np.ndarray, np.generic)):
-                array = np.asarray(data, dtype=dtype)
-            else:
-                array = np.asarray(data, dtype=dtype)
-                if dtype is None and array.dtype.kind in "iuf":
-                    array = array.astype(np.float32)
+            array = np.asarray(data, dtype=dtype)
+            if dtype is None and not isinstance(data, (np.ndarray, np.generic)) and array.dtype.kind in "iuf":
+                array = array.astype(np.float32)
             if shape is not None and tuple(array.shape) != tuple(shape):
                 array = array.reshape(shape)
         self.data = array
@@ -102,7 +103,6 @@ class Tensor(_TensorBase):
         self._read = False
         self._flexible_dtype = flexible
 
-    # ----- attributes -------------------------------------------------------------------------
     @property
     def requires_grad(self):
         return self._requires_grad or self._grad_fn is not None
@@ -212,7 +212,6 @@ class Tensor(_TensorBase):
                 gradient = gradient.astype(self.data.dtype)
         run_backward(self, gradient)
 
-    # ----- arithmetic ---------------------------------------------------------------------------
     def _operand(self, other):
         """`other` as a Tensor; Python and NumPy scalars take this tensor's float dtype."""
         if isinstance(other, Tensor):
@@ -312,7 +311,6 @@ class Tensor(_TensorBase):
 
     __hash__ = object.__hash__
 
-    # ----- elementwise functions ----------------------------------------------------------------
     def exp(self):
         out = np.exp(self.data)
         return _result(out, ExpBackward, (self,), out)
@@ -346,7 +344,6 @@ class Tensor(_TensorBase):
         other = self._operand(other)
         return _result(np.maximum(self.data, other.data), MaximumBackward, (self, other))
 
-    # ----- reductions ---------------------------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
         return _result(np.sum(self.data, axis=axis, keepdims=keepdims), SumBackward, (self,), axis, keepdims)
 
@@ -365,7 +362,6 @@ class Tensor(_TensorBase):
     def argmin(self, axis=None):
         return _new(np.argmin(self.data, axis=axis))
 
-    # ----- shape ---------------------------------------------------------------------------------
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
@@ -405,7 +401,6 @@ class Tensor(_TensorBase):
     def unsqueeze(self, axis):
         return _result(np.expand_dims(self.data, axis), ReshapeBackward, (self,))
 
-    # ----- indexing -------------------------------------------------------------------------------
     def __getitem__(self, index):
         index = _plain_index(index)
         return _result(self.data[index], GetItemBackward, (self,), index)
@@ -451,8 +446,6 @@ def _sigmoid(x):
     z = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
 
-
-# ----- backward functions of the built-in operations ------------------------------------------------
 
 class IdentityBackward(Function):
     def apply(self, grad_output):
