@@ -19,7 +19,8 @@ from api.routes.badges import badge_links
 from api.routes.me import public_base_url
 from api.web import actions, charts, queries
 from api.deps import SessionDep
-from api.web.security import clear_session, load_session, new_session, require_csrf, store_session
+from api.web.security import (clear_session, load_session, login_throttle, new_session, require_csrf,
+                              store_session)
 from grader.store import credentials
 from grader.store.models import Assignment, Course, Enrollment, GradingRun, Submission, User
 from grader.store.runs import current_run
@@ -148,12 +149,21 @@ def login_page(request: Request, next: str = "/dashboard") -> HTMLResponse:
 @router.post("/login", dependencies=[CsrfChecked])
 def login(request: Request, db: SessionDep, email: Annotated[str, Form()], password: Annotated[str, Form()],
           next: Annotated[str, Form()] = "/dashboard") -> Response:
-    user = db.scalar(select(User).where(User.email == email.strip().lower()))
+    email = email.strip().lower()
+    throttle_key = (email, request.client.host if request.client else "")
+    wait = login_throttle.retry_after(throttle_key)
+    if wait:
+        return render(request, "login.html", {
+            "next_url": _safe_next(next), "email": email,
+            "error": f"Too many failed logins. Try again in {max(1, round(wait / 60))} minute(s)."}, status_code=429)
+    user = db.scalar(select(User).where(User.email == email))
     # Verify against a dummy hash when the user is unknown, so timing does not reveal which emails exist.
     valid = credentials.verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not valid or not user.is_instructor:
+        login_throttle.failed(throttle_key)
         return render(request, "login.html", {"next_url": _safe_next(next), "email": email,
                                               "error": "Wrong email or password."}, status_code=401)
+    login_throttle.succeeded(throttle_key)
     response = _redirect(_safe_next(next))
     session = new_session(user.id)  # a fresh CSRF token: a session planted before login is useless after it
     request.state.web_session = session
