@@ -26,6 +26,7 @@ import traceback
 FORMAT = 1
 ERROR_TEXT_CHARS = 2000  # longest exception text handed back per run
 PRINT_CAP_BYTES = 64 * 1024  # how much of the student's printing is passed on to the log
+WRITE_EVERY_S = 0.5  # longest stretch of finished runs that a dying process can lose
 MEMORY_ERROR_EXIT_CODE = 3  # tells the runner the process ran out of memory outside any run
 CLASS_NAMES = {
     "conv2d": ("Conv2D", "Conv2d"),
@@ -114,7 +115,13 @@ class Harness:
         if module is None:
             return
         timed_out: set[str] = set()
+        last_write, previous_component = time.perf_counter(), None
         for run in cases["runs"]:
+            # Rewriting the file after every run costs more than the runs; writing at each new component and
+            # at least every WRITE_EVERY_S keeps what finished if the process dies later.
+            if run["component"] != previous_component or time.perf_counter() - last_write > WRITE_EVERY_S:
+                self.write()
+                last_write, previous_component = time.perf_counter(), run["component"]
             self.say({"run": run["id"], "phase": "start"})
             started = time.perf_counter()
             entry: dict = {"status": "ok", "phase": "", "error": "", "notes": []}
@@ -122,7 +129,6 @@ class Harness:
             if run["component"] in timed_out:
                 # One infinite loop per component is enough: the component's other runs are not started.
                 entry.update(status="skipped_after_timeout", phase="construct")
-                self.write()
                 continue
             try:
                 self.do_run(module, run, inputs, entry)
@@ -132,7 +138,7 @@ class Harness:
                 timed_out.add(run["component"])
             entry["seconds"] = round(time.perf_counter() - started, 4)
             signal.setitimer(signal.ITIMER_REAL, 0)
-            self.write()
+        self.write()
         self.say({"phase": "done"})
 
     # Import -----------------------------------------------------------------------------------------------
