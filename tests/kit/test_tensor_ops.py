@@ -171,3 +171,11 @@ def test_custom_function_as_documented():
     np.testing.assert_allclose(w.grad, (g * x.data).sum(axis=0))
     np.testing.assert_allclose(b.grad, g.sum(axis=0))
     assert b.grad.shape == (2,)
+
+
+def test_comparisons_are_elementwise_and_hashing_is_by_identity():
+    a = Tensor(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal((a == 2.0).data, [False, True, False])
+    np.testing.assert_array_equal((a != Tensor(np.array([1.0, 0.0, 3.0]))).data, [False, True, False])
+    np.testing.assert_array_equal((a > 1.5).data, [False, True, True])
+    assert len({a, Tensor(np.array([1.0, 2.0, 3.0]))}) == 2

@@ -295,8 +295,14 @@ class Tensor(_TensorBase):
     def div(self, other):
         return self.__truediv__(other)
 
-    # Comparisons give plain boolean tensors (no gradient); == keeps identity semantics so that
-    # tensors can live in lists and sets of parameters.
+    # Comparisons give boolean tensors without gradient, elementwise as in NumPy; hashing stays by
+    # identity so that tensors can be kept in sets and dict keys.
+    def __eq__(self, other):
+        return _new(self.data == _plain(other))
+
+    def __ne__(self, other):
+        return _new(self.data != _plain(other))
+
     def __gt__(self, other):
         return _new(self.data > _plain(other))
 
