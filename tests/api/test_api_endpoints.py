@@ -14,6 +14,7 @@ from grader.store.models import AuditLog, GradingRun, Submission, utcnow
 from tests.api.service_fixtures import good_source, make_world, submit
 
 
+@pytest.mark.docker  # readiness includes the sandbox engine
 def test_health_and_openapi(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
@@ -61,6 +62,8 @@ def test_course_roster_and_assignment_creation(client, world):
     assert carol["token"].startswith("gt_") and alice["token"] is None
     carol_headers = {"Authorization": f"Bearer {carol['token']}"}
     assert [c["slug"] for c in client.get("/api/v1/courses", headers=carol_headers).json()] == ["cnn-202"]
+    assert client.get("/api/v1/courses/cnn-202", headers=carol_headers).json()["title"] == "CNN 202"
+    assert client.get(f"/api/v1/courses/{world.course}", headers=carol_headers).status_code == 404
     emails = {e["email"] for e in client.get("/api/v1/courses/cnn-202/roster", headers=headers).json()}
     assert emails == {"prof@example.edu", "carol@example.edu", "alice@example.edu"}
     bad = client.post("/api/v1/courses/cnn-202/roster", headers=headers, files={"file": ("r.csv", b"name\nx\n")})
