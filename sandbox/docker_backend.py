@@ -209,6 +209,10 @@ class DockerRunner:
             container.remove(force=True)
         except _docker_errors().NotFound:
             pass
+        except _docker_errors().APIError as error:
+            if error.status_code == 409 and "already in progress" in str(error):
+                return  # another remover (a cleanup) got there first
+            raise InfrastructureError(f"removing the job container failed: {error}") from error
         except _docker_errors().DockerException as error:
             raise InfrastructureError(f"removing the job container failed: {error}") from error
 
@@ -221,13 +225,15 @@ class DockerRunner:
         return cleanup_orphans(self.client, self.job_root, everything=everything)
 
 
-def cleanup_orphans(client, job_root: Path | None = None, *, everything: bool = False) -> int:
-    """See `DockerRunner.cleanup_orphans`."""
+def cleanup_orphans(client, job_root: Path | None = None, *, everything: bool = False,
+                    only_label: str | None = None) -> int:
+    """See `DockerRunner.cleanup_orphans`. `only_label` ("key=value") narrows it to matching containers (tests)."""
     from sandbox.jobdir import _pid_alive
 
     host = socket.gethostname()
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": f"{JOB_LABEL}=1"}):
+    labels_filter = [f"{JOB_LABEL}=1"] + ([only_label] if only_label else [])
+    for container in client.containers.list(all=True, filters={"label": labels_filter}):
         labels = container.labels or {}
         pid_text = labels.get(WORKER_PID_LABEL, "")
         owned_by_live_worker = (labels.get(HOST_LABEL) == host and pid_text.isdigit() and _pid_alive(int(pid_text)))
@@ -236,8 +242,8 @@ def cleanup_orphans(client, job_root: Path | None = None, *, everything: bool = 
         try:
             container.remove(force=True)
             removed += 1
-        except _docker_errors().NotFound:
-            pass
+        except (_docker_errors().NotFound, _docker_errors().APIError):
+            pass  # gone already, or its removal is in progress elsewhere
     if job_root is not None:
         remove_orphan_job_dirs(job_root)
     return removed

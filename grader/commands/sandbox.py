@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ensure.set_defaults(handler=run_ensure)
     cleanup = actions.add_parser("cleanup", help="Remove job containers and job directories left behind by crashes.")
     cleanup.add_argument("--all", action="store_true", help="also those of workers still running on this host")
+    cleanup.add_argument("--images", action="store_true",
+                         help="also remove sandbox images of earlier kits/harnesses older than a day")
     cleanup.set_defaults(handler=run_cleanup)
     status = actions.add_parser("status", help="Say which backend would run student code here, and why.")
     status.set_defaults(handler=run_status)
@@ -88,10 +90,16 @@ def run_cleanup(args: argparse.Namespace) -> int:
     from sandbox.select import job_root
 
     try:
-        removed = cleanup_orphans(connect(), job_root(get_settings()), everything=args.all)
+        client = connect()
+        removed = cleanup_orphans(client, job_root(get_settings()), everything=args.all)
+        print(f"removed {removed} job container(s)")
+        if args.images:
+            from sandbox.image.build import remove_stale_images
+
+            for tag in remove_stale_images(client):
+                print(f"removed image {tag}")
     except InfrastructureError as error:
         return _fail(str(error))
-    print(f"removed {removed} job container(s)")
     return 0
 
 

@@ -270,3 +270,33 @@ def _tag_latest(client, ref: ImageRef) -> None:
 
 
 
+
+
+def remove_stale_images(client, *, min_age_seconds: float = 24 * 3600) -> list[str]:
+    """Removes sandbox and base image tags other than the current ones (and `latest`) older than `min_age_seconds`.
+
+    Running workers pin their image by id, so recent images are kept: one a worker still uses would otherwise
+    turn every later job of that worker into an infrastructure fault. Returns the removed tags.
+    """
+    import datetime
+
+    import docker.errors
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    keep = {image_tag(offline=True), image_tag(offline=False), base_image_tag(), f"{IMAGE_REPOSITORY}:latest"}
+    removed = []
+    for repository in (IMAGE_REPOSITORY, BASE_REPOSITORY):
+        for image in client.images.list(name=repository):
+            created = datetime.datetime.fromisoformat(image.attrs["Created"][:26].rstrip("Z") + "+00:00")
+            if (now - created).total_seconds() < min_age_seconds:
+                continue
+            for tag in image.tags:
+                if tag in keep:
+                    continue
+                try:
+                    client.images.remove(tag, noprune=False)
+                    removed.append(tag)
+                except docker.errors.APIError:
+                    pass  # still used by a container
+    return removed

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 
 import docker
 import pytest
@@ -23,10 +24,14 @@ def _dead_pid() -> int:
     return child.pid
 
 
+TEST_LABEL = f"cnn-grader.test-run={uuid.uuid4().hex}"
+
+
 def _labelled_container(client, image_id: str, worker_pid: int):
+    key, _, value = TEST_LABEL.partition("=")
     return client.containers.create(image_id, command=["sleep", "60"], network_mode="none",
                                     labels={JOB_LABEL: "1", HOST_LABEL: socket.gethostname(),
-                                            WORKER_PID_LABEL: str(worker_pid)})
+                                            WORKER_PID_LABEL: str(worker_pid), key: value})
 
 
 def test_each_job_gets_a_fresh_container_that_is_removed(docker_only_runner):
@@ -46,12 +51,13 @@ def test_orphans_of_dead_workers_are_removed_and_live_ones_kept(docker_only_runn
     orphan = _labelled_container(client, docker_only_runner.image_id, _dead_pid())
     live = _labelled_container(client, docker_only_runner.image_id, os.getpid())
     try:
-        removed = docker_only_runner.cleanup_orphans()
-        assert removed >= 1
+        # Other engineers' jobs run on this engine: every cleanup here is narrowed to this test's containers.
+        removed = cleanup_orphans(client, only_label=TEST_LABEL)
+        assert removed == 1
         with pytest.raises(docker.errors.NotFound):
             client.containers.get(orphan.id)
         assert client.containers.get(live.id).id == live.id
-        cleanup_orphans(client, everything=True)
+        assert cleanup_orphans(client, everything=True, only_label=TEST_LABEL) == 1
         with pytest.raises(docker.errors.NotFound):
             client.containers.get(live.id)
     finally:
