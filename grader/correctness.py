@@ -451,6 +451,7 @@ def _job_message(outcome: SandboxOutcome, limits, job: JobContext) -> str:
 def _finish(context: StageContext, checks, started: float, *, status: str, stage_message: str,
             judged: list[tuple[float, str, str]], outcome: SandboxOutcome | None = None) -> StageOutput:
     spec: Spec = context.spec
+    judged = _with_dependency_hint(checks, judged)
     points = [spec.correctness.points_for(check.name) for check, _ in checks]
     scale = 1.0
     if spec.correctness.max_score is not None and sum(points) > 0:
@@ -480,6 +481,20 @@ def _finish(context: StageContext, checks, started: float, *, status: str, stage
     stage = StageResult(name=STAGE, score=score, max_score=max_score, status=status,
                         duration_s=round(time.monotonic() - started, 3), message=message, details=details)
     return StageOutput(result=stage, tests=tests)
+
+
+def _with_dependency_hint(checks, judged: list[tuple[float, str, str]]) -> list[tuple[float, str, str]]:
+    """Failing SimpleCNN checks point at the failing layers they are built from."""
+    broken = sorted({check.component for (check, _), (_, status, _) in zip(checks, judged)
+                     if status != "passed" and check.component in ("conv2d", "maxpool2d", "flatten")})
+    if not broken:
+        return judged
+    names = {"conv2d": "Conv2D", "maxpool2d": "MaxPool2D", "flatten": "Flatten"}
+    layers = " and ".join(names[c] for c in broken)
+    hint = f"SimpleCNN is built from your layers: fix the failing checks of {layers} first."
+    return [(fraction, status, f"{output}\n{hint}" if check.component == "simplecnn" and status != "passed"
+             and check.aspect != "api" else output)
+            for (check, _), (fraction, status, output) in zip(checks, judged)]
 
 
 def max_score(spec: Spec) -> float:
