@@ -21,7 +21,6 @@ from grader.store.db import session_scope  # noqa: E402
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = ARTIFACTS / "browser"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "browser").mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
     yield page

@@ -17,10 +17,10 @@ import signal
 import httpx
 import pytest
 from playwright.sync_api import expect
-
-from conftest import SCREENSHOTS
-from h7_support import INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, make_assignment, make_student, make_submission
 from sqlalchemy import select
+
+from h7_support import (ARTIFACTS, INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, make_assignment, make_student,
+                        make_submission)
 
 from grader.settings import PROJECT_ROOT
 from grader.store.db import session_scope
@@ -28,6 +28,7 @@ from grader.store.models import Course
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
 
+SCREENSHOTS = ARTIFACTS / "browser"
 GOOD = PROJECT_ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
 GRADING_TIMEOUT_MS = 180_000  # two cores shared with other work: a correctness run can queue for a while
 ROSTER = "email,name,student_number\nann@example.edu,Ann Lovelace,s001\nbob@example.edu,Bob Babbage,s002\n"

@@ -1,4 +1,4 @@
-"""Fixtures of the dashboard and badge tests: a fresh Postgres database per session, emptied per test."""
+"""Fixtures of the dashboard and badge tests: a fresh Postgres database per module, emptied per test."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from h7_support import TEST_SECRET_KEY, environment, fresh_database, seed_course
 
 from api.main import create_app
 from api.web.security import login_throttle
+from grader import tasks
 from grader.store.db import session_scope
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web_database(tmp_path_factory):
-    # The broker is a throw-away folder: runs queued by these tests are never graded (no worker here).
+    """Module-scoped, so the environment it sets never outlives these tests in a whole-suite run."""
     data_dir = tmp_path_factory.mktemp("h7-web-data")
     with fresh_database("h7_web") as url:
         with environment(DATABASE_URL=url, SECRET_KEY=TEST_SECRET_KEY, ENVIRONMENT="test", BROKER_URL="",
@@ -35,7 +36,16 @@ def seed(db_ready):
 
 
 @pytest.fixture
-def client(db_ready):
+def published(monkeypatch) -> list[tuple[int, str]]:
+    """Runs the routes publish, recorded instead of sent: no worker runs in these tests, and jobs must not leak
+    into a broker that other tests' workers share (the real broker and worker are in tests/cli, tests/browser)."""
+    sent: list[tuple[int, str]] = []
+    monkeypatch.setattr(tasks, "publish", lambda run_id, queue: sent.append((run_id, queue)))
+    return sent
+
+
+@pytest.fixture
+def client(db_ready, published):
     login_throttle.reset()  # failed logins of earlier tests must not throttle this one
     with TestClient(create_app(), base_url="http://testserver", follow_redirects=False) as test_client:
         yield test_client

@@ -164,7 +164,7 @@ def test_roster_upload_enrolls_and_shows_tokens_once(client, seed):
         assert db.scalar(select(func.count(Enrollment.id)).where(Enrollment.role == "student")) == 3
 
 
-def test_regrade_one_queues_a_run(client, seed):
+def test_regrade_one_queues_a_run(client, seed, published):
     best_id = _seed_results(seed)
     token = _login(client)
     response = client.post(f"/dashboard/submissions/{best_id}/regrade", data={"csrf_token": token})
@@ -172,11 +172,12 @@ def test_regrade_one_queues_a_run(client, seed):
     with session_scope() as db:
         runs = db.scalars(select(GradingRun).where(GradingRun.submission_id == best_id)).all()
         assert [run.kind for run in runs] == ["submit", "regrade"] and runs[-1].status == "queued"
+        assert published == [(runs[-1].id, "correctness")]
     live = client.get(f"/dashboard/submissions/{best_id}/live.json").json()
     assert live["status"] == "queued" and live["finished"] is False
 
 
-def test_regrade_all_goes_through_a_preview(client, seed):
+def test_regrade_all_goes_through_a_preview(client, seed, published):
     _seed_results(seed)
     token = _login(client)
     response = client.post("/dashboard/assignments/cnn-spatial/regrade", data={"csrf_token": token})
@@ -186,7 +187,9 @@ def test_regrade_all_goes_through_a_preview(client, seed):
     assert page.status_code == 200 and "preview runs finished" in page.text
     assert client.get(preview_url + "/live.json").json() == {"done": False}
     with session_scope() as db:
-        assert all(not run.applied for run in db.scalars(select(GradingRun).where(GradingRun.kind == "preview")))
+        previews = db.scalars(select(GradingRun).where(GradingRun.kind == "preview")).all()
+        assert len(previews) == 3 and not any(run.applied for run in previews)
+        assert sorted(run_id for run_id, _ in published) == sorted(run.id for run in previews)
     refused = client.post(preview_url + "/confirm", data={"csrf_token": token})
     assert refused.status_code == 303 and "finished" in refused.headers["location"]
 
