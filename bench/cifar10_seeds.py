@@ -4,6 +4,7 @@ Trains the module's SimpleCNN with `reference.simple_cnn` (fast im2col layers) e
 does (same augmentation, normalization, schedule and initialisation code, imported from the harness), for
 several seeds, and records test accuracy per epoch, epoch times and the spread. Writes
 bench/results/cifar10_seeds.json. Usage: python -m bench.cifar10_seeds [--seeds 0 1 2] [--epochs 12]
+[--engine torch] (the same recipe, initialisation, data order and augmentation with PyTorch doing the passes).
 """
 
 from __future__ import annotations
@@ -45,8 +46,48 @@ def default_recipe() -> dict:
     return StageConfig.from_spec(load_spec().stages["cifar10"], get_settings()).recipe
 
 
-def train_one(seed: int, recipe: dict, data, harness, eval_from: int, log) -> dict:
+class TorchEngine:
+    """The same network, loss and optimizer rule in PyTorch (CPU), for seed-variance runs when CPU time is short.
+
+    Parameters stay in the shared naming/layout (Linear W is (in, out)); evaluation is done by the reference.
+    """
+
+    def __init__(self, params: dict, recipe: dict):
+        import torch
+
+        self.torch = torch
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+        self.tensors = {name: torch.tensor(value, requires_grad=True) for name, value in params.items()}
+        opt = recipe["optimizer"]
+        self.optimizer = torch.optim.SGD(self.tensors.values(), lr=0.0, momentum=opt["momentum"],
+                                         nesterov=opt["nesterov"], weight_decay=opt["weight_decay"])
+        self.smoothing = recipe["label_smoothing"]
+
+    def step(self, x, y, lr):
+        torch, t = self.torch, self.tensors
+        functional = torch.nn.functional
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        h = functional.max_pool2d(functional.relu(functional.conv2d(torch.from_numpy(x), t["conv1.weight"],
+                                                                    t["conv1.bias"], padding=1)), 2)
+        h = functional.max_pool2d(functional.relu(functional.conv2d(h, t["conv2.weight"], t["conv2.bias"],
+                                                                    padding=1)), 2)
+        h = functional.relu(h.flatten(1) @ t["fc1.weight"] + t["fc1.bias"])
+        logits = h @ t["fc2.weight"] + t["fc2.bias"]
+        loss = functional.cross_entropy(logits, torch.from_numpy(y), label_smoothing=self.smoothing)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item(), logits.detach().numpy()
+
+    def params(self) -> dict:
+        return {name: tensor.detach().numpy().copy() for name, tensor in self.tensors.items()}
+
+
+def train_one(seed: int, recipe: dict, data, harness, eval_from: int, log, engine: str = "reference",
+              on_epoch=None) -> dict:
     params = simple_cnn.init_params(seed)
+    torch_engine = TorchEngine(params, recipe) if engine == "torch" else None
     rng = np.random.default_rng(seed)
     images = np.asarray(data.train_images())
     labels = data.train_labels().astype(np.int64)
@@ -70,25 +111,32 @@ def train_one(seed: int, recipe: dict, data, harness, eval_from: int, log) -> di
             x = harness.normalize(harness.augment(images[batch], rng, crop_padding=aug["crop_padding"],
                                                   flip=aug["horizontal_flip"]), mean, std)
             y = labels[batch]
-            logits, cache = simple_cnn.forward(params, x)
-            loss, dlogits = simple_cnn.softmax_cross_entropy(logits, y, recipe["label_smoothing"])
-            grads = simple_cnn.backward(dlogits, cache)
             lr = harness.learning_rate(recipe["schedule"], step, total)
-            simple_cnn.sgd_step(params, grads, state, lr=lr, momentum=opt["momentum"],
-                                weight_decay=opt["weight_decay"], nesterov=opt["nesterov"])
+            if torch_engine is not None:
+                loss, logits = torch_engine.step(x, y, lr)
+            else:
+                logits, cache = simple_cnn.forward(params, x)
+                loss, dlogits = simple_cnn.softmax_cross_entropy(logits, y, recipe["label_smoothing"])
+                grads = simple_cnn.backward(dlogits, cache)
+                simple_cnn.sgd_step(params, grads, state, lr=lr, momentum=opt["momentum"],
+                                    weight_decay=opt["weight_decay"], nesterov=opt["nesterov"])
             step += 1
             loss_sum += loss * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
         epoch_s = time.perf_counter() - epoch_start
         entry = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen, "epoch_s": round(epoch_s, 2)}
+        if torch_engine is not None:
+            params = torch_engine.params()
         if epoch >= eval_from or epoch == epochs:
             entry["test_accuracy"] = float((simple_cnn.predict(params, test_x).argmax(1) == test_y).mean())
         curve.append(entry)
         log(f"seed {seed} epoch {epoch}: {entry}")
+        if on_epoch is not None:
+            on_epoch({"seed": seed, "engine": engine, "partial": True, "curve": curve})
     train_s = time.perf_counter() - started
     first_75 = next((e["epoch"] for e in curve if e.get("test_accuracy", 0) >= 0.75), None)
-    return {"seed": seed, "test_accuracy": curve[-1]["test_accuracy"], "first_epoch_at_75": first_75,
+    return {"seed": seed, "engine": engine, "test_accuracy": curve[-1]["test_accuracy"], "first_epoch_at_75": first_75,
             "wall_s_including_eval": round(train_s, 1), "curve": curve}
 
 
@@ -97,6 +145,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--eval-from", type=int, default=6)
+    parser.add_argument("--engine", choices=("reference", "torch"), default="reference",
+                        help="reference: NumPy reference layers (the yardstick); torch: same recipe in PyTorch CPU")
     parser.add_argument("--out", type=Path, default=RESULTS / "cifar10_seeds.json")
     args = parser.parse_args()
     harness = load_harness()
@@ -105,12 +155,16 @@ def main() -> int:
         recipe["epochs"] = args.epochs
     data = open_prepared(get_settings().cifar10_cache_dir)
     runs = []
-    report = {"benchmark": "cifar10_seeds", "recipe": recipe, "numpy": np.__version__,
+    report = {"benchmark": "cifar10_seeds", "engine": args.engine, "recipe": recipe, "numpy": np.__version__,
               "threads": os.environ.get("OPENBLAS_NUM_THREADS"), "cpu": platform.processor() or platform.machine(),
               "note": "2 shared cores; other jobs ran at the same time, so times are noisy", "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    def save_partial(partial: dict) -> None:
+        args.out.write_text(json.dumps({**report, "in_progress": partial}, indent=2))
+
     for seed in args.seeds:
-        runs.append(train_one(seed, recipe, data, harness, args.eval_from, lambda text: print(text, flush=True)))
+        runs.append(train_one(seed, recipe, data, harness, args.eval_from, lambda text: print(text, flush=True),
+                              engine=args.engine, on_epoch=save_partial))
         accuracies = [run["test_accuracy"] for run in runs]
         report["summary"] = {"seeds": len(runs), "mean": statistics.fmean(accuracies), "min": min(accuracies),
                              "max": max(accuracies),

@@ -13,24 +13,23 @@ import hashlib
 import io
 import json
 import math
-import os
 import platform
 import time
 import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from grader.datasets.cifar10 import DatasetError, PreparedCifar10, open_prepared
+from grader.datasets.cifar10 import DatasetError, PreparedCifar10, open_prepared, prepare
 from grader.result import StageResult, TestResult
 from grader.settings import Settings
 from grader.spec import Spec
 from grader.stage import StageContext, StageOutput
 from reference import simple_cnn
-from sandbox.runner import GiB, SandboxJob, SandboxLimits, SandboxOutcome
+from sandbox.runner import GiB, InfrastructureError, SandboxJob, SandboxLimits, SandboxOutcome
 
 STAGE = "cifar10"
 HARNESS = "training"
@@ -350,10 +349,7 @@ def run_stage(context: StageContext) -> StageOutput:
         config = StageConfig.from_spec(context.spec.stages.get(STAGE, {}), settings)
     except (ValueError, TypeError) as error:
         return _skipped(started, DEFAULT_OPTIONS["max_score"], "error", f"the CIFAR-10 stage is misconfigured: {error}")
-    try:
-        prepared = open_prepared(settings.cifar10_cache_dir)
-    except DatasetError as error:
-        raise InfrastructureFault(str(error)) from error
+    prepared = ensure_dataset(settings)
 
     log = ProgressLog()
     job = build_job(context.source, config, prepared)
@@ -385,8 +381,18 @@ def run_stage(context: StageContext) -> StageOutput:
     return judge_outcome(outcome, log, config, prepared, context.source, started)
 
 
-class InfrastructureFault(RuntimeError):
-    """The grader itself is not ready (e.g. no prepared data set): an operator must act, not the student."""
+def ensure_dataset(settings: Settings) -> PreparedCifar10:
+    """The prepared cache; prepared once from settings.cifar10_source when missing (about half a minute)."""
+    try:
+        return open_prepared(settings.cifar10_cache_dir)
+    except DatasetError:
+        pass
+    try:
+        prepared, _ = prepare(settings.cifar10_source, settings.cifar10_cache_dir)
+    except (DatasetError, OSError) as error:
+        # Not the student's fault: the operator must provide the data set (`grader dataset prepare --source`).
+        raise InfrastructureError(f"no CIFAR-10 data set: {error}") from error
+    return prepared
 
 
 def judge_outcome(outcome: SandboxOutcome, log: ProgressLog, config: StageConfig, prepared: PreparedCifar10,
@@ -551,6 +557,6 @@ def reproducibility(outcome: SandboxOutcome, start: Mapping, config: StageConfig
         "dataset_sha256": prepared.manifest.get("source", {}).get("sha256"),
         "submission_sha256": hashlib.sha256(source).hexdigest(),
         "grader_numpy": np.__version__,
-        "replay": "grader grade spatial.py --stage cifar10 --json"
-                  + (f"  # SANDBOX_IMAGE={outcome.image_digest}" if outcome.image_digest else ""),
+        "replay": ((f"SANDBOX_IMAGE={outcome.image_digest} " if outcome.image_digest else "")
+                   + f"grader grade spatial.py --stages cifar10 --sandbox {outcome.backend} --json"),
     }

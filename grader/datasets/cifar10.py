@@ -429,12 +429,22 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
 
 
 def prepare(source: Path, dest: Path, *, force: bool = False, workers: int = 2) -> tuple[PreparedCifar10, bool]:
-    """Prepare the cache at `dest` from `source` unless a matching one exists.
+    """Prepare the cache at `dest` from `source` unless a matching one exists (one process at a time per cache).
 
     Returns:
         (the prepared cache, True if it was written now / False if an existing one was reused).
     """
-    source, dest = Path(source), Path(dest)
+    import fcntl
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Workers that start together must not rebuild the cache under each other's running jobs.
+    with open(dest.parent / f".{dest.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prepare_locked(Path(source), dest, force=force, workers=workers)
+
+
+def _prepare_locked(source: Path, dest: Path, *, force: bool, workers: int) -> tuple[PreparedCifar10, bool]:
     fingerprint = source_fingerprint(source)
     manifest_path = dest / MANIFEST
     if not force and manifest_path.is_file():

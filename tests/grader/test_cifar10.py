@@ -282,3 +282,53 @@ def test_loop_style_submission_is_stopped_with_a_per_layer_explanation(settings)
     assert conv1["status"] == "timeout" or conv1["forward_ratio"] > 10
     assert any(e.get("event") == "stopped" and e.get("reason") == "speed" for e in events)
     assert result.to_json()["cifar10"]["epochs"] == 0
+
+
+# Recipe pieces of the harness ------------------------------------------------------------------------------
+
+
+def _harness():
+    import importlib.util
+
+    from sandbox.runner import HARNESS_DIR
+
+    spec = importlib.util.spec_from_file_location("training_harness", HARNESS_DIR / "training.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_cycle_schedule_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    harness = _harness()
+    schedule = {"kind": "one_cycle", "peak_lr": 0.05, "pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4}
+    total = 200
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.05, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=total, pct_start=0.3,
+                                                    cycle_momentum=False)
+    for step in range(total):
+        assert harness.learning_rate(schedule, step, total) == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-9,
+                                                                              abs=1e-12)
+        optimizer.step()
+        scheduler.step()
+
+
+def test_augmentation_crops_and_flips_within_the_padding():
+    harness = _harness()
+    images = np.random.default_rng(0).integers(1, 256, size=(64, 3, 32, 32), dtype=np.uint8)
+    out = harness.augment(images, np.random.default_rng(1), crop_padding=4, flip=True)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    flipped = 0
+    for original, augmented in zip(images, out):
+        padded = np.pad(original, ((0, 0), (4, 4), (4, 4)))
+        candidates = [padded[:, dy:dy + 32, dx:dx + 32] for dy in range(9) for dx in range(9)]
+        plain = any(np.array_equal(augmented, c) for c in candidates)
+        mirrored = any(np.array_equal(augmented, c[:, :, ::-1]) for c in candidates)
+        assert plain or mirrored
+        flipped += mirrored and not plain
+    assert 16 < flipped < 48  # about half are flipped
+    again = harness.augment(images, np.random.default_rng(1), crop_padding=4, flip=True)
+    np.testing.assert_array_equal(out, again)  # same seed, same batch
+    normalized = harness.normalize(images, np.array([0.5, 0.5, 0.5]), np.array([0.25, 0.25, 0.25]))
+    assert normalized.dtype == np.float32
+    np.testing.assert_allclose(normalized, (images / 255.0 - 0.5) / 0.25, rtol=1e-5, atol=1e-5)
