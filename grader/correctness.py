@@ -12,7 +12,7 @@ import io
 import json
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -34,9 +34,11 @@ EXPECTED_CLASSES = "Conv2D (or Conv2d), MaxPool2D (or MaxPool2d), AvgPool2D (or 
 
 
 @lru_cache(maxsize=4)
-def prepared_runs(seed: int) -> tuple[PreparedRun, ...]:
+def prepared_runs(seed: int, case_seconds: tuple[tuple[str, float], ...] = ()) -> tuple[PreparedRun, ...]:
     """Inputs and reference outputs of every run for a seed (cached: the same for every submission)."""
-    return tuple(prepare(run, seed) for run in all_runs())
+    overrides = dict(case_seconds)
+    runs = [replace(run, time_limit_s=overrides.get(run.component, run.time_limit_s)) for run in all_runs()]
+    return tuple(prepare(run, seed) for run in runs)
 
 
 def max_elements(prepared: PreparedRun) -> int:
@@ -294,7 +296,11 @@ def _failure_text(entry: dict, prepared: PreparedRun) -> str:
         return (f"{what} did not finish within {prepared.run.time_limit_s:g} s on this case "
                 f"(an infinite loop, or very slow code?).")
     error = _text(entry.get("error")) or "an exception"
-    return f"{what} raised {error}{_where(entry)}"
+    text = f"{what} raised {error}{_where(entry)}"
+    out_type = _text(entry.get("out_type"), 60)
+    if phase == "backward" and out_type and out_type != "Tensor":
+        text += f"\n  forward returned a {out_type}, not a Tensor, so the gradient cannot flow back to x."
+    return text
 
 
 def _not_reached(prepared: PreparedRun, job: JobContext) -> tuple[float, str, str]:
@@ -379,7 +385,7 @@ def run_stage(context: StageContext) -> StageOutput:
     """Run the correctness job in the sandbox and score every check of the catalogue."""
     started = time.monotonic()
     spec = context.spec
-    runs = prepared_runs(spec.correctness.seed)
+    runs = prepared_runs(spec.correctness.seed, spec.correctness.case_seconds)
     by_id = {prepared.run.id: prepared for prepared in runs}
     checks = [(check, by_id[check.run.id]) for prepared in runs for check in checks_of(prepared.run)]
     limits = context.settings.sandbox_limits(**spec.correctness.limits)
@@ -499,7 +505,7 @@ def _with_dependency_hint(checks, judged: list[tuple[float, str, str]]) -> list[
 
 def max_score(spec: Spec) -> float:
     """The correctness stage's maximum, without running anything."""
-    runs = prepared_runs(spec.correctness.seed)
+    runs = prepared_runs(spec.correctness.seed, spec.correctness.case_seconds)
     points = [spec.correctness.points_for(check.name) for prepared in runs for check in checks_of(prepared.run)]
     if spec.correctness.max_score is not None and sum(points) > 0:
         return spec.correctness.max_score

@@ -18,6 +18,7 @@ from sandbox.runner import SandboxLimits
 DEFAULT_SPEC_PATH = Path(__file__).resolve().parent / "specs" / "default.toml"
 VISIBILITIES = ("visible", "hidden", "after_due_date")
 LIMIT_FIELDS = {f.name for f in fields(SandboxLimits)}
+COMPONENTS = ("conv2d", "maxpool2d", "avgpool2d", "flatten", "simplecnn")
 
 
 class SpecError(ValueError):
@@ -34,6 +35,7 @@ class CorrectnessSpec:
         visibility: (glob pattern, visibility) pairs, first match wins; unmatched checks are visible.
         max_score: if set, points are scaled so that the stage is worth exactly this.
         limits: overrides of SandboxLimits fields for the correctness job.
+        case_seconds: (component, seconds) overrides of the per-case time limit inside the sandbox.
     """
 
     seed: int = 0
@@ -41,6 +43,7 @@ class CorrectnessSpec:
     visibility: tuple[tuple[str, str], ...] = ()
     max_score: float | None = None
     limits: Mapping[str, float] = field(default_factory=dict)
+    case_seconds: tuple[tuple[str, float], ...] = ()
 
     def points_for(self, check_name: str) -> float:
         for pattern, points in self.points:
@@ -125,7 +128,13 @@ def _correctness(section: dict, source: str) -> CorrectnessSpec:
     if unknown:
         raise SpecError(f"{where}.limits: unknown field(s) {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(sorted(LIMIT_FIELDS))}")
+    case_seconds = []
+    for component, value in _table(section, "case_seconds", where).items():
+        if component not in COMPONENTS or not isinstance(value, (int, float)) or value <= 0:
+            raise SpecError(f"{where}.case_seconds: expected positive seconds for components among "
+                            f"{', '.join(COMPONENTS)}, got {component} = {value!r}")
+        case_seconds.append((component, float(value)))
     max_score = section.get("max_score")
     return CorrectnessSpec(seed=int(section.get("seed", 0)), points=tuple(points) or (("*", 1.0),),
                            visibility=tuple(visibility), max_score=None if max_score is None else float(max_score),
-                           limits=dict(limits))
+                           limits=dict(limits), case_seconds=tuple(case_seconds))

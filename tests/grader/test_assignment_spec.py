@@ -60,3 +60,17 @@ def test_limits_override_settings(spec):
 
     limits = get_settings().sandbox_limits(**spec.correctness.limits)
     assert limits.wall_seconds == spec.correctness.limits["wall_seconds"]
+
+
+def test_case_seconds_override_reaches_the_harness_input():
+    import json
+
+    from grader.correctness import job_inputs, prepared_runs
+
+    spec = parse_spec("[stages.correctness]\n[stages.correctness.case_seconds]\nflatten = 1.5\n")
+    assert spec.correctness.case_seconds == (("flatten", 1.5),)
+    cases = json.loads(job_inputs(prepared_runs(0, spec.correctness.case_seconds))["cases.json"])["runs"]
+    limits = {case["id"].split(".")[0]: case["time_limit_s"] for case in cases}
+    assert limits["flatten"] == 1.5 and limits["conv2d"] == 5.0
+    with pytest.raises(SpecError, match="case_seconds"):
+        parse_spec("[stages.correctness]\n[stages.correctness.case_seconds]\nconv3d = 1\n")
