@@ -127,12 +127,13 @@ def _blocked_by(name: str, spec: Spec, previous: dict[str, StageOutput]) -> str:
 
 
 def _stage_max(name: str, spec: Spec) -> float:
-    section = spec.stages.get(name, {})
-    if name == "correctness":
-        from grader.correctness import max_score
-
-        return max_score(spec)
-    value = section.get("max_score", section.get("points", 0.0))
+    """A stage's maximum without running it: its module's `max_score(spec)`, else `max_score` in its section."""
+    target = STAGES.get(name)
+    if isinstance(target, str):
+        module = importlib.import_module(target.partition(":")[0])
+        if callable(getattr(module, "max_score", None)):
+            return float(module.max_score(spec))
+    value = spec.stages.get(name, {}).get("max_score", 0.0)
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
