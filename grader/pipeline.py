@@ -98,7 +98,7 @@ def grade_submission(source: bytes, *, spec: Spec | None = None, stages: Iterabl
         blocker = _blocked_by(name, spec, context.previous)
         if blocker:
             output = StageOutput(StageResult(name=name, score=0.0, max_score=_stage_max(name, spec), status="skipped",
-                                             duration_s=0.0, message=blocker))
+                                             duration_s=0.0, message=blocker), extra={name: {"skipped": blocker}})
         else:
             output = _stage_function(name)(context)
         context.previous[name] = output
