@@ -10,6 +10,7 @@ start can remove what a crash left behind (`cleanup_orphans`).
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import threading
@@ -33,6 +34,9 @@ PROGRESS_POLL_SECONDS = 0.05
 # How long removing a container may take before it is an infrastructure fault.
 REMOVE_TIMEOUT_SECONDS = 30
 SIGXFSZ_EXIT = 128 + 25
+# A job container from another host (another worker container on this engine) is an orphan once older than this:
+# longer than the longest job (training: 45 min wall clock) plus its start and removal.
+FOREIGN_ORPHAN_AGE_SECONDS = 2 * 3600
 
 
 def _docker_errors():
@@ -219,8 +223,10 @@ class DockerRunner:
     def cleanup_orphans(self, *, everything: bool = False) -> int:
         """Removes job containers and job directories left by workers that are gone; returns the container count.
 
-        A container belongs to a live worker when its host label is this host and its worker pid is alive; those are
-        kept unless `everything` is set (for `grader sandbox cleanup` with no worker running).
+        A container of this host is an orphan when its worker pid is dead. One started from another host (another
+        worker container on the same engine) cannot be checked that way: it is an orphan only when older than
+        `FOREIGN_ORPHAN_AGE_SECONDS`, longer than any job may run. `everything` removes all job containers (for
+        `grader sandbox cleanup --all` with no worker running).
         """
         return cleanup_orphans(self.client, self.job_root, everything=everything)
 
@@ -228,16 +234,10 @@ class DockerRunner:
 def cleanup_orphans(client, job_root: Path | None = None, *, everything: bool = False,
                     only_label: str | None = None) -> int:
     """See `DockerRunner.cleanup_orphans`. `only_label` ("key=value") narrows it to matching containers (tests)."""
-    from sandbox.jobdir import _pid_alive
-
-    host = socket.gethostname()
     removed = 0
     labels_filter = [f"{JOB_LABEL}=1"] + ([only_label] if only_label else [])
     for container in client.containers.list(all=True, filters={"label": labels_filter}):
-        labels = container.labels or {}
-        pid_text = labels.get(WORKER_PID_LABEL, "")
-        owned_by_live_worker = (labels.get(HOST_LABEL) == host and pid_text.isdigit() and _pid_alive(int(pid_text)))
-        if owned_by_live_worker and not everything:
+        if not everything and not _is_orphan(container):
             continue
         try:
             container.remove(force=True)
@@ -247,6 +247,22 @@ def cleanup_orphans(client, job_root: Path | None = None, *, everything: bool = 
     if job_root is not None:
         remove_orphan_job_dirs(job_root)
     return removed
+
+
+def _is_orphan(container) -> bool:
+    from sandbox.jobdir import _pid_alive
+
+    labels = container.labels or {}
+    pid_text = labels.get(WORKER_PID_LABEL, "")
+    if labels.get(HOST_LABEL) == socket.gethostname() and pid_text.isdigit():
+        return not _pid_alive(int(pid_text))
+    created = container.attrs.get("Created", "")
+    try:
+        started = datetime.datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return False
+    age = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
+    return age > FOREIGN_ORPHAN_AGE_SECONDS
 
 
 def classify(*, timed_out: bool, oom_killed: bool, exit_code: int | None, result_size: int, progress_size: int,

@@ -27,10 +27,10 @@ def _dead_pid() -> int:
 TEST_LABEL = f"cnn-grader.test-run={uuid.uuid4().hex}"
 
 
-def _labelled_container(client, image_id: str, worker_pid: int):
+def _labelled_container(client, image_id: str, worker_pid: int, host: str | None = None):
     key, _, value = TEST_LABEL.partition("=")
     return client.containers.create(image_id, command=["sleep", "60"], network_mode="none",
-                                    labels={JOB_LABEL: "1", HOST_LABEL: socket.gethostname(),
+                                    labels={JOB_LABEL: "1", HOST_LABEL: host or socket.gethostname(),
                                             WORKER_PID_LABEL: str(worker_pid), key: value})
 
 
@@ -50,6 +50,8 @@ def test_orphans_of_dead_workers_are_removed_and_live_ones_kept(docker_only_runn
     client = docker_only_runner.client
     orphan = _labelled_container(client, docker_only_runner.image_id, _dead_pid())
     live = _labelled_container(client, docker_only_runner.image_id, os.getpid())
+    # A recent container of another worker host: its pid cannot be checked from here, so it is kept.
+    foreign = _labelled_container(client, docker_only_runner.image_id, _dead_pid(), host="another-worker")
     try:
         # Other engineers' jobs run on this engine: every cleanup here is narrowed to this test's containers.
         removed = cleanup_orphans(client, only_label=TEST_LABEL)
@@ -57,11 +59,12 @@ def test_orphans_of_dead_workers_are_removed_and_live_ones_kept(docker_only_runn
         with pytest.raises(docker.errors.NotFound):
             client.containers.get(orphan.id)
         assert client.containers.get(live.id).id == live.id
-        assert cleanup_orphans(client, everything=True, only_label=TEST_LABEL) == 1
+        assert client.containers.get(foreign.id).id == foreign.id
+        assert cleanup_orphans(client, everything=True, only_label=TEST_LABEL) == 2
         with pytest.raises(docker.errors.NotFound):
             client.containers.get(live.id)
     finally:
-        for container in (orphan, live):
+        for container in (orphan, live, foreign):
             try:
                 container.remove(force=True)
             except docker.errors.NotFound:
