@@ -195,6 +195,8 @@ class BwrapRunner:
     def run(self, job: SandboxJob, on_progress: ProgressCallback | None = None) -> SandboxOutcome:
         started = time.monotonic()
         limits = job.limits
+        if not job.harness.isidentifier():
+            raise ValueError(f"harness names are plain module names, got {job.harness!r}")
         if not (self.harness_dir / f"{job.harness}.py").is_file():
             raise InfrastructureError(f"no harness named {job.harness!r} in {self.harness_dir}")
         with JobDirectory(self.job_root, job) as job_dir:

@@ -92,6 +92,8 @@ class DockerRunner:
     def run(self, job: SandboxJob, on_progress: ProgressCallback | None = None) -> SandboxOutcome:
         started = time.monotonic()
         limits = job.limits
+        if not job.harness.isidentifier():
+            raise ValueError(f"harness names are plain module names, got {job.harness!r}")
         with JobDirectory(self.job_root, job) as job_dir:
             container = None
             try:
@@ -108,6 +110,8 @@ class DockerRunner:
                 if container is not None:
                     self._remove(container)
         exit_code = None if timed_out else state.get("ExitCode")
+        if exit_code == 2 and f"can't open file '/opt/harness/{job.harness}.py'" in log_tail:
+            raise InfrastructureError(f"the sandbox image {self.image_id} has no harness {job.harness!r}; rebuild it")
         status = classify(timed_out=timed_out, oom_killed=bool(state.get("OOMKilled")), exit_code=exit_code,
                           result_size=result_size, progress_size=progress_size, limits=limits)
         return SandboxOutcome(status=status, exit_code=exit_code, duration_s=time.monotonic() - started,

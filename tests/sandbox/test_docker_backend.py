@@ -109,3 +109,12 @@ def test_classify_orders_causes():
                     limits=limits) == "output_limit"
     assert classify(timed_out=False, oom_killed=False, exit_code=2, **common) == "exited"
     assert classify(timed_out=False, oom_killed=False, exit_code=0, **common) == "ok"
+
+
+def test_a_harness_missing_from_the_image_is_an_infrastructure_error(docker_only_runner):
+    from sandbox.runner import SandboxJob
+
+    with pytest.raises(InfrastructureError, match="no harness"):
+        docker_only_runner.run(SandboxJob("no_such_harness", b"pass\n"))
+    with pytest.raises(ValueError):
+        docker_only_runner.run(SandboxJob("../smoke", b"pass\n"))
