@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from grader import __version__
 from grader.checks import CLASS_NAMES, Check, PreparedRun, all_runs, checks_of, parameter_names, prepare
 from grader.diagnosis import compare, diagnose
 from grader.result import StageResult, TestResult
@@ -244,6 +243,9 @@ def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobC
     else:
         fraction = passed / total if total else 1.0
     status_out = "passed" if fraction == 1.0 else "failed"
+    if fraction < 1.0 and check.component == "conv2d" and _param_shapes(entry).get("weight", []) is None:
+        lines.append("Note: your Conv2D had no `weight` attribute before the grader set one. The grader assigns "
+                     "`layer.weight` and `layer.bias` (as in the module text); forward must use those names.")
     return fraction, status_out, "\n".join(lines)
 
 
@@ -511,5 +513,3 @@ def max_score(spec: Spec) -> float:
         return spec.correctness.max_score
     return round(sum(points), 6)
 
-
-__all__ = ["run_stage", "parse_result", "job_inputs", "prepared_runs", "max_score", "preflight", "__version__"]

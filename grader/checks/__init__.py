@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -179,5 +179,3 @@ def make_input(rng: np.random.Generator, shape, dtype: str, kind: str = "normal"
 def upcast(array: np.ndarray | None) -> np.ndarray | None:
     return None if array is None else np.asarray(array, dtype=np.float64)
 
-
-VariantFactory = Callable[[PreparedRun], list[Variant]]
