@@ -30,7 +30,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from sandbox.docker_backend import LOG_TAIL_BYTES, classify, container_environment
+from sandbox.docker_backend import LOG_TAIL_BYTES, OOM_SCORE_ADJ, classify, container_environment
 from sandbox.jobdir import JOB_GID, JOB_UID, JobDirectory
 from sandbox.runner import (HARNESS_DIR, KIT_DIR, InfrastructureError, ProgressCallback, SandboxJob, SandboxLimits,
                             SandboxOutcome, harness_argv)
@@ -264,6 +264,8 @@ def _child_setup(limits: SandboxLimits, cgroups: _Cgroups):
         if not cgroups.pids:
             resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        with open("/proc/self/oom_score_adj", "w") as adjust:  # host memory pressure kills the job first
+            adjust.write(str(OOM_SCORE_ADJ))
 
     return setup
 

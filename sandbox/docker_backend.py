@@ -34,6 +34,8 @@ PROGRESS_POLL_SECONDS = 0.05
 # How long removing a container may take before it is an infrastructure fault.
 REMOVE_TIMEOUT_SECONDS = 30
 SIGXFSZ_EXIT = 128 + 25
+# If the host itself runs short of memory, the kernel kills a job before the grader, the database or the engine.
+OOM_SCORE_ADJ = 1000
 # A job container from another host (another worker container on this engine) is an orphan once older than this:
 # longer than the longest job (training: 45 min wall clock) plus its start and removal.
 FOREIGN_ORPHAN_AGE_SECONDS = 2 * 3600
@@ -141,6 +143,7 @@ class DockerRunner:
                 tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={int(limits.tmpfs_bytes)},uid=65534,gid=65534,mode=0700"},
                 mem_limit=memory, memswap_limit=memory, mem_swappiness=0, nano_cpus=int(limits.cpus * 1e9),
                 pids_limit=int(limits.pids), cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True,
+                oom_score_adj=OOM_SCORE_ADJ,
                 ulimits=[Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
                          Ulimit(name="fsize", soft=limits.fsize_bytes, hard=limits.fsize_bytes),
                          Ulimit(name="core", soft=0, hard=0)],

@@ -143,13 +143,15 @@ def test_unprivileged_without_capabilities(runner):
               "fields = dict(line.split(':', 1) for line in status)\n"
               "report({'uid': os.getuid(), 'gid': os.getgid(), 'groups': os.getgroups(),\n"
               "        'cap_eff': fields['CapEff'].strip(), 'cap_bnd': fields['CapBnd'].strip(),\n"
-              "        'no_new_privs': fields['NoNewPrivs'].strip(), 'seccomp': fields['Seccomp'].strip()})\n")
+              "        'no_new_privs': fields['NoNewPrivs'].strip(), 'seccomp': fields['Seccomp'].strip(),\n"
+              "        'oom_score_adj': open('/proc/self/oom_score_adj').read().strip()})\n")
     result = reported(runner.run(probe(source)))
     assert (result["uid"], result["gid"]) == (65534, 65534)
     assert int(result["cap_eff"], 16) == 0 and int(result["cap_bnd"], 16) == 0
     assert result["no_new_privs"] == "1"
     if runner.name == "docker":
         assert result["seccomp"] == "2"  # Docker's default filter is on
+    assert result["oom_score_adj"] == "1000"  # host memory pressure kills the job first
 
 
 def test_host_environment_does_not_leak(runner, monkeypatch):
