@@ -1,7 +1,8 @@
 """One SimpleCNN training step (batch 128, float32, 2 threads): NumPy reference vs PyTorch CPU, with a per-layer split.
 
 Run: `.venv/bin/python -m bench.reference_step [--steps 40]`. Prints a table and writes
-bench/results/reference_step.json. Timings are medians over many steps (interleaved reference/PyTorch blocks so
+bench/results/reference_step.json. Both implementations get the same threads (BLAS, element-wise passes) and the
+same malloc setting (`reference.parallel.reuse_freed_memory`). Timings are medians over many steps (interleaved reference/PyTorch blocks so
 that load from other processes on the shared cores hits both alike); expect a few percent of noise.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from reference import simple_cnn  # noqa: E402
+from reference.parallel import num_threads, reuse_freed_memory  # noqa: E402
 
 BATCH = 128
 RESULTS = Path(__file__).resolve().parent / "results" / "reference_step.json"
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(THREADS)
+    # Both implementations run in this process, so both get the recycled heap memory.
+    malloc_tuned = reuse_freed_memory()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, 3, 32, 32)).astype(np.float32)
     labels = rng.integers(0, 10, BATCH)
@@ -176,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
         "target_ratio": 1.3,
         "reference_layers_ms": reference_split, "torch_layers_ms_isolated": torch_split,
         "numpy_sgemm_gflops": sgemm_gflops(),
+        "reference_elementwise_threads": num_threads(), "malloc_reuse_freed_memory": malloc_tuned,
         "numpy": np.__version__, "torch": torch.__version__, "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
         "note": "medians over interleaved blocks on 2 cores shared with other work; torch per-layer figures are "
                 "timed one layer at a time and do not sum exactly to its step",

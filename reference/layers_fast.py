@@ -17,6 +17,7 @@ import sys
 
 import numpy as np
 
+from reference.parallel import run_chunks
 from reference.shapes import IntPair, check_conv_args, check_dout, check_pool_args, conv2d_output_shape
 from reference.shapes import pool2d_output_shape
 
@@ -48,9 +49,13 @@ def _im2col(x_cn: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: i
     """Columns (C*KH*KW, N*OH*OW) of padded (C, N, Hp, Wp) input, row order (c, kh, kw) like w.reshape(F, -1)."""
     channels, n_batch = x_cn.shape[:2]
     cols = np.empty((channels, kh, kw, n_batch, oh, ow), dtype=x_cn.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, i, j] = x_cn[:, :, _window_slice(i, sh, oh), _window_slice(j, sw, ow)]
+
+    def copy_channels(first: int, last: int) -> None:
+        for i in range(kh):
+            for j in range(kw):
+                cols[first:last, i, j] = x_cn[first:last, :, _window_slice(i, sh, oh), _window_slice(j, sw, ow)]
+
+    run_chunks(copy_channels, channels, cols.size)
     return cols.reshape(channels * kh * kw, n_batch * oh * ow)
 
 
@@ -98,13 +103,17 @@ def _im2col_same(x: np.ndarray, kh: int, kw: int, ph: int, pw: int) -> np.ndarra
     plane = height * width
     x_planes = _channel_major(x).reshape(channels, n_batch, plane)
     cols = np.empty((channels, kh, kw, n_batch, plane), dtype=x.dtype)
-    for i, j, shift, column_shift in _kernel_offsets(kh, kw, ph, pw, width):
-        target = cols[:, i, j]
-        start, stop = _valid_range(shift, plane)
-        target[:, :, start:stop] = x_planes[:, :, start + shift:stop + shift]
-        target[:, :, :start] = 0
-        target[:, :, stop:] = 0
-        _zero_wrapped_columns(target, column_shift, width)
+
+    def copy_channels(first: int, last: int) -> None:
+        for i, j, shift, column_shift in _kernel_offsets(kh, kw, ph, pw, width):
+            target = cols[first:last, i, j]
+            start, stop = _valid_range(shift, plane)
+            target[:, :, start:stop] = x_planes[first:last, :, start + shift:stop + shift]
+            target[:, :, :start] = 0
+            target[:, :, stop:] = 0
+            _zero_wrapped_columns(target, column_shift, width)
+
+    run_chunks(copy_channels, channels, cols.size)
     return cols.reshape(channels * kh * kw, n_batch * plane)
 
 
@@ -117,14 +126,19 @@ def _col2im_same(dcols: np.ndarray, x_shape, kh: int, kw: int, ph: int, pw: int)
     n_batch, channels, height, width = x_shape
     plane = height * width
     dcols = dcols.reshape(channels, kh, kw, n_batch, plane)
-    dx_planes = dcols[:, ph, pw].copy()  # the centre offset has no shift and covers every pixel
-    for i, j, shift, column_shift in _kernel_offsets(kh, kw, ph, pw, width):
-        if shift == 0 and column_shift == 0:
-            continue
-        source = dcols[:, i, j]
-        _zero_wrapped_columns(source, column_shift, width)
-        start, stop = _valid_range(shift, plane)
-        dx_planes[:, :, start + shift:stop + shift] += source[:, :, start:stop]
+    dx_planes = np.empty((channels, n_batch, plane), dtype=dcols.dtype)
+
+    def add_channels(first: int, last: int) -> None:
+        dx_planes[first:last] = dcols[first:last, ph, pw]  # the centre offset: no shift, covers every pixel
+        for i, j, shift, column_shift in _kernel_offsets(kh, kw, ph, pw, width):
+            if shift == 0 and column_shift == 0:
+                continue
+            source = dcols[first:last, i, j]
+            _zero_wrapped_columns(source, column_shift, width)
+            start, stop = _valid_range(shift, plane)
+            dx_planes[first:last, :, start + shift:stop + shift] += source[:, :, start:stop]
+
+    run_chunks(add_channels, channels, dcols.size)
     return dx_planes.reshape(channels, n_batch, height, width)
 
 
@@ -163,7 +177,10 @@ def conv2d_forward(x, w, b, *, stride: IntPair = 1, padding: IntPair = 0):
     w_matrix = w.reshape(n_filters, -1)
     out_matrix = w_matrix @ cols
     if b is not None:
-        out_matrix += b[:, None]
+        def add_bias(first: int, last: int) -> None:
+            out_matrix[first:last] += b[first:last, None]
+
+        run_chunks(add_bias, n_filters, out_matrix.size)
     out = out_matrix.reshape(n_filters, n_batch, oh, ow).transpose(1, 0, 2, 3)
     cache = (cols, w, b is not None, x.shape, (sh, sw), (ph, pw))
     return out, cache
@@ -259,16 +276,25 @@ def _maxpool2x2_forward(x: np.ndarray, layout):
     """
     n_batch, channels, height, width = x.shape
     oh, ow = height // 2, width // 2
-    planes = x.reshape(n_batch, channels, height * width)
-    left, right = planes[:, :, 0::2], planes[:, :, 1::2]
-    right_wins = right > left
-    row_max = np.maximum(left, right).reshape(n_batch, channels, oh, 2, ow)
-    upper, lower = row_max[:, :, :, 0], row_max[:, :, :, 1]
-    lower_wins = lower > upper
-    out = np.maximum(upper, lower)
-    shift_code = (right_wins.view(np.uint8) << 5).reshape(n_batch, channels, oh, 2, ow)
-    shift_code[:, :, :, 0] += lower_wins.view(np.uint8) << 6
-    shift_code[:, :, :, 1] += (~lower_wins).view(np.uint8) << 6
+    channel_major = _is_channel_major(x.shape, x.strides)
+    out = _empty_channels_second((n_batch, channels, oh, ow), np.float32, channel_major)
+    shift_code = _empty_channels_second((n_batch, channels, oh, 2, ow), np.uint8, channel_major)
+
+    def pool_channels(start: int, stop: int) -> None:
+        count = stop - start
+        planes = x[:, start:stop].reshape(n_batch, count, height * width)
+        left, right = planes[:, :, 0::2], planes[:, :, 1::2]
+        right_wins = right > left
+        row_max = np.maximum(left, right).reshape(n_batch, count, oh, 2, ow)
+        upper, lower = row_max[:, :, :, 0], row_max[:, :, :, 1]
+        lower_wins = lower > upper
+        np.maximum(upper, lower, out=out[:, start:stop])
+        code = shift_code[:, start:stop]
+        np.left_shift(right_wins.view(np.uint8).reshape(n_batch, count, oh, 2, ow), 5, out=code)
+        code[:, :, :, 0] += lower_wins.view(np.uint8) << 6
+        code[:, :, :, 1] += (~lower_wins).view(np.uint8) << 6
+
+    run_chunks(pool_channels, channels, x.size)
     return out, ("2x2", shift_code, layout)
 
 
@@ -277,13 +303,26 @@ def _maxpool2x2_backward(dout: np.ndarray, shift_code: np.ndarray, x_shape) -> n
     if dout.strides[3] != 4:
         dout = np.ascontiguousarray(dout)
     n_batch, channels, oh, ow = dout.shape
-    bits = dout.view(np.uint32).astype(np.uint64)[:, :, :, None, :]
-    pairs = np.left_shift(bits, shift_code)
+    channel_major = _is_channel_major(shift_code.shape, shift_code.strides)
+    pairs = _empty_channels_second((n_batch, channels, oh, 2, ow), np.uint64, channel_major)
+
+    def route_channels(start: int, stop: int) -> None:
+        bits = dout[:, start:stop].view(np.uint32).astype(np.uint64)[:, :, :, None, :]
+        np.left_shift(bits, shift_code[:, start:stop], out=pairs[:, start:stop])
+
+    run_chunks(route_channels, channels, 4 * dout.size)
     return pairs.view(np.float32).reshape(x_shape)
 
 
+def _empty_channels_second(shape, dtype, channel_major: bool) -> np.ndarray:
+    """Uninitialised (N, C, ...) array, stored channel-major (C, N, ...) in memory if asked."""
+    if channel_major:
+        return np.empty((shape[1], shape[0], *shape[2:]), dtype=dtype).swapaxes(0, 1)
+    return np.empty(shape, dtype=dtype)
+
+
 def _is_channel_major(shape, strides) -> bool:
-    """Whether an (N, C, H, W) array with these strides keeps its channels outermost in memory."""
+    """Whether an (N, C, ...) array with these strides keeps its channels outermost in memory."""
     return shape[0] > 1 and shape[1] > 1 and strides[1] > strides[0]
 
 

@@ -1,0 +1,93 @@
+"""Process-level speed helpers for the fast reference: element-wise work on threads, and malloc tuning.
+
+BLAS already spreads each matrix product over its threads; NumPy's element-wise passes (pooling, im2col copies)
+run on one core. They release the GIL, though, so splitting a large pass into per-channel chunks run on a few
+Python threads uses the other cores too, as PyTorch does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+# Below this many elements a pass is not split: thread hand-off (tens of microseconds) would cost more.
+PARALLEL_MIN_ELEMENTS = 1 << 18
+
+_threads: int | None = None
+_executor: ThreadPoolExecutor | None = None
+
+
+def _default_threads() -> int:
+    for variable in ("REFERENCE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def num_threads() -> int:
+    """Threads used for element-wise passes (REFERENCE_NUM_THREADS, else OMP/OPENBLAS_NUM_THREADS, else CPUs)."""
+    global _threads
+    if _threads is None:
+        _threads = max(1, _default_threads())
+    return _threads
+
+
+def set_num_threads(count: int) -> None:
+    """Use `count` threads (>= 1) for element-wise passes from now on."""
+    global _threads, _executor
+    if count < 1:
+        raise ValueError(f"thread count must be >= 1, got {count}")
+    _threads = count
+    if _executor is not None:
+        _executor.shutdown(wait=True)
+        _executor = None
+
+
+def run_chunks(work: Callable[[int, int], None], n_items: int, total_elements: int) -> None:
+    """Call work(start, stop) over [0, n_items) split into contiguous chunks, one per thread, and wait.
+
+    `work` must write only its own chunk's part of any output. Small passes run in the calling thread.
+    """
+    global _executor
+    chunks = min(num_threads(), n_items)
+    if chunks <= 1 or total_elements < PARALLEL_MIN_ELEMENTS:
+        work(0, n_items)
+        return
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=num_threads() - 1, thread_name_prefix="reference")
+    bounds = [n_items * k // chunks for k in range(chunks + 1)]
+    futures = [_executor.submit(work, bounds[k], bounds[k + 1]) for k in range(1, chunks)]
+    work(bounds[0], bounds[1])
+    for future in futures:
+        future.result()
+
+
+def reuse_freed_memory() -> bool:
+    """Ask glibc to keep freed large blocks for reuse instead of returning them to the kernel (True if done).
+
+    A training step allocates and frees a few hundred MB of activations and columns. glibc serves blocks above
+    32 MB (its largest dynamic threshold) with fresh mmap()s, so every step pays a page fault and a page
+    zeroing per 4 KiB touched. Raising the mmap and trim thresholds lets the heap recycle that memory. This is
+    process-wide, so callers opt in (benchmarks and the reference training loop), never on import.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    try:
+        libc = ctypes.CDLL(libc_name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    # glibc caps M_MMAP_THRESHOLD at 32 MiB, below a conv2 column matrix, so mmap is switched off altogether.
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, (1 << 31) - 1))

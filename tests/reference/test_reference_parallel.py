@@ -1,0 +1,62 @@
+"""The fast layers give bit-identical results whether their element-wise passes run on one thread or several."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reference import layers_fast, parallel, simple_cnn
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Run with every pass split (no size threshold) over the given number of threads, then restore."""
+    original = parallel.num_threads()
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_ELEMENTS", 0)
+
+    def use(count: int) -> None:
+        parallel.set_num_threads(count)
+
+    yield use
+    parallel.set_num_threads(original)
+
+
+def _layer_outputs(x, w, b):
+    results = []
+    for stride, padding in ((1, 1), (2, 0)):
+        out, cache = layers_fast.conv2d_forward(x, w, b, stride=stride, padding=padding)
+        results += [out, *layers_fast.conv2d_backward(np.ones_like(out), cache)]
+    pooled, pool_cache = layers_fast.maxpool2d_forward(results[0], kernel_size=2)
+    results += [pooled, layers_fast.maxpool2d_backward(pooled * 3, pool_cache)]
+    return results
+
+
+def test_threaded_passes_match_single_thread_exactly(threads):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 5, 8, 6)).astype(np.float32)
+    w = rng.standard_normal((7, 5, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    threads(1)
+    expected = _layer_outputs(x, w, b)
+    for count in (2, 3):
+        threads(count)
+        for got, want in zip(_layer_outputs(x, w, b), expected):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_threaded_simple_cnn_step_matches_single_thread(threads):
+    params = simple_cnn.init_params(0)
+    x = np.random.default_rng(1).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    runs = []
+    for count in (1, 2):
+        threads(count)
+        logits, cache = simple_cnn.forward(params, x)
+        runs.append((logits, simple_cnn.backward(np.ones_like(logits), cache)))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    for name in simple_cnn.PARAM_SHAPES:
+        np.testing.assert_array_equal(runs[0][1][name], runs[1][1][name])
+
+
+def test_set_num_threads_rejects_zero():
+    with pytest.raises(ValueError, match=">= 1"):
+        parallel.set_num_threads(0)
