@@ -332,3 +332,19 @@ def test_augmentation_crops_and_flips_within_the_padding():
     normalized = harness.normalize(images, np.array([0.5, 0.5, 0.5]), np.array([0.25, 0.25, 0.25]))
     assert normalized.dtype == np.float32
     np.testing.assert_allclose(normalized, (images / 255.0 - 0.5) / 0.25, rtol=1e-5, atol=1e-5)
+
+
+def test_full_pipeline_runs_correctness_then_cifar10_and_skips_wrong_layers(settings):
+    """`grader grade` without a stage filter: correctness first, then training only for correct layers."""
+    runner = SubprocessRunner()
+    result = grade_submission(GOOD_VECTORIZED, spec=small_spec(), runner=runner, settings=settings)
+    assert [stage.name for stage in result.stages] == ["correctness", "cifar10"]
+    assert [stage.status for stage in result.stages] == ["graded", "graded"], result.message
+    data = result.to_json()
+    assert set(data["cifar10"]) >= {"test_accuracy", "epochs", "train_seconds", "projected_seconds", "curve"}
+    assert data["max_score"] == result.stages[0].max_score + 40.0
+
+    mutant = (SUBMISSIONS.parent / "mutants" / "maxpool_ties_to_last.py").read_bytes()
+    result = grade_submission(mutant, spec=small_spec(), runner=runner, settings=settings)
+    cifar = result.stages[1]
+    assert cifar.status == "skipped" and cifar.score == 0 and "maxpool2d" in cifar.message
