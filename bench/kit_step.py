@@ -17,6 +17,13 @@ THREADS = 2
 for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = str(THREADS)
 
+try:  # before NumPy, so that bench.reference_step sees the thread settings untouched
+    from bench.reference_step import reference_step as _reference_step
+    from reference import simple_cnn as _simple_cnn
+except Exception as _error:  # the reference is another helper's work and may be absent or changing
+    _reference_step = _simple_cnn = None
+    _reference_error = _error
+
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
 import inspect  # noqa: E402
@@ -127,15 +134,11 @@ def main(argv: list[str] | None = None) -> dict:
         torch_optimizer.step()
 
     steps = {"kit": kit_step, "torch": torch_step}
-    try:
-        sys.path.insert(0, str(ROOT))
-        from bench.reference_step import reference_step
-        from reference import simple_cnn
-
-        params, state = simple_cnn.init_params(0, np.float32), {}
-        steps["reference"] = lambda: reference_step(params, state, x, labels)
-    except Exception as error:  # the reference is another helper's work and may be absent or changing
-        print(f"(reference step not timed: {error})")
+    if _reference_step is not None:
+        params, state = _simple_cnn.init_params(0, np.float32), {}
+        steps["reference"] = lambda: _reference_step(params, state, x, labels)
+    else:
+        print(f"(reference step not timed: {_reference_error})")
 
     for step in steps.values():
         for _ in range(3):
