@@ -40,8 +40,11 @@ def _transport_options() -> dict[str, Any]:
 def configure(app: Celery) -> None:
     """(Re)apply the settings to the app, e.g. after tests changed BROKER_URL."""
     settings = get_settings()
-    if app._pool is not None:  # connections to the previous broker
-        app._pool.force_close_all()
+    if app.conf.broker_url and app.conf.broker_url != broker_url():
+        # Connections to the previous broker live in kombu's process-wide pools, keyed by broker.
+        from kombu import pools
+
+        pools.reset()
         app._pool = None
         app.amqp._producer_pool = None
     app.conf.update(
