@@ -185,3 +185,24 @@ def test_printed_fake_result_is_not_the_result(runner):
     outcome = runner.run(probe(source))
     assert outcome.status == "ok"
     assert b"score" not in outcome.result and json.loads(outcome.result)["imported"] is True
+
+
+def test_concurrent_jobs_cannot_see_each_other(runner):
+    from concurrent.futures import ThreadPoolExecutor
+
+    marker = f"neighbour-{uuid.uuid4().hex}"
+    writer = (f"import time\nopen('/tmp/{marker}', 'w').write('secret answer')\n"
+              "time.sleep(3)\nreport({'wrote': True})\n")
+    reader = ("import os, time\ntime.sleep(1)\nseen = []\n"
+              "for pid in os.listdir('/proc'):\n"
+              "    if pid.isdigit():\n"
+              "        try:\n            seen.append(open(f'/proc/{pid}/cmdline', 'rb').read().decode(errors='replace'))\n"
+              "        except OSError:\n            pass\n"
+              f"report({{'tmp': os.listdir('/tmp'), 'processes': len(seen)}})\n")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(runner.run, probe(writer))
+        second = pool.submit(runner.run, probe(reader))
+        assert reported(first.result()) == {"wrote": True}
+        neighbour = reported(second.result())
+    assert neighbour["tmp"] == []
+    assert neighbour["processes"] <= 3  # its own init, harness and nothing of the other job
