@@ -92,7 +92,8 @@ def forward(params: Mapping[str, np.ndarray], x, *, train: bool = True, profile:
     """Logits (N, 10) for images x (N, 3, 32, 32); the cache for `backward` (None when train is False).
 
     With a `profile` dict, each layer's forward seconds are added under "<layer>.forward" (layers: conv1, relu1,
-    pool1, conv2, relu2, pool2, flatten, fc1, relu3, fc2; each ReLU after a pool runs after it, see below).
+    pool1, conv2, relu2, pool2, flatten, fc1, relu3, fc2). relu1 and relu2 run after their pools, on the smaller
+    maps; the result is the same, see the comment below.
     """
     x = _check_input(x, params["conv1.weight"].dtype)
     with _timed(profile, "conv1.forward"):
