@@ -66,3 +66,11 @@ def test_hidden_checks_show_no_details(grade):
     assert any(test.status == "failed" for test in hidden if test.name.startswith("conv2d.forward."))
     for test in hidden:
         assert "expected" not in test.output and "shape" not in test.output
+
+
+def test_simplecnn_with_other_attribute_names_is_found(grade, full_score):
+    source = (SUBMISSIONS / "good_vectorized.py").read_text()
+    for old, new in (("conv1", "features_a"), ("conv2", "features_b"), ("fc1", "dense_a"), ("fc2", "dense_b")):
+        source = source.replace(f"self.{old}", f"self.{new}")
+    result = grade(source)
+    assert [test.name for test in result.tests if test.status != "passed"] == []
