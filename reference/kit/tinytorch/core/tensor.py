@@ -78,6 +78,9 @@ class Tensor(_TensorBase):
     """
 
     __array_priority__ = 1000  # so `ndarray * Tensor` calls Tensor.__rmul__
+    # Slots keep loop-style graphs (hundreds of thousands of tensors) small; __dict__ still lets
+    # student code attach its own attributes.
+    __slots__ = ("data", "grad", "_requires_grad", "_grad_fn", "_read", "_flexible_dtype", "__dict__", "__weakref__")
 
     def __init__(self, data=None, requires_grad=False, *, shape=None, dtype=None):
         flexible = False
