@@ -179,3 +179,47 @@ def test_comparisons_are_elementwise_and_hashing_is_by_identity():
     np.testing.assert_array_equal((a != Tensor(np.array([1.0, 0.0, 3.0]))).data, [False, True, False])
     np.testing.assert_array_equal((a > 1.5).data, [False, True, True])
     assert len({a, Tensor(np.array([1.0, 2.0, 3.0]))}) == 2
+
+
+def test_course_style_function_with_fewer_saved_tensors_than_gradients():
+    """The course's Conv2dBackward registers (x, weight) when bias is None but still returns three gradients."""
+    from tinytorch.core.autograd import Function
+
+    class ScaleBackward(Function):
+        def __init__(self, x, weight, bias):
+            if bias is not None:
+                super().__init__(x, weight, bias)
+            else:
+                super().__init__(x, weight)
+            self.x, self.weight, self.bias = x, weight, bias
+
+        def apply(self, grad_output):
+            grad_bias = None if self.bias is None else Tensor(grad_output.sum(keepdims=True))
+            return [grad_output * self.weight.data, Tensor((grad_output * self.x.data).sum(keepdims=True)), grad_bias]
+
+    for with_bias in (False, True):
+        x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        w = Tensor(np.array([3.0]), requires_grad=True)
+        b = Tensor(np.array([0.5]), requires_grad=True) if with_bias else None
+        out = Tensor(x.data * w.data + (b.data if with_bias else 0), requires_grad=True)
+        out._grad_fn = ScaleBackward(x, w, b)
+        out.backward(np.array([1.0, 1.0]))
+        np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+        np.testing.assert_array_equal(w.grad, [3.0])
+        if with_bias:
+            np.testing.assert_array_equal(b.grad, [2.0])
+
+
+def test_tensor_created_with_grad_fn_but_without_requires_grad_still_propagates():
+    from tinytorch.core.autograd import Function
+
+    class Double(Function):
+        def apply(self, grad_output):
+            return (2 * grad_output,)
+
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    out = Tensor(x.data * 2)  # the student forgot requires_grad=True
+    out._grad_fn = Double(x)
+    assert out.requires_grad
+    (out * out).sum().backward()
+    np.testing.assert_array_equal(x.grad, 2 * 2 * out.data)
