@@ -3,8 +3,8 @@
 from fastapi import APIRouter
 
 from api.routes import badges
-from api.web import pages
+from api.web import auth, forms, pages, student
 
 router = APIRouter()
-router.include_router(pages.router)
-router.include_router(badges.router)
+for module in (auth, pages, forms, student, badges):
+    router.include_router(module.router)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from fastapi import HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -234,3 +235,24 @@ def run_view(run: GradingRun) -> RunView:
 
 def status_counts(runs: list[GradingRun]) -> Counter:
     return Counter(run.status for run in runs)
+
+
+def course_or_404(db: Session, slug: str) -> Course:
+    course = db.scalar(select(Course).where(Course.slug == slug))
+    if course is None:
+        raise HTTPException(404, "no such course")
+    return course
+
+
+def assignment_or_404(db: Session, slug: str) -> Assignment:
+    assignment = db.scalar(select(Assignment).where(Assignment.slug == slug))
+    if assignment is None:
+        raise HTTPException(404, "no such assignment")
+    return assignment
+
+
+def submission_or_404(db: Session, submission_id: int) -> Submission:
+    submission = db.get(Submission, submission_id)
+    if submission is None:
+        raise HTTPException(404, "no such submission")
+    return submission

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
@@ -299,7 +300,7 @@ class ProgressDisplay:
             if submission.get("queue_position"):
                 parts.append(f"position {submission['queue_position']}")
             if submission.get("estimated_start"):
-                parts.append(f"estimated start {submission['estimated_start']}")
+                parts.append(f"estimated start {_clock(submission['estimated_start'])}")
             self._show(", ".join(parts))
         elif status == "running":
             self._show("running")
@@ -417,6 +418,17 @@ def format_feedback(submission: dict[str, Any], assignment: dict[str, Any], pass
         lines.append("")
         lines.append("Note: this submission was uploaded after the due date.")
     return "\n".join(lines)
+
+
+def _clock(moment: str) -> str:
+    """`23:06:02 UTC` from an ISO timestamp; the text itself when it is not one."""
+    try:
+        parsed = datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+    except ValueError:
+        return str(moment)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc)
+    return f"{parsed:%H:%M:%S} UTC"
 
 
 def _number(value: Any) -> str:

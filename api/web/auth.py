@@ -1,0 +1,84 @@
+"""Instructor login and logout, and the dependencies every dashboard page uses: the instructor, the CSRF check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+
+from api.deps import SessionDep
+from api.web.rendering import redirect, render
+from api.web.security import (clear_session, load_session, login_throttle, new_session, require_csrf,
+                              store_session)
+from grader.store import credentials
+from grader.store.models import User
+
+router = APIRouter(include_in_schema=False)
+
+
+def _login_redirect(request: Request) -> HTTPException:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return HTTPException(303, "log in first", headers={"Location": f"/login?next={quote(target, safe='')}"})
+
+
+def current_instructor(request: Request, db: SessionDep) -> User:
+    """The logged-in instructor; anyone else is sent to the login page."""
+    session = load_session(request)
+    user = db.get(User, session.user_id) if session.user_id is not None else None
+    if user is None or not user.is_instructor:
+        raise _login_redirect(request)
+    return user
+
+
+Instructor = Annotated[User, Depends(current_instructor)]
+CsrfChecked = Depends(require_csrf)
+
+
+def _safe_next(url: str | None) -> str:
+    """Only same-site paths are followed after login (no open redirect)."""
+    if not url or not url.startswith("/") or url.startswith("//") or urlsplit(url).netloc:
+        return "/dashboard"
+    return url
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/dashboard") -> HTMLResponse:
+    return render(request, "login.html", {"next_url": _safe_next(next)})
+
+
+@router.post("/login", dependencies=[CsrfChecked])
+def login(request: Request, db: SessionDep, email: Annotated[str, Form()], password: Annotated[str, Form()],
+          next: Annotated[str, Form()] = "/dashboard") -> Response:
+    email = email.strip().lower()
+    throttle_key = (email, request.client.host if request.client else "")
+    wait = login_throttle.retry_after(throttle_key)
+    if wait:
+        return render(request, "login.html", {
+            "next_url": _safe_next(next), "email": email,
+            "error": f"Too many failed logins. Try again in {max(1, round(wait / 60))} minute(s)."}, status_code=429)
+    user = db.scalar(select(User).where(User.email == email))
+    # Verify against a dummy hash when the user is unknown, so timing does not reveal which emails exist.
+    valid = credentials.verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not valid or not user.is_instructor:
+        login_throttle.failed(throttle_key)
+        return render(request, "login.html", {"next_url": _safe_next(next), "email": email,
+                                              "error": "Wrong email or password."}, status_code=401)
+    login_throttle.succeeded(throttle_key)
+    response = redirect(_safe_next(next))
+    session = new_session(user.id)  # a fresh CSRF token: a session planted before login is useless after it
+    request.state.web_session = session
+    store_session(request, response, session)
+    return response
+
+
+_DUMMY_HASH = credentials.hash_password("not-a-real-password")
+
+
+@router.post("/logout", dependencies=[CsrfChecked])
+def logout(request: Request) -> Response:
+    response = redirect("/login", "You are logged out.")
+    clear_session(request, response)
+    return response
