@@ -1,4 +1,4 @@
-"""Hostile submissions graded end to end (correctness stage, real Docker sandbox): a forgery earns nothing, a failed
+"""Hostile submissions graded end to end (correctness stage, real Docker and bwrap sandboxes): a forgery earns nothing, a failed
 probe costs nothing, and the score is exactly what the honest part of the file earns.
 
 Each attack is the course's correct vectorized file with AvgPool2D broken honestly (it raises), plus the attack
@@ -15,8 +15,6 @@ import pytest
 from grader.pipeline import grade_submission
 from grader.settings import get_settings
 from tests.sandbox.helpers import OVERHEAD_ALLOWANCE_S, leftover_containers
-
-pytestmark = pytest.mark.docker
 
 GOOD = (Path(__file__).resolve().parents[1] / "fixtures" / "submissions" / "good_vectorized.py").read_text()
 BROKEN_AVGPOOL = '''
@@ -44,12 +42,18 @@ def passed_components(result) -> set[str]:
     return {test.name.split(".")[0] for test in result.tests if test.status == "passed"}
 
 
-@pytest.fixture(scope="module")
-def honest(docker_only_runner):
-    result, _ = grade(HONEST, docker_only_runner)
-    assert 0 < result.score < result.max_score
-    assert "avgpool2d" not in passed_components(result) and "conv2d" in passed_components(result)
-    return result
+_honest_results: dict[str, object] = {}
+
+
+@pytest.fixture
+def honest(runner):
+    """The honest file's result on this backend (graded once per backend)."""
+    if runner.name not in _honest_results:
+        result, _ = grade(HONEST, runner)
+        assert 0 < result.score < result.max_score
+        assert "avgpool2d" not in passed_components(result) and "conv2d" in passed_components(result)
+        _honest_results[runner.name] = result
+    return _honest_results[runner.name]
 
 
 def wall_limit() -> float:
@@ -64,13 +68,13 @@ def assert_same_score(result, honest) -> None:
     assert passed_checks(result) == passed_checks(honest)
 
 
-def test_correct_file_earns_everything(docker_only_runner):
-    result, seconds = grade(GOOD, docker_only_runner)
+def test_correct_file_earns_everything(runner):
+    result, seconds = grade(GOOD, runner)
     assert result.status == "graded" and result.score == result.max_score
     assert seconds < wall_limit() + OVERHEAD_ALLOWANCE_S
 
 
-def test_monkeypatched_numpy_comparisons_change_nothing(docker_only_runner, honest):
+def test_monkeypatched_numpy_comparisons_change_nothing(runner, honest):
     attack = HONEST + '''
 import numpy
 import numpy.testing
@@ -80,11 +84,11 @@ for _name in ("allclose", "array_equal", "array_equiv", "isclose"):
 numpy.testing.assert_allclose = lambda *args, **kwargs: None
 numpy.testing.assert_array_equal = lambda *args, **kwargs: None
 '''
-    result, _ = grade(attack, docker_only_runner)
+    result, _ = grade(attack, runner)
     assert_same_score(result, honest)
 
 
-def test_lying_ndarray_subclass_earns_nothing(docker_only_runner, honest):
+def test_lying_ndarray_subclass_earns_nothing(runner, honest):
     attack = HONEST + '''
 import numpy as _np
 
@@ -117,23 +121,23 @@ def _lying_forward(self, x):
 
 AvgPool2D.forward = _lying_forward
 '''
-    result, _ = grade(attack, docker_only_runner)
+    result, _ = grade(attack, runner)
     assert "avgpool2d" not in passed_components(result)
     assert result.score == honest.score, (result.score, honest.score)
 
 
-def test_printed_fake_result_earns_nothing(docker_only_runner, honest):
+def test_printed_fake_result_earns_nothing(runner, honest):
     attack = HONEST + '''
 import sys
 print('{"score": 61.5, "max_score": 61.5, "status": "graded", "tests": []}')
 sys.stderr.write("ALL CHECKS PASSED\\n")
 '''
-    result, _ = grade(attack, docker_only_runner)
+    result, _ = grade(attack, runner)
     assert_same_score(result, honest)
 
 
 @pytest.mark.parametrize("exit_call", ["import sys\nsys.exit(0)\n", "import os\nos._exit(0)\n"])
-def test_forged_result_file_then_exit_earns_nothing(docker_only_runner, exit_call):
+def test_forged_result_file_then_exit_earns_nothing(runner, exit_call):
     attack = GOOD + '''
 import io, json, numpy
 _claim = {"format": 1, "status": "ok", "score": 61.5, "passed": True, "runs": {}, "import": {"status": "ok"}}
@@ -142,20 +146,20 @@ numpy.savez(_buffer, **{"record.json": numpy.frombuffer(json.dumps(_claim).encod
 with open("/job/out/result.bin", "wb") as _out:
     _out.write(_buffer.getvalue())
 ''' + exit_call
-    result, seconds = grade(attack, docker_only_runner)
+    result, seconds = grade(attack, runner)
     assert result.score == 0 and result.status == "error", (result.score, result.status)
     assert result.message
     assert seconds < wall_limit() + OVERHEAD_ALLOWANCE_S
 
 
 @pytest.mark.parametrize("exit_call", ["import sys\nsys.exit(0)\n", "import os\nos._exit(0)\n"])
-def test_exiting_before_the_checks_scores_zero_with_a_message(docker_only_runner, exit_call):
-    result, _ = grade(exit_call + GOOD, docker_only_runner)
+def test_exiting_before_the_checks_scores_zero_with_a_message(runner, exit_call):
+    result, _ = grade(exit_call + GOOD, runner)
     assert result.score == 0 and result.status == "error"
     assert result.message
 
 
-def test_failed_probes_cost_no_points(docker_only_runner, honest):
+def test_failed_probes_cost_no_points(runner, honest):
     attack = '''
 import os, socket
 _loot = {}
@@ -186,23 +190,23 @@ for _module in ("grader", "reference.layers_fast", "torch"):
         pass
 _secrets = {key: value for key, value in os.environ.items() if "KEY" in key or "URL" in key}
 ''' + HONEST
-    result, _ = grade(attack, docker_only_runner)
+    result, _ = grade(attack, runner)
     assert_same_score(result, honest)
 
 
-def test_killing_its_parent_at_import_changes_nothing(docker_only_runner, honest):
+def test_killing_its_parent_at_import_changes_nothing(runner, honest):
     attack = "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError:\n    pass\n" + HONEST
-    result, _ = grade(attack, docker_only_runner)
+    result, _ = grade(attack, runner)
     assert_same_score(result, honest)
 
 
-def test_importing_the_grader_fails_with_a_message(docker_only_runner):
-    result, _ = grade("from reference.layers_fast import conv2d_forward\n" + GOOD, docker_only_runner)
+def test_importing_the_grader_fails_with_a_message(runner):
+    result, _ = grade("from reference.layers_fast import conv2d_forward\n" + GOOD, runner)
     assert result.score == 0 and result.status == "error"
     assert "reference" in result.message
 
 
-def test_infinite_loop_in_forward_costs_only_that_component(docker_only_runner, honest):
+def test_infinite_loop_in_forward_costs_only_that_component(runner, honest):
     attack = GOOD + '''
 
 def _spin(self, x):
@@ -212,7 +216,7 @@ def _spin(self, x):
 
 AvgPool2D.forward = _spin
 '''
-    result, seconds = grade(attack, docker_only_runner)
+    result, seconds = grade(attack, runner)
     assert seconds < wall_limit() + OVERHEAD_ALLOWANCE_S
     assert "avgpool2d" not in passed_components(result)
     if result.status == "graded":
@@ -221,11 +225,11 @@ AvgPool2D.forward = _spin
         assert result.score <= honest.score
 
 
-def test_nothing_left_after_scoring_attacks(docker_only_runner):
-    assert leftover_containers(docker_only_runner) == []
+def test_nothing_left_after_scoring_attacks(runner):
+    assert leftover_containers(runner) == []
 
 
-def test_huge_printing_and_a_full_tmp_change_nothing(docker_only_runner, honest):
+def test_huge_printing_and_a_full_tmp_change_nothing(runner, honest):
     attack = '''
 import sys
 _n = 0
@@ -239,7 +243,7 @@ for _ in range(64):
     sys.stdout.write("spam " * 200000)
     sys.stderr.write("spam " * 200000)
 ''' + HONEST
-    result, _ = grade(attack, docker_only_runner)
+    result, _ = grade(attack, runner)
     assert_same_score(result, honest)
 
 
@@ -247,7 +251,7 @@ for _ in range(64):
     "import ctypes\n    ctypes.string_at(0)\n",
     "hoard = []\n    while True:\n        hoard.append(b'x' * (64 << 20))\n",
 ])
-def test_crash_in_forward_keeps_what_finished_before(docker_only_runner, honest, crash):
+def test_crash_in_forward_keeps_what_finished_before(runner, honest, crash):
     attack = GOOD + f'''
 
 def _crash(self, x):
@@ -255,7 +259,7 @@ def _crash(self, x):
 
 AvgPool2D.forward = _crash
 '''
-    result, seconds = grade(attack, docker_only_runner)
+    result, seconds = grade(attack, runner)
     assert seconds < wall_limit() + OVERHEAD_ALLOWANCE_S
     assert "avgpool2d" not in passed_components(result)
     assert {"conv2d", "maxpool2d"} <= passed_components(result)  # finished before the crash: still counted
@@ -265,7 +269,7 @@ AvgPool2D.forward = _crash
         assert result.status == "error" and result.message and result.score <= honest.score
 
 
-def test_fork_bomb_at_import_ends_within_the_limit(docker_only_runner, honest):
+def test_fork_bomb_at_import_ends_within_the_limit(runner, honest):
     attack = '''
 import os
 if os.fork() == 0:
@@ -275,6 +279,6 @@ if os.fork() == 0:
         except OSError:
             pass
 ''' + HONEST
-    result, seconds = grade(attack, docker_only_runner)
+    result, seconds = grade(attack, runner)
     assert seconds < wall_limit() + OVERHEAD_ALLOWANCE_S
     assert result.score <= honest.score
