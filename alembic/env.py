@@ -5,7 +5,6 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import pool
 
 from grader.store.db import database_url, make_engine
 from grader.store.models import Base
@@ -26,7 +25,6 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     engine = make_engine(url)
-    engine.pool = pool.NullPool(engine.pool._creator)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
