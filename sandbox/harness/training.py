@@ -45,6 +45,7 @@ FORMAT = 1
 ERROR_TEXT_CHARS = 2000  # longest exception text handed back
 PRINT_CAP_BYTES = 64 * 1024  # how much of the student's printing reaches the log
 MEMORY_ERROR_EXIT_CODE = 3
+WALL_BACKSTOP = 3.0  # a probe batch's wall-clock limit, as a multiple of its CPU-time limit
 
 # The module's SimpleCNN: (kind, name, constructor arguments). Parameter names follow the shared convention.
 SIMPLE_CNN = [
@@ -69,6 +70,11 @@ class Deadline(BaseException):
 
 def _on_alarm(signum, frame):
     raise Deadline()
+
+
+def _disarm() -> None:
+    signal.setitimer(signal.ITIMER_PROF, 0)
+    signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -398,9 +404,11 @@ class Trainer:
                 batch_start, batch_cpu = time.perf_counter(), time.process_time()
                 in_probe = step < warmup + probe_batches
                 if in_probe:
-                    # One batch of a loop-style layer can take minutes: bound it, then judge the projection.
+                    # One batch of a loop-style layer can take minutes: bound it, then judge the projection. The
+                    # bound is on CPU time (a busy host must not stop a fast submission), with a wall-clock backstop.
                     limit = first_batch_limit if step < warmup else max(budget / total_steps * 20, 5.0)
-                    signal.setitimer(signal.ITIMER_REAL, limit)
+                    signal.setitimer(signal.ITIMER_PROF, limit)
+                    signal.setitimer(signal.ITIMER_REAL, limit * WALL_BACKSTOP)
                 try:
                     logits = network.forward(kit.Tensor(x))
                     loss = loss_fn(logits, kit.Tensor(y))
@@ -408,13 +416,12 @@ class Trainer:
                     loss.backward()
                     optimizer.step()
                 except Deadline:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                    seconds = time.perf_counter() - batch_start
-                    return self.stop_slow(kit, module, x, y, network, loss_fn, total_steps, seconds * total_steps,
-                                          f"one training batch took more than {seconds:.0f} s", lower_bound=True)
+                    _disarm()
+                    return self.stop_slow(kit, module, x, y, network, loss_fn, total_steps, limit * total_steps,
+                                          f"one training batch took more than {limit:.0f} s", lower_bound=True)
                 finally:
                     if in_probe:
-                        signal.setitimer(signal.ITIMER_REAL, 0)
+                        _disarm()
                 seconds = time.perf_counter() - batch_start
                 # The projection uses the smaller of wall and CPU time: on a busy host the wall clock counts
                 # time spent waiting for a core, which says nothing about the submission's speed.
@@ -617,6 +624,7 @@ def main() -> int:
     progress = Progress(os.path.join(args.out, "progress.jsonl"), int(recipe.get("progress_line_bytes", 4096)),
                         int(recipe.get("progress_total_bytes", 1024 * 1024)))
     signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)
     kit = Kit()
     stderr_fd = os.dup(2)
     sys.stdout = CappedWriter(stderr_fd, PRINT_CAP_BYTES)
