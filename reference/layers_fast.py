@@ -76,6 +76,17 @@ def _kernel_offsets(kh: int, kw: int, ph: int, pw: int, width: int):
             yield i, j, (i - ph) * width + (j - pw), j - pw
 
 
+def _cache_sized_blocks(first: int, last: int, channel_bytes: int, budget_bytes: int = 1 << 20):
+    """Split channels [first, last) into blocks of about `budget_bytes` of planes each.
+
+    Each block's planes stay in the core's cache while all KH*KW offsets are copied or added, instead of being
+    streamed from memory once per offset.
+    """
+    step = max(1, budget_bytes // max(1, channel_bytes))
+    for low in range(first, last, step):
+        yield low, min(last, low + step)
+
+
 def _valid_range(shift: int, plane: int) -> tuple[int, int]:
     """Output pixels [start, stop) whose shifted input pixel lies inside the plane (empty if none)."""
     start = min(max(0, -shift), plane)
@@ -105,13 +116,14 @@ def _im2col_same(x: np.ndarray, kh: int, kw: int, ph: int, pw: int) -> np.ndarra
     cols = np.empty((channels, kh, kw, n_batch, plane), dtype=x.dtype)
 
     def copy_channels(first: int, last: int) -> None:
-        for i, j, shift, column_shift in _kernel_offsets(kh, kw, ph, pw, width):
-            target = cols[first:last, i, j]
-            start, stop = _valid_range(shift, plane)
-            target[:, :, start:stop] = x_planes[first:last, :, start + shift:stop + shift]
-            target[:, :, :start] = 0
-            target[:, :, stop:] = 0
-            _zero_wrapped_columns(target, column_shift, width)
+        for low, high in _cache_sized_blocks(first, last, x_planes[0].nbytes):
+            for i, j, shift, column_shift in _kernel_offsets(kh, kw, ph, pw, width):
+                target = cols[low:high, i, j]
+                start, stop = _valid_range(shift, plane)
+                target[:, :, start:stop] = x_planes[low:high, :, start + shift:stop + shift]
+                target[:, :, :start] = 0
+                target[:, :, stop:] = 0
+                _zero_wrapped_columns(target, column_shift, width)
 
     run_chunks(copy_channels, channels, cols.size)
     return cols.reshape(channels * kh * kw, n_batch * plane)
@@ -129,14 +141,15 @@ def _col2im_same(dcols: np.ndarray, x_shape, kh: int, kw: int, ph: int, pw: int)
     dx_planes = np.empty((channels, n_batch, plane), dtype=dcols.dtype)
 
     def add_channels(first: int, last: int) -> None:
-        dx_planes[first:last] = dcols[first:last, ph, pw]  # the centre offset: no shift, covers every pixel
-        for i, j, shift, column_shift in _kernel_offsets(kh, kw, ph, pw, width):
-            if shift == 0 and column_shift == 0:
-                continue
-            source = dcols[first:last, i, j]
-            _zero_wrapped_columns(source, column_shift, width)
-            start, stop = _valid_range(shift, plane)
-            dx_planes[first:last, :, start + shift:stop + shift] += source[:, :, start:stop]
+        for low, high in _cache_sized_blocks(first, last, dx_planes[0].nbytes):
+            dx_planes[low:high] = dcols[low:high, ph, pw]  # the centre offset: no shift, covers every pixel
+            for i, j, shift, column_shift in _kernel_offsets(kh, kw, ph, pw, width):
+                if shift == 0 and column_shift == 0:
+                    continue
+                source = dcols[low:high, i, j]
+                _zero_wrapped_columns(source, column_shift, width)
+                start, stop = _valid_range(shift, plane)
+                dx_planes[low:high, :, start + shift:stop + shift] += source[:, :, start:stop]
 
     run_chunks(add_channels, channels, dcols.size)
     return dx_planes.reshape(channels, n_batch, height, width)
