@@ -293,19 +293,20 @@ def _maxpool2x2_forward(x: np.ndarray, layout):
     out = _empty_channels_second((n_batch, channels, oh, ow), np.float32, channel_major)
     shift_code = _empty_channels_second((n_batch, channels, oh, 2, ow), np.uint8, channel_major)
 
-    def pool_channels(start: int, stop: int) -> None:
-        count = stop - start
-        planes = x[:, start:stop].reshape(n_batch, count, height * width)
-        left, right = planes[:, :, 0::2], planes[:, :, 1::2]
-        right_wins = right > left
-        row_max = np.maximum(left, right).reshape(n_batch, count, oh, 2, ow)
-        upper, lower = row_max[:, :, :, 0], row_max[:, :, :, 1]
-        lower_wins = lower > upper
-        np.maximum(upper, lower, out=out[:, start:stop])
-        code = shift_code[:, start:stop]
-        np.left_shift(right_wins.view(np.uint8).reshape(n_batch, count, oh, 2, ow), 5, out=code)
-        code[:, :, :, 0] += lower_wins.view(np.uint8) << 6
-        code[:, :, :, 1] += (~lower_wins).view(np.uint8) << 6
+    def pool_channels(first: int, last: int) -> None:
+        for start, stop in _cache_sized_blocks(first, last, x[:, 0].nbytes):
+            count = stop - start
+            planes = x[:, start:stop].reshape(n_batch, count, height * width)
+            left, right = planes[:, :, 0::2], planes[:, :, 1::2]
+            right_wins = right > left
+            row_max = np.maximum(left, right).reshape(n_batch, count, oh, 2, ow)
+            upper, lower = row_max[:, :, :, 0], row_max[:, :, :, 1]
+            lower_wins = lower > upper
+            np.maximum(upper, lower, out=out[:, start:stop])
+            code = shift_code[:, start:stop]
+            np.left_shift(right_wins.view(np.uint8).reshape(n_batch, count, oh, 2, ow), 5, out=code)
+            code[:, :, :, 0] += lower_wins.view(np.uint8) << 6
+            code[:, :, :, 1] += (~lower_wins).view(np.uint8) << 6
 
     run_chunks(pool_channels, channels, x.size)
     return out, ("2x2", shift_code, layout)
@@ -319,9 +320,10 @@ def _maxpool2x2_backward(dout: np.ndarray, shift_code: np.ndarray, x_shape) -> n
     channel_major = _is_channel_major(shift_code.shape, shift_code.strides)
     pairs = _empty_channels_second((n_batch, channels, oh, 2, ow), np.uint64, channel_major)
 
-    def route_channels(start: int, stop: int) -> None:
-        bits = dout[:, start:stop].view(np.uint32).astype(np.uint64)[:, :, :, None, :]
-        np.left_shift(bits, shift_code[:, start:stop], out=pairs[:, start:stop])
+    def route_channels(first: int, last: int) -> None:
+        for start, stop in _cache_sized_blocks(first, last, pairs[:, 0].nbytes):
+            bits = dout[:, start:stop].view(np.uint32).astype(np.uint64)[:, :, :, None, :]
+            np.left_shift(bits, shift_code[:, start:stop], out=pairs[:, start:stop])
 
     run_chunks(route_channels, channels, 4 * dout.size)
     return pairs.view(np.float32).reshape(x_shape)
