@@ -396,9 +396,10 @@ def format_feedback(submission: dict[str, Any], assignment: dict[str, Any], pass
         lines.append(f"Score: {_number(score)}/{_number(top)}{mark_text} - {verdict}")
     else:
         lines.append(f"Grading ended with status '{status}'.")
-    stage_messages = {stage.get("message") for stage in result.get("stages", [])}
-    if result.get("message") and result["message"] not in stage_messages:
-        lines.append(str(result["message"]))
+    stage_messages = [stage.get("message") for stage in result.get("stages", []) if stage.get("message")]
+    for line in str(result.get("message") or "").splitlines():
+        if line.strip() and not any(message in line for message in stage_messages):  # said below, per stage
+            lines.append(line)
     for stage in result.get("stages", []):
         text = f"  {stage.get('name')}: {_number(stage.get('score'))}/{_number(stage.get('max_score'))} [{stage.get('status')}]"
         if stage.get("message"):
