@@ -67,7 +67,8 @@ def submission_public(db: Session, submission: Submission, viewer: User) -> Subm
         filename=submission.filename, size_bytes=submission.size_bytes, sha256=submission.sha256,
         repo=submission.repo, commit=submission.commit, status=submission_status(status_run), score=score,
         max_score=(run.max_score if finished else None) or assignment.max_score, passed=passed,
-        result=visible_result(run.result if finished and not pending else partial, assignment, viewer),
+        result=visible_result(partial if pending is not None and partial else run.result if finished else None,
+                              assignment, viewer),
         queue_position=position, estimated_start=run_store.estimated_start(db, status_run, position)
         if status_run is not None else None,
         late=submission.late, late_days=submission.late_days, created_at=submission.created_at,
