@@ -30,7 +30,7 @@ def service():
         with environment(DATABASE_URL=url, SECRET_KEY=TEST_SECRET_KEY, ENVIRONMENT="test"):
             with session_scope() as db:
                 make_course(db, make_instructor(db))
-            with live_service(url, ARTIFACTS / "browser-logs", broker_db=14) as live:
+            with live_service(url, ARTIFACTS / "browser-logs", broker_db=12) as live:
                 yield live
 
 

@@ -216,8 +216,10 @@ class LiveService:
 
 
 @contextlib.contextmanager
-def live_service(database_url: str, log_dir: Path, *, broker_db: int = 13) -> Iterator[LiveService]:
-    """uvicorn serving create_app() and a Celery worker on both queues, against `database_url` and Redis."""
+def live_service(database_url: str, log_dir: Path, *, broker_db: int = 11) -> Iterator[LiveService]:
+    """uvicorn serving create_app() and a Celery worker on both queues, against `database_url` and Redis.
+
+    Redis databases 11 (tests/cli) and 12 (tests/browser) are ours; tests/api uses 13, bench.service_load 14."""
     log_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": f"redis://127.0.0.1:6379/{broker_db}",
