@@ -16,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = (ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py").read_text()
+assert "\nimport numpy as np\n" in GOOD, "the attacks below are injected after this line"
 
 BROKEN_MAXPOOL = GOOD + '''
 
