@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import redis
 from sqlalchemy import text
 
 from grader.settings import PROJECT_ROOT, get_settings
@@ -225,6 +226,8 @@ def live_service(database_url: str, log_dir: Path, *, broker_db: int = 11) -> It
     env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": f"redis://127.0.0.1:6379/{broker_db}",
            "SECRET_KEY": TEST_SECRET_KEY, "ENVIRONMENT": "test", "API_BASE_URL": f"http://127.0.0.1:{port}",
            "PYTHONUNBUFFERED": "1"}
+    # Messages left by an interrupted earlier run would name runs of another database: start empty.
+    redis.Redis.from_url(env["BROKER_URL"]).flushdb()
     python = sys.executable
     commands = {
         "api": [python, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "127.0.0.1",
