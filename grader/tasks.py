@@ -165,6 +165,7 @@ def grade_run(self, run_id: int) -> str:
     try:
         result, seconds, image_digest, backend = _grade_stage(claim, _EventRecorder(claim))
     except InfrastructureError as error:
+        _runner_cache.clear()  # choose the backend afresh: the engine may have restarted or gone
         with session_scope() as db:
             run_store.release(db, claim, "The sandbox was not available; your file is queued again.")
         log.warning("run %s: infrastructure fault, retrying: %s", run_id, error)
