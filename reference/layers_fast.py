@@ -9,6 +9,12 @@ Why the memory layout looks odd: a convolution's matmul naturally yields its out
 pooling outputs stay channel-major too, and the next convolution gathers its columns from contiguous (C, N, H, W)
 memory and hands its gradient back the same way. Values, shapes and dtypes are exactly those of a plain NCHW
 array; only `.strides` differ, and any consumer that needs C order gets it from `np.ascontiguousarray`.
+
+Fast paths (any other case takes the general strided-window path; tests cover both):
+- same-size stride-1 convolutions (k3 p1, k5 p2, ...): columns are whole image planes shifted by one flat offset,
+  long contiguous copies instead of short window rows, and no padded copy of x;
+- 2x2 stride-2 max-pooling on float32 with even H and W: separable, over whole planes, exact bit-shift backward;
+- large element-wise passes are split by channel over `reference.parallel.num_threads()` threads.
 """
 
 from __future__ import annotations
