@@ -16,7 +16,8 @@ fi
 if ! docker info >/dev/null 2>&1; then
   echo "starting the Docker engine"
   mkdir -p /var/log
-  nohup dockerd --iptables=false --bridge=none >/var/log/dockerd.log 2>&1 &
+  # setsid: the engine must outlive the shell (and process group) that happened to start it
+  setsid nohup dockerd --iptables=false --bridge=none >>/var/log/dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "the Docker engine did not start; see /var/log/dockerd.log" >&2; exit 1; }
 fi
