@@ -82,13 +82,17 @@ def _kernel_offsets(kh: int, kw: int, ph: int, pw: int, width: int):
             yield i, j, (i - ph) * width + (j - pw), j - pw
 
 
-def _cache_sized_blocks(first: int, last: int, channel_bytes: int, budget_bytes: int = 1 << 20):
-    """Split channels [first, last) into blocks of about `budget_bytes` of planes each.
+# Channel blocks of about this many bytes stay in a core's L2 cache (2 MiB on the reference machine).
+CACHE_BLOCK_BYTES = 1 << 20
+
+
+def _cache_sized_blocks(first: int, last: int, channel_bytes: int):
+    """Split channels [first, last) into blocks of about CACHE_BLOCK_BYTES of planes each.
 
     Each block's planes stay in the core's cache while all KH*KW offsets are copied or added, instead of being
     streamed from memory once per offset.
     """
-    step = max(1, budget_bytes // max(1, channel_bytes))
+    step = max(1, CACHE_BLOCK_BYTES // max(1, channel_bytes))
     for low in range(first, last, step):
         yield low, min(last, low + step)
 
