@@ -17,6 +17,7 @@ BENCHMARKS = [
     "sandbox_overhead",  # empty-job overhead and correctness stage end to end, docker and bwrap
     "correctness_latency",  # correctness stage end to end, subprocess and docker
     "service_load",  # 200 submissions through API, broker, workers, store
+    "dashboard_pages",  # dashboard pages, charts and badges on 200 students x 5 graded submissions
     "cifar10_reference",  # full CIFAR-10 run of good_vectorized.py in the sandbox, graded outside
     "cifar10_seeds",  # reference accuracy over 3 seeds (mean, spread)
 ]

@@ -63,7 +63,7 @@ def assignment_page(slug: str, request: Request, db: SessionDep, user: Instructo
 def assignment_chart(slug: str, name: str, db: SessionDep, user: Instructor) -> Response:
     assignment = assignment_or_404(db, slug)
     if name == "scores":
-        rows = queries.student_rows(db, assignment)
+        rows = queries.student_rows(db, assignment, with_accuracy=False)
         svg = charts.score_histogram([row.best_score for row in rows if row.best_score is not None],
                                      assignment.max_score, assignment.pass_mark)
     elif name == "checks":
@@ -131,7 +131,7 @@ def live_submission(submission_id: int, db: SessionDep, user: Instructor) -> JSO
 
 @router.get("/dashboard/assignments/{slug}/live.json")
 def live_assignment(slug: str, db: SessionDep, user: Instructor) -> JSONResponse:
-    rows = queries.student_rows(db, assignment_or_404(db, slug))
+    rows = queries.student_rows(db, assignment_or_404(db, slug), with_accuracy=False)
     return JSONResponse({"rows": {str(row.user.id): {
         "status": row.status, "latest": row.latest_score, "latest_text": number(row.latest_score)}
         for row in rows}}, headers={"Cache-Control": "no-store"})

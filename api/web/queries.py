@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import HTTPException
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from grader.store.models import (Assignment, BadgeToken, Course, Enrollment, GradingRun, Submission, TestResultRow,
                                  User)
@@ -139,16 +139,25 @@ def _counted_runs(submission: Submission) -> list[GradingRun]:
     return [run for run in submission.runs if run.applied and run.finished and verify_run(run)]
 
 
-def student_rows(db: Session, assignment: Assignment) -> list[StudentRow]:
+def _submissions(db: Session, assignment: Assignment, *, with_results: bool) -> list[Submission]:
+    """The assignment's submissions, oldest first, with their runs; never the file bytes (up to 256 KiB each),
+    and the result JSON only when asked for (it holds every check's feedback)."""
+    runs = selectinload(Submission.runs)
+    if not with_results:
+        runs = runs.defer(GradingRun.result)
+    return list(db.scalars(select(Submission).where(Submission.assignment_id == assignment.id)
+                           .order_by(Submission.created_at, Submission.id)
+                           .options(defer(Submission.content), runs)).all())
+
+
+def student_rows(db: Session, assignment: Assignment, *, with_accuracy: bool = True) -> list[StudentRow]:
+    """One row per enrolled student; `with_accuracy=False` skips reading results (CIFAR-10 accuracy stays None)."""
     enrollments = db.scalars(select(Enrollment).where(Enrollment.course_id == assignment.course_id,
                                                       Enrollment.role == "student")
                              .options(selectinload(Enrollment.user))).all()
     rows = {enrollment.user_id: StudentRow(user=enrollment.user, student_number=enrollment.student_number)
             for enrollment in enrollments}
-    submissions = db.scalars(select(Submission).where(Submission.assignment_id == assignment.id)
-                             .order_by(Submission.created_at, Submission.id)
-                             .options(selectinload(Submission.runs))).all()
-    for submission in submissions:
+    for submission in _submissions(db, assignment, with_results=with_accuracy):
         row = rows.get(submission.user_id)
         if row is None:
             continue
@@ -158,7 +167,7 @@ def student_rows(db: Session, assignment: Assignment) -> list[StudentRow]:
         for run in _counted_runs(submission):
             if run.score is not None and (row.best_score is None or run.score > row.best_score):
                 row.best_score, row.best_submission = run.score, submission
-            accuracy = cifar10_accuracy(run.result)
+            accuracy = cifar10_accuracy(run.result) if with_accuracy else None
             if accuracy is not None and (row.accuracy is None or accuracy > row.accuracy):
                 row.accuracy = accuracy
     tokens = db.execute(select(BadgeToken.user_id, BadgeToken.token)
@@ -172,10 +181,7 @@ def student_rows(db: Session, assignment: Assignment) -> list[StudentRow]:
 def check_pass_rates(db: Session, assignment: Assignment) -> dict[str, tuple[int, int]]:
     """(passed, total) per check over each student's latest finished run."""
     latest_runs: dict[int, int] = {}
-    submissions = db.scalars(select(Submission).where(Submission.assignment_id == assignment.id)
-                             .order_by(Submission.created_at, Submission.id)
-                             .options(selectinload(Submission.runs))).all()
-    for submission in submissions:
+    for submission in _submissions(db, assignment, with_results=False):
         run = current_run(submission)
         if run is not None and run.finished:
             latest_runs[submission.user_id] = run.id

@@ -54,17 +54,18 @@
 
   function poll(element, onData) {
     var url = element.getAttribute("data-live-url");
+    var interval = parseInt(element.getAttribute("data-poll-ms"), 10) || POLL_MS;
     var stopped = false;
     function tick() {
       if (stopped) return;
-      if (document.hidden) { setTimeout(tick, POLL_MS); return; }
+      if (document.hidden) { setTimeout(tick, interval); return; }
       fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (data) { if (data && onData(data) === false) stopped = true; })
         .catch(function () {})
-        .then(function () { if (!stopped) setTimeout(tick, POLL_MS); });
+        .then(function () { if (!stopped) setTimeout(tick, interval); });
     }
-    setTimeout(tick, POLL_MS);
+    setTimeout(tick, interval);
   }
 
   function setField(root, name, value) {
