@@ -17,6 +17,7 @@ from grader.store import credentials
 from grader.store.models import User
 
 router = APIRouter(include_in_schema=False)
+_DUMMY_HASH = credentials.hash_password("not-a-real-password")  # checked when the email has no password
 
 
 def _login_redirect(request: Request) -> HTTPException:
@@ -61,7 +62,7 @@ def login(request: Request, db: SessionDep, email: Annotated[str, Form()], passw
             "error": f"Too many failed logins. Try again in {max(1, round(wait / 60))} minute(s)."}, status_code=429)
     user = db.scalar(select(User).where(User.email == email))
     # Verify against a dummy hash when the user is unknown, so timing does not reveal which emails exist.
-    valid = credentials.verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    valid = credentials.verify_password((user.password_hash if user else None) or _DUMMY_HASH, password)
     if user is None or not valid or not user.is_instructor:
         login_throttle.failed(throttle_key)
         return render(request, "login.html", {"next_url": _safe_next(next), "email": email,
@@ -72,9 +73,6 @@ def login(request: Request, db: SessionDep, email: Annotated[str, Form()], passw
     request.state.web_session = session
     store_session(request, response, session)
     return response
-
-
-_DUMMY_HASH = credentials.hash_password("not-a-real-password")
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
