@@ -42,15 +42,35 @@ def _check_sandbox() -> tuple[bool, str]:
     with _sandbox_lock:
         if time.monotonic() - float(_sandbox_cache["at"]) < SANDBOX_CHECK_TTL_SECONDS:
             return bool(_sandbox_cache["ok"]), str(_sandbox_cache["detail"])
-        try:
-            from sandbox.select import select_runner
-
-            runner = select_runner(get_settings())
-            ok, detail = True, runner.name
-        except Exception as error:
-            ok, detail = False, f"{type(error).__name__}: {error}"
+        ok, detail = _probe_sandbox()
         _sandbox_cache.update(at=time.monotonic(), ok=ok, detail=detail)
         return ok, detail
+
+
+def _probe_sandbox() -> tuple[bool, str]:
+    """Whether a backend could run a job now, without building anything (a probe must stay cheap)."""
+    from sandbox import select
+
+    settings = get_settings()
+    backend = settings.sandbox_backend
+    if backend == "unsafe-subprocess":
+        return True, "unsafe-subprocess (no isolation: tests only)"
+    reasons = []
+    if backend in ("auto", "docker"):
+        try:
+            from sandbox.docker_backend import connect
+
+            client = connect(timeout_seconds=3)
+            image = client.images.get(select.resolve_image(settings, client, build_missing=False))
+            return True, f"docker ({image.id})"
+        except Exception as error:
+            reasons.append(f"docker: {error}")
+    if backend in ("auto", "bwrap"):
+        try:
+            return True, select.bwrap_runner(settings).name
+        except Exception as error:
+            reasons.append(f"bwrap: {error}")
+    return False, "; ".join(reasons) or f"unknown sandbox_backend {backend!r}"
 
 
 @router.get("/readyz")
