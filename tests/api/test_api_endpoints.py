@@ -308,3 +308,16 @@ def test_events_stream_and_badges_and_metrics(client, world):
     assert 'grader_stage_duration_seconds_count{stage="correctness"} 1' in metrics
     runs = client.get("/api/v1/runs?status=graded", headers=world.headers("instructor")).json()
     assert [r["id"] for r in runs] == [accepted["run_id"]]
+
+
+def test_readyz_is_503_when_the_broker_is_unreachable(client, service_env):
+    from tests.api.service_fixtures import apply_environment
+
+    try:
+        apply_environment({**service_env, "BROKER_URL": "redis://127.0.0.1:9/0"})  # nothing listens on port 9
+        response = client.get("/readyz")
+    finally:
+        apply_environment(service_env)
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["broker"]["ok"] is False and checks["database"]["ok"] is True
