@@ -14,6 +14,7 @@ from h7_support import INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, make_submission
 from api.web.security import COOKIE_NAME
 from grader.store.db import session_scope
 from grader.store.models import Assignment, Enrollment, GradingRun, Submission, User
+from grader.store.signing import sign_run
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -178,7 +179,7 @@ def test_regrade_one_queues_a_run(client, seed, published):
 
 
 def test_regrade_all_goes_through_a_preview(client, seed, published):
-    _seed_results(seed)
+    best_id = _seed_results(seed)
     token = _login(client)
     response = client.post("/dashboard/assignments/cnn-spatial/regrade", data={"csrf_token": token})
     assert response.status_code == 303
@@ -192,6 +193,20 @@ def test_regrade_all_goes_through_a_preview(client, seed, published):
         assert sorted(run_id for run_id, _ in published) == sorted(run.id for run in previews)
     refused = client.post(preview_url + "/confirm", data={"csrf_token": token})
     assert refused.status_code == 303 and "finished" in refused.headers["location"]
+    # The preview runs finish (as a worker would leave them): Ann's best submission would drop to 40.
+    with session_scope() as db:
+        for run in db.scalars(select(GradingRun).where(GradingRun.kind == "preview")):
+            run.status, run.finished_at = "graded", run.created_at
+            run.score = 40.0 if run.submission_id == best_id else run.submission.runs[0].score
+            run.max_score = 61.5
+            run.signature = sign_run(run)
+    assert client.get(preview_url + "/live.json").json() == {"done": True}
+    page = client.get(preview_url)
+    assert "1 score(s) would change" in page.text and "-21.5" in page.text
+    assert "61.5/61.5" in client.get(f"/badges/{seed.badge_token}.svg").text  # nothing applied yet
+    applied = client.post(preview_url + "/confirm", data={"csrf_token": token})
+    assert applied.status_code == 303 and "Regrade+applied" in applied.headers["location"].replace("%20", "+")
+    assert "40/61.5" in client.get(f"/badges/{seed.badge_token}.svg").text
 
 
 def test_live_queue_json(client, seed):
