@@ -91,6 +91,16 @@ def submission_page(submission_id: int, request: Request, db: SessionDep, user: 
         "source_html": highlight(source, PythonLexer(), _formatter), "pygments_css": PYGMENTS_CSS})
 
 
+@router.get("/dashboard/submissions/{submission_id}/file")
+def submission_file(submission_id: int, db: SessionDep, user: Instructor) -> Response:
+    """The uploaded file as an attachment (never rendered by the browser)."""
+    submission = submission_or_404(db, submission_id)
+    filename = f"submission-{submission.id}-{submission.filename}".replace('"', "")
+    return Response(submission.content, media_type="text/x-python; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
 def _display_run(submission: Submission) -> GradingRun | None:
     """A run still grading (so the page follows it live), else the run whose score counts."""
     pending = next((run for run in reversed(submission.runs) if run.applied and not run.finished), None)

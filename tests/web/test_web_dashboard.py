@@ -128,6 +128,9 @@ def test_course_assignment_and_submission_pages(client, seed):
     assert 'class="highlight"' in submission and "conv2d.forward.case0" in submission
     first = client.get(f"/dashboard/submissions/{best_id - 1}").text
     assert "Check the padding." in first  # a failed check's feedback is on the page
+    download = client.get(f"/dashboard/submissions/{best_id - 1}/file")
+    assert download.content == b"def conv2d():\n    return 1\n"
+    assert download.headers["content-disposition"].startswith("attachment")
     curve = client.get(f"/dashboard/submissions/{best_id}/runs/{_run_id(best_id)}/curve.svg")
     assert curve.headers["content-type"].startswith("image/svg+xml")
     ET.fromstring(curve.content)
