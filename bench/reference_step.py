@@ -1,9 +1,10 @@
 """One SimpleCNN training step (batch 128, float32, 2 threads): NumPy reference vs PyTorch CPU, with a per-layer split.
 
-Run: `.venv/bin/python -m bench.reference_step [--steps 40]`. Prints a table and writes
-bench/results/reference_step.json. Both implementations get the same threads (BLAS, element-wise passes) and the
-same malloc setting (`reference.parallel.reuse_freed_memory`). Timings are medians over many steps (interleaved reference/PyTorch blocks so
-that load from other processes on the shared cores hits both alike); expect a few percent of noise.
+Run: `.venv/bin/python -m bench.reference_step [--steps 40]` (BENCH_THREADS=1 for a one-thread comparison).
+Prints a table and writes bench/results/reference_step.json. Both implementations get the same threads (BLAS,
+element-wise passes) and the same malloc setting (`reference.parallel.reuse_freed_memory`). Timings are medians
+over many steps, in interleaved reference/PyTorch blocks so that load from other processes on the shared cores
+hits both alike; CPU seconds per step are recorded too, as they are less sensitive to that load.
 """
 
 from __future__ import annotations

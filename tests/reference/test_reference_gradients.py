@@ -24,7 +24,11 @@ def numerical_gradient(function, array: np.ndarray, dout: np.ndarray) -> np.ndar
 
 @pytest.mark.parametrize(
     "x_shape, w_shape, stride, padding",
-    [((2, 2, 5, 4), (3, 2, 3, 3), 1, 1), ((2, 3, 6, 5), (2, 3, 2, 3), (2, 1), (0, 2)), ((1, 2, 7, 7), (2, 2, 3, 3), 3, 2)],
+    [
+        ((2, 2, 5, 4), (3, 2, 3, 3), 1, 1),
+        ((2, 3, 6, 5), (2, 3, 2, 3), (2, 1), (0, 2)),
+        ((1, 2, 7, 7), (2, 2, 3, 3), 3, 2),
+    ],
 )
 def test_conv2d_backward_matches_finite_differences(layers, x_shape, w_shape, stride, padding):
     rng = np.random.default_rng(11)

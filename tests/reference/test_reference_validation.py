@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from reference import layers_fast
 from reference.shapes import conv2d_output_shape, pool2d_output_shape
@@ -67,13 +68,15 @@ def test_flatten_rejects_a_vector(layers):
         layers.flatten_forward(np.zeros(5))
 
 
-@pytest.mark.parametrize("size, kernel, stride, padding", [(8, 3, 1, 1), (9, 2, 2, 0), (11, 5, 3, 2), (7, (2, 3), (2, 1), (1, 0))])
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding", [(8, 3, 1, 1), (9, 2, 2, 0), (11, 5, 3, 2), (7, (2, 3), (2, 1), (1, 0))]
+)
 def test_output_shapes_agree_with_torch(size, kernel, stride, padding):
     kh, kw = kernel if isinstance(kernel, tuple) else (kernel, kernel)
     x = torch.zeros(2, 3, size, size + 1)
-    expected_conv = tuple(torch.nn.functional.conv2d(x, torch.zeros(4, 3, kh, kw), stride=stride, padding=padding).shape)
+    expected_conv = tuple(F.conv2d(x, torch.zeros(4, 3, kh, kw), stride=stride, padding=padding).shape)
     assert conv2d_output_shape(tuple(x.shape), (4, 3, kh, kw), stride=stride, padding=padding) == expected_conv
-    expected_pool = tuple(torch.nn.functional.max_pool2d(x, kernel, stride).shape)
+    expected_pool = tuple(F.max_pool2d(x, kernel, stride).shape)
     assert pool2d_output_shape(tuple(x.shape), kernel_size=kernel, stride=stride) == expected_pool
     assert layers_fast.pool2d_output_shape is pool2d_output_shape
 
