@@ -127,3 +127,60 @@ def test_embedded_default_mode(tmp_path, service_env):
                 process.stop()
     finally:
         apply_environment(service_env)
+
+
+QUICK_TRAINING = {"epochs": "1", "batch_size": "32", "max_batches_per_epoch": "3", "report_every_batches": "1",
+                  "test_subset": "200", "probe": "{ warmup_batches = 1, batches = 1 }"}
+
+
+def _quick_training_spec() -> str:
+    """The default spec with a CIFAR-10 stage cut down to three batches (the real dataset, the real harness)."""
+    from grader.store.assignments import default_spec_toml
+
+    lines, section = [], ""
+    for line in default_spec_toml().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+            lines.append(line)
+            if section == "[stages.cifar10]":
+                lines += [f"{key} = {value}" for key, value in QUICK_TRAINING.items()]
+            continue
+        if section == "[stages.cifar10]" and stripped.split("=")[0].strip() in QUICK_TRAINING:
+            continue
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_correctness_then_training_queue(client, clean_db, start_worker):
+    """Correctness in the fast queue, then the same run moves to the training queue and trains in the sandbox."""
+    world = make_world(spec_toml=_quick_training_spec(), stages=["correctness", "cifar10"])
+    start_worker()
+    accepted = submit(client, world)
+    run = wait_for(lambda: _finished(accepted["run_id"]), 600, "correctness and training to finish", interval=1)
+    assert run.status == "graded", run.result
+    assert [s["name"] for s in run.result["stages"]] == ["correctness", "cifar10"]
+    assert run.result["stages"][1]["status"] == "graded" and set(run.stage_seconds) == {"correctness", "cifar10"}
+    assert run.queue == "training" and run.max_score == world_max(world)
+    with session_scope() as db:
+        stages = {event.data.get("stage") for event in db.scalars(select(RunEvent).where(
+            RunEvent.run_id == run.id, RunEvent.type == "progress"))}
+    assert "cifar10" in stages  # training progress was stored while it ran
+    _assert_signed_once(run.id)
+
+
+def world_max(world) -> float:
+    from grader.store.models import Assignment
+
+    with session_scope() as db:
+        return db.scalar(select(Assignment.max_score).where(Assignment.slug == world.assignment))
+
+
+def _assert_signed_once(run_id: int) -> None:
+    from grader.store.signing import verify_run
+
+    with session_scope() as db:
+        run = db.get(GradingRun, run_id)
+        assert verify_run(run)
+        assert db.scalar(select(func.count(RunEvent.id)).where(RunEvent.run_id == run_id,
+                                                                RunEvent.type == "done")) == 1
