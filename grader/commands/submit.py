@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, TextIO
+from urllib.parse import quote
 
 import httpx
 
@@ -65,16 +66,19 @@ def run(args: argparse.Namespace) -> int:
             raise SubmitError("no API token: pass --token or set GRADER_TOKEN (your instructor sent you one)")
         source = _read_submission(args.file)
         repo, commit = _source_metadata(args.repo, args.commit)
+        slug = quote(args.assignment, safe="")
         with _client(server, token) as client:
-            assignment = _get_json(client, f"/api/v1/assignments/{args.assignment}", what="the assignment")
-            accepted = _upload(client, args.assignment, args.file.name, source, repo, commit)
+            assignment = _get_json(client, f"/api/v1/assignments/{slug}", what="the assignment")
+            accepted = _upload(client, slug, args.file.name, source, repo, commit)
             print(f"Submitted {args.file.name} to {args.assignment} (submission {accepted['submission_id']}).", file=out)
             display = ProgressDisplay(out)
-            if accepted.get("queue_position"):
-                display.note(f"place in queue: {accepted['queue_position']}")
-            status_url = accepted.get("status_url") or f"/api/v1/submissions/{accepted['submission_id']}"
-            submission = follow(client, status_url, display, deadline=time.monotonic() + args.timeout)
-            display.close()
+            try:
+                if accepted.get("queue_position"):
+                    display.note(f"place in queue: {accepted['queue_position']}")
+                status_url = accepted.get("status_url") or f"/api/v1/submissions/{accepted['submission_id']}"
+                submission = follow(client, status_url, display, deadline=time.monotonic() + args.timeout)
+            finally:
+                display.close()
     except SubmitError as error:
         print(f"grader submit: {error}", file=sys.stderr)
         return EXIT_USAGE
