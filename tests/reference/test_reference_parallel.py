@@ -63,3 +63,16 @@ def test_threaded_simple_cnn_step_matches_single_thread(threads):
 def test_set_num_threads_rejects_zero():
     with pytest.raises(ValueError, match=">= 1"):
         parallel.set_num_threads(0)
+
+
+def test_reuse_freed_memory_takes_effect_in_a_fresh_process():
+    """Process-wide malloc tuning, so it is tried in a child process rather than in the test runner."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from reference.parallel import reuse_freed_memory; ok = reuse_freed_memory(); "
+            "a = np.ones(50_000_000, np.float32); del a; b = np.zeros(50_000_000, np.float32); "
+            "print(ok, float(b.sum()))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    expected = "True" if sys.platform.startswith("linux") else "False"
+    assert result.stdout.split() == [expected, "0.0"]
