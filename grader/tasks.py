@@ -33,7 +33,8 @@ def _transport_options() -> dict[str, Any]:
         folder = settings.data_dir / "broker"
         (folder / "processed").mkdir(parents=True, exist_ok=True)
         options.update(data_folder_in=str(folder), data_folder_out=str(folder), store_processed=False,
-                       processed_folder=str(folder / "processed"))
+                       processed_folder=str(folder / "processed"),
+                       control_folder=str(folder / "control"))  # kombu defaults to ./control
     return options
 
 
