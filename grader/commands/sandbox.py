@@ -66,6 +66,9 @@ def run_ensure(args: argparse.Namespace) -> int:
     settings = get_settings()
     started = time.perf_counter()
     try:
+        # The bwrap backend (the fallback without Docker) runs over the same root filesystem the image is built
+        # from; keep it present too, so either backend can run student code here.
+        build.build_rootfs(sandbox_cache_dir(settings))
         client = connect()
         image = settings.sandbox_image
         if image.endswith(":auto"):
