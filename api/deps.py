@@ -10,21 +10,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from grader.store import credentials
-from grader.store.db import get_sessionmaker
+from grader.store.db import session_scope
 from grader.store.models import User
 
 
 def get_db() -> Iterator[Session]:
     """A request's session, committed after the route returned (the one place API writes are committed)."""
-    session = get_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_db)]
