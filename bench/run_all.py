@@ -18,6 +18,7 @@ BENCHMARKS = [
     "correctness_latency",  # correctness stage end to end, subprocess and docker
     "service_load",  # 200 submissions through API, broker, workers, store
     "dashboard_pages",  # dashboard pages, charts and badges on 200 students x 5 graded submissions
+    "cifar10_speed_probe",  # the loop-style file stopped by the speed probe, with the per-layer explanation
     "cifar10_reference",  # full CIFAR-10 run of good_vectorized.py in the sandbox, graded outside
     "cifar10_seeds",  # reference accuracy over 3 seeds (mean, spread)
 ]
