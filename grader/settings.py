@@ -27,6 +27,7 @@ class Settings(BaseSettings):
 
     # Sandbox
     sandbox_backend: str = "auto"  # "auto" (docker, else bwrap), "docker", "bwrap", "unsafe-subprocess"
+    sandbox_dir: Path = PROJECT_ROOT / "var" / "sandbox"  # root filesystem, wheels, job directories
     sandbox_image: str = "cnn-grader-sandbox:auto"  # ":auto" = the image of the current kit + harnesses (content-hash tag)
     sandbox_memory_bytes: int = 1 * GiB  # memory = memory+swap
     sandbox_cpus: float = 1.0  # CPU quota in cores

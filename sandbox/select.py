@@ -19,7 +19,9 @@ class NoSandboxError(InfrastructureError):
 
 
 def sandbox_cache_dir(settings) -> Path:
-    return Path(settings.data_dir) / "sandbox"
+    """Root filesystem, wheels and job directories. Its own setting, not under data_dir: job directories must be
+    reachable by the sandbox's uid (bwrap) and visible to the engine at the same path (docker)."""
+    return Path(settings.sandbox_dir)
 
 
 def job_root(settings) -> Path:
