@@ -15,20 +15,20 @@ from sandbox.select import NoSandboxError, select_runner
 class FakeSettings:
     sandbox_backend: str
     sandbox_image: str
-    data_dir: Path
+    sandbox_dir: Path
 
 
 @pytest.mark.docker
 def test_auto_picks_docker_when_the_engine_answers():
     settings = get_settings()
-    runner = select_runner(FakeSettings("auto", settings.sandbox_image, settings.data_dir))
+    runner = select_runner(FakeSettings("auto", settings.sandbox_image, settings.sandbox_dir))
     assert runner.name == "docker"
 
 
 def test_auto_falls_back_to_bwrap_without_docker(monkeypatch):
     settings = get_settings()
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    runner = select_runner(FakeSettings("auto", settings.sandbox_image, settings.data_dir))
+    runner = select_runner(FakeSettings("auto", settings.sandbox_image, settings.sandbox_dir))
     assert runner.name == "bwrap"
 
 
@@ -42,7 +42,7 @@ def test_auto_refuses_when_nothing_isolates(monkeypatch, tmp_path):
 
 def test_unsafe_backend_only_by_name():
     settings = get_settings()
-    assert select_runner(FakeSettings("unsafe-subprocess", settings.sandbox_image, settings.data_dir)).name \
+    assert select_runner(FakeSettings("unsafe-subprocess", settings.sandbox_image, settings.sandbox_dir)).name \
         == "unsafe-subprocess"
     with pytest.raises(ValueError):
-        select_runner(FakeSettings("unsafe", settings.sandbox_image, settings.data_dir))
+        select_runner(FakeSettings("unsafe", settings.sandbox_image, settings.sandbox_dir))
