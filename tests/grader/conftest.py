@@ -13,7 +13,6 @@ from sandbox.subprocess_backend import SubprocessRunner
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SUBMISSIONS = FIXTURES / "submissions"
-MUTANTS = FIXTURES / "mutants"
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from grader.settings import get_settings
 from grader.spec import load_spec
 from reference import simple_cnn
 from sandbox.subprocess_backend import SubprocessRunner
+from tests.fixtures.mutants import mutant_source
 
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "fixtures" / "submissions"
 GOOD_VECTORIZED = (SUBMISSIONS / "good_vectorized.py").read_bytes()
@@ -344,7 +345,7 @@ def test_full_pipeline_runs_correctness_then_cifar10_and_skips_wrong_layers(sett
     assert set(data["cifar10"]) >= {"test_accuracy", "epochs", "train_seconds", "projected_seconds", "curve"}
     assert data["max_score"] == result.stages[0].max_score + 40.0
 
-    mutant = (SUBMISSIONS.parent / "mutants" / "maxpool_ties_to_last.py").read_bytes()
+    mutant = mutant_source("maxpool_ties_to_last")
     result = grade_submission(mutant, spec=small_spec(), runner=runner, settings=settings)
     cifar = result.stages[1]
     assert cifar.status == "skipped" and cifar.score == 0 and "maxpool2d" in cifar.message

@@ -8,6 +8,7 @@ import pytest
 
 from grader.pipeline import grade_submission, select_runner
 from grader.settings import get_settings
+from tests.fixtures.mutants import mutant_source
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -28,7 +29,7 @@ def test_correct_file_gets_every_point_in_docker(docker_runner, spec, full_score
 
 @pytest.mark.docker
 def test_mutant_scores_the_same_in_docker_and_subprocess(docker_runner, grade, spec):
-    source = (FIXTURES / "mutants" / "maxpool_ties_to_last.py").read_bytes()
+    source = mutant_source("maxpool_ties_to_last")
     in_docker = grade_submission(source, spec=spec, stages=["correctness"], runner=docker_runner)
     assert in_docker.score == pytest.approx(grade(source).score)
     assert {test.name: test.status for test in in_docker.tests} == {test.name: test.status for test in grade(source).tests}

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.mutants import mutant_source
+
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "fixtures" / "submissions"
 
 
@@ -58,9 +60,7 @@ def test_catalogue_covers_the_issue(grade):
 
 
 def test_hidden_checks_show_no_details(grade):
-    MUTANTS = SUBMISSIONS.parent / "mutants"
-
-    result = grade((MUTANTS / "conv_flipped_kernel.py").read_bytes())
+    result = grade(mutant_source("conv_flipped_kernel"))
     hidden = [test for test in result.tests if test.visibility == "hidden"]
     assert hidden, "the default spec hides some checks"
     assert any(test.status == "failed" for test in hidden if test.name.startswith("conv2d.forward."))

@@ -3,26 +3,21 @@ the diagnosis names the mistake where the manifest says the grader knows it."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-MUTANTS = Path(__file__).resolve().parent.parent / "fixtures" / "mutants"
-
-MANIFEST = json.loads((MUTANTS / "manifest.json").read_text())
+from tests.fixtures.mutants import MUTANTS, mutant_info, mutant_source
 
 
 def test_suite_is_large_enough():
-    assert len(MANIFEST) >= 15
-    assert {info["component"] for info in MANIFEST.values()} == {"conv2d", "maxpool2d", "avgpool2d", "flatten",
+    assert len(MUTANTS) >= 15
+    assert {mutant_info(name).component for name in MUTANTS} == {"conv2d", "maxpool2d", "avgpool2d", "flatten",
                                                                   "simplecnn"}
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
+@pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_mutant_is_caught_in_its_component_only(grade, name):
-    component, diagnosis = MANIFEST[name]["component"], MANIFEST[name]["diagnosis"]
-    result = grade((MUTANTS / f"{name}.py").read_bytes())
+    component, diagnosis = mutant_info(name)
+    result = grade(mutant_source(name))
     failing = {test.name.split(".")[0] for test in result.tests if test.status != "passed"}
     assert component in failing
     assert failing <= {component, "simplecnn"}, f"{name} also fails {failing - {component, 'simplecnn'}}"

@@ -13,11 +13,12 @@ from grader import pipeline
 from grader.result import StageResult
 from grader.spec import load_spec, parse_spec
 from grader.stage import StageOutput
+from tests.fixtures.mutants import mutant_source
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = (ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py").read_bytes()
-MUTANT = (ROOT / "tests" / "fixtures" / "mutants" / "conv_no_bias.py").read_bytes()
-AVG_MUTANT = (ROOT / "tests" / "fixtures" / "mutants" / "avgpool_sum_instead_of_mean.py").read_bytes()
+MUTANT = mutant_source("conv_no_bias")
+AVG_MUTANT = mutant_source("avgpool_sum_instead_of_mean")
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def grade_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_grade_command_report_and_exit_codes(tmp_path):
     mutant = tmp_path / "spatial.py"
-    mutant.write_bytes((ROOT / "tests" / "fixtures" / "mutants" / "conv_flipped_kernel.py").read_bytes())
+    mutant.write_bytes(mutant_source("conv_flipped_kernel"))
     completed = grade_cli(str(mutant), "--stages", "correctness", "--sandbox", "unsafe-subprocess")
     assert completed.returncode == 1  # graded, below the pass mark
     assert completed.stdout.startswith("Score: ")
