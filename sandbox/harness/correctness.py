@@ -13,7 +13,6 @@ infinite loop in one component costs only that component's checks.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import json
@@ -22,6 +21,10 @@ import signal
 import sys
 import time
 import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the harness folder off sys.path
+
+from harness_common import CappedWriter, parse_harness_args  # noqa: E402
 
 FORMAT = 1
 ERROR_TEXT_CHARS = 2000  # longest exception text handed back per run
@@ -42,37 +45,9 @@ class CaseTimeout(BaseException):
     student code does not swallow it)."""
 
 
-class CappedWriter(io.TextIOBase):
-    """Stands in for sys.stdout/sys.stderr while student code runs: passes the first bytes on to fd 2, drops the
-    rest. Student output can never reach the result file."""
-
-    def __init__(self, fd: int, cap: int):
-        self.fd, self.left = fd, cap
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text) -> int:
-        text = str(text)
-        if self.left > 0:
-            data = text.encode("utf-8", "replace")[: self.left]
-            self.left -= len(data)
-            try:
-                os.write(self.fd, data)
-            except OSError:
-                pass
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    for name in ("--kit", "--submission", "--inputs", "--data", "--out"):
-        parser.add_argument(name, required=True)
-    args, _ = parser.parse_known_args()
-    sys.path.insert(0, args.kit)
+    args = parse_harness_args()
     sys.dont_write_bytecode = True
 
     import numpy as np

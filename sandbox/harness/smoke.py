@@ -4,19 +4,18 @@ Used by `grader sandbox ensure-image` to check a fresh image, by the sandbox tes
 Only the standard library and NumPy are imported here, like every harness.
 """
 
-import argparse
 import importlib.util
 import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the harness folder off sys.path
+
+from harness_common import parse_harness_args  # noqa: E402
+
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    for name in ("--kit", "--submission", "--inputs", "--data", "--out"):
-        parser.add_argument(name, required=True)
-    args, _ = parser.parse_known_args()
-    sys.path.insert(0, args.kit)
+    args = parse_harness_args()
     progress_path = os.path.join(args.out, "progress.jsonl")
     with open(progress_path, "a") as progress:
         progress.write(json.dumps({"event": "start"}) + "\n")

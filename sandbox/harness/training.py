@@ -24,7 +24,6 @@ SIGALRM deadline per measurement and a smaller batch when a layer is very slow, 
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import json
@@ -34,6 +33,10 @@ import signal
 import sys
 import time
 import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the harness folder off sys.path
+
+from harness_common import CappedWriter, parse_harness_args  # noqa: E402
 
 if __name__ == "__main__" and "--kit" in sys.argv[:-1]:
     # NumPy may live beside the kit (the unsafe test backend links it there): the kit path goes first.
@@ -145,29 +148,6 @@ def batches_per_epoch(count: int, batch_size: int, drop_last: bool = False) -> i
 # ----------------------------------------------------------------------------------------------------------
 # Output
 
-
-class CappedWriter(io.TextIOBase):
-    """Stands in for sys.stdout/sys.stderr while student code runs: passes the first bytes on to fd 2."""
-
-    def __init__(self, fd: int, cap: int):
-        self.fd, self.left = fd, cap
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text) -> int:
-        text = str(text)
-        if self.left > 0:
-            data = text.encode("utf-8", "replace")[: self.left]
-            self.left -= len(data)
-            try:
-                os.write(self.fd, data)
-            except OSError:
-                pass
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 class Progress:
@@ -611,11 +591,7 @@ def environment() -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    for name in ("--kit", "--submission", "--inputs", "--data", "--out"):
-        parser.add_argument(name, required=True)
-    args, _ = parser.parse_known_args()
-    sys.path.insert(0, args.kit)
+    args = parse_harness_args()
     sys.dont_write_bytecode = True
     with open(os.path.join(args.inputs, "recipe.json"), encoding="utf-8") as handle:
         recipe = json.load(handle)

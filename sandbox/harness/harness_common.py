@@ -1,0 +1,47 @@
+"""Pieces every harness shares. Runs inside the sandbox: standard library only.
+
+Harnesses run under `python3 -I`, which leaves their own folder off sys.path; each puts it back before importing
+this module (the folder is read-only inside the sandbox).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+
+
+class CappedWriter(io.TextIOBase):
+    """Stands in for sys.stdout/sys.stderr while student code runs: passes the first bytes on to fd 2, drops the
+    rest. Student output can never reach the result file."""
+
+    def __init__(self, fd: int, cap: int):
+        self.fd, self.left = fd, cap
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text) -> int:
+        text = str(text)
+        if self.left > 0:
+            data = text.encode("utf-8", "replace")[: self.left]
+            self.left -= len(data)
+            try:
+                os.write(self.fd, data)
+            except OSError:
+                pass
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def parse_harness_args() -> argparse.Namespace:
+    """The standard harness arguments (sandbox.runner.harness_argv); puts the course kit on sys.path."""
+    parser = argparse.ArgumentParser()
+    for name in ("--kit", "--submission", "--inputs", "--data", "--out"):
+        parser.add_argument(name, required=True)
+    args, _ = parser.parse_known_args()
+    sys.path.insert(0, args.kit)
+    return args
