@@ -50,19 +50,6 @@ PRINT_CAP_BYTES = 64 * 1024  # how much of the student's printing reaches the lo
 MEMORY_ERROR_EXIT_CODE = 3
 WALL_BACKSTOP = 3.0  # a probe batch's wall-clock limit, as a multiple of its CPU-time limit
 
-# The module's SimpleCNN: (kind, name, constructor arguments). Parameter names follow the shared convention.
-SIMPLE_CNN = [
-    ["conv2d", "conv1", {"in_channels": 3, "out_channels": 32, "kernel_size": 3, "padding": 1}],
-    ["relu", "relu1", {}],
-    ["maxpool2d", "pool1", {"kernel_size": 2}],
-    ["conv2d", "conv2", {"in_channels": 32, "out_channels": 64, "kernel_size": 3, "padding": 1}],
-    ["relu", "relu2", {}],
-    ["maxpool2d", "pool2", {"kernel_size": 2}],
-    ["flatten", "flatten", {}],
-    ["linear", "fc1", {"in_features": 4096, "out_features": 128}],
-    ["relu", "relu3", {}],
-    ["linear", "fc2", {"in_features": 128, "out_features": 10}],
-]
 STUDENT_CLASSES = {"conv2d": ("Conv2D", "Conv2d"), "maxpool2d": ("MaxPool2D", "MaxPool2d"),
                    "avgpool2d": ("AvgPool2D", "AvgPool2d"), "flatten": ("Flatten",)}
 
@@ -361,7 +348,7 @@ class Trainer:
 
         signal.setitimer(signal.ITIMER_REAL, float(recipe.get("build_seconds", 30.0)))
         try:
-            network = Network(kit, module, recipe.get("architecture") or SIMPLE_CNN, self.init)
+            network = Network(kit, module, recipe["architecture"], self.init)
             loss_fn = kit.CrossEntropyLoss(label_smoothing=float(recipe.get("label_smoothing", 0.0)))
             optimizer = self.make_optimizer(kit, network)
         finally:
