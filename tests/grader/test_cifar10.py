@@ -10,20 +10,19 @@ import dataclasses
 import hashlib
 import io
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from grader import cifar10
-from grader.datasets.cifar10 import CLASS_NAMES, prepare
+from grader.datasets.cifar10 import prepare
 from grader.pipeline import grade_submission
 from grader.settings import get_settings
 from grader.spec import load_spec
 from reference import simple_cnn
 from sandbox.subprocess_backend import SubprocessRunner
+from tests.fixtures.cifar10 import write_tiny_archive
 from tests.fixtures.mutants import mutant_source
 
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "fixtures" / "submissions"
@@ -37,18 +36,7 @@ SMALL_RUN = {"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 3, "report_
 def tiny_cache(tmp_path_factory) -> Path:
     """A prepared cache of 160 train and 40 test random 32x32 images, built through an image-folder archive."""
     root = tmp_path_factory.mktemp("cifar10")
-    archive = root / "tiny.tar.gz"
-    rng = np.random.default_rng(7)
-    with tarfile.open(archive, "w:gz") as tar:
-        for split, per_class in (("train", 16), ("test", 4)):
-            for name in CLASS_NAMES:
-                for k in range(per_class):
-                    buffer = io.BytesIO()
-                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, format="PNG")
-                    info = tarfile.TarInfo(f"{split}/{name}/{k:04d}.png")
-                    info.size = buffer.tell()
-                    buffer.seek(0)
-                    tar.addfile(info, buffer)
+    archive = write_tiny_archive(root / "tiny.tar.gz")
     prepared, _ = prepare(archive, root / "cache")
     return prepared.root
 
