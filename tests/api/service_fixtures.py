@@ -23,7 +23,8 @@ from sqlalchemy import text
 from grader.settings import PROJECT_ROOT, get_settings
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_TEST_DB = 13  # a database number no one else uses on the shared Redis
+# A database number no one else uses on the shared Redis; TEST_REDIS_DB lets two checkouts test side by side.
+REDIS_TEST_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
 GOOD_FILE = PROJECT_ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
 TABLES = ("run_events", "test_results", "grading_runs", "submissions", "badge_tokens", "assignments",

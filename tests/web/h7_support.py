@@ -217,13 +217,13 @@ class LiveService:
 
 
 @contextlib.contextmanager
-def live_service(database_url: str, log_dir: Path, *, broker_db: int = 11) -> Iterator[LiveService]:
+def live_service(database_url: str, log_dir: Path, *, broker_db: int | None = None) -> Iterator[LiveService]:
     """uvicorn serving create_app() and a Celery worker on both queues, against `database_url` and Redis.
 
     Redis databases 11 (tests/cli) and 12 (tests/browser) are ours; tests/api uses 13, bench.service_load 14."""
     log_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": f"redis://127.0.0.1:6379/{broker_db}",
+    env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": f"redis://127.0.0.1:6379/{broker_db if broker_db is not None else int(os.environ.get('TEST_REDIS_WEB_DB', '11'))}",
            "SECRET_KEY": TEST_SECRET_KEY, "ENVIRONMENT": "test", "API_BASE_URL": f"http://127.0.0.1:{port}",
            "PYTHONUNBUFFERED": "1"}
     # Messages left by an interrupted earlier run would name runs of another database: start empty.
