@@ -1,9 +1,10 @@
-"""Activation layers: ReLU, Sigmoid, Tanh, Softmax."""
+"""Activation layers: ReLU, Sigmoid, Tanh, GELU, Softmax."""
 
 import numpy as np
 
 from . import autograd
 from .autograd import Function
+from .backward_functions import GELUBackward, gelu_values
 from .layers import Module
 from .tensor import Tensor, _new
 
@@ -29,6 +30,17 @@ class Sigmoid(Module):
 class Tanh(Module):
     def forward(self, x):
         return _as_tensor(x).tanh()
+
+
+class GELU(Module):
+    """x * Phi(x) by its tanh approximation (the course's), elementwise."""
+
+    def forward(self, x):
+        x = _as_tensor(x)
+        out = gelu_values(x.data).astype(x.data.dtype, copy=False)
+        if autograd._grad_enabled and x.requires_grad:
+            return _new(out, True, GELUBackward(x))
+        return _new(out)
 
 
 class SoftmaxFunction(Function):
@@ -58,5 +70,5 @@ class Softmax(Module):
     def __init__(self, dim=-1):
         self.dim = dim
 
-    def forward(self, x):
-        return softmax(x, self.dim)
+    def forward(self, x, dim=None):
+        return softmax(x, self.dim if dim is None else dim)

@@ -50,7 +50,7 @@ class _TensorBase:
 
 
 def enable_autograd(quiet=True):
-    """Kept for files written against the course's module 06, which switched autograd on: here it is always on."""
+    """The course's switch that turns autograd on (module 05); here it is always on, so calling it changes nothing."""
     return None
 
 
@@ -106,6 +106,18 @@ class Function:
     def apply(self, grad_output):
         """Return one gradient (ndarray or None) per saved tensor, given the gradient of the output."""
         raise NotImplementedError(f"{type(self).__name__} must implement apply(grad_output)")
+
+    @property
+    def next_functions(self):
+        """The Functions that produced the saved inputs (the course's name for the graph's edges)."""
+        assigned = self.__dict__.get("_next_functions")
+        if assigned is not None:
+            return assigned
+        return [function for function in getattr(self, "_input_fns", ()) if function is not None]
+
+    @next_functions.setter
+    def next_functions(self, value):
+        self.__dict__["_next_functions"] = value
 
     def __repr__(self):
         return f"<{type(self).__name__}>"
@@ -267,3 +279,11 @@ def _run_backward(root_fn, gradient):
 def _store_leaf_gradient(leaf, gradient):
     # Never modify an existing .grad in place: it may be an array the caller also holds.
     leaf.grad = gradient if leaf.grad is None else leaf.grad + gradient
+
+
+# The course's named backward functions (ReLUBackward(x), SigmoidBackward(x, out), ...) live in their own
+# module; imported last because they subclass Function.
+from .backward_functions import *  # noqa: E402,F401,F403
+from .backward_functions import __all__ as _backward_names  # noqa: E402
+
+__all__ = ["Function", "enable_autograd", "no_grad", "is_grad_enabled", *_backward_names]

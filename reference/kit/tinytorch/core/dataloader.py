@@ -26,6 +26,11 @@ class TensorDataset(Dataset):
         if len(lengths) != 1:
             raise ValueError(f"all arrays must have the same first dimension; got lengths {sorted(lengths)}")
 
+    @property
+    def tensors(self):
+        """The course's name: the dataset's columns as Tensors."""
+        return tuple(Tensor(a) for a in self.arrays)
+
     def __len__(self):
         return len(self.arrays[0])
 

@@ -1,10 +1,16 @@
-"""`Module`, the base of every layer, and the dense `Linear` layer (y = x @ W + b, W of shape (in, out))."""
+"""`Layer`, the base of every layer (alias `Module`), the dense `Linear` layer (y = x @ W + b, W of shape
+(in, out)) and `Dropout`, as the course's module 03 names them."""
 
 import numpy as np
 
 from . import autograd
 from .autograd import Function
 from .tensor import Tensor, _new
+
+XAVIER_SCALE_FACTOR = 1.0  # the course's constants: Xavier init scales by sqrt(1 / fan_in)
+HE_SCALE_FACTOR = 2.0  # He init (for ReLU) by sqrt(2 / fan_in)
+DROPOUT_MIN_PROB = 0.0
+DROPOUT_MAX_PROB = 1.0
 
 
 def named_parameters(obj, prefix=""):
@@ -139,24 +145,32 @@ class Linear(Module):
         return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None})"
 
 
-Dense = Linear
-Layer = Module  # the course's name for the layer base class
+Layer = Module  # the course's name for the layer base class (course versions before 0.1 called it Module)
+Dense = Linear  # the name of the dense layer in course versions before 0.1
 
 
 class Dropout(Module):
-    """Inverted dropout: zeroes elements with probability p while training, identity in eval()."""
+    """Inverted dropout: zeroes elements with probability p while training, identity in eval().
+
+    `forward(x, training=False)` (the course's call) or `layer.eval()` turns it off.
+    """
 
     def __init__(self, p=0.5):
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1); got {p}")
+        if not DROPOUT_MIN_PROB <= p <= DROPOUT_MAX_PROB:
+            raise ValueError(f"Dropout probability must be between {DROPOUT_MIN_PROB} and {DROPOUT_MAX_PROB}, got {p}")
         self.p = p
 
     def forward(self, x, training=None):
         training = self.training if training is None else training
         if not training or self.p == 0.0:
             return x
+        if self.p == 1.0:
+            return x * x.dtype.type(0.0)
         keep = (np.random.random_sample(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
         return x * keep
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
 
 
 class Sequential(Module):

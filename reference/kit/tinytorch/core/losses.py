@@ -1,9 +1,10 @@
-"""Losses: CrossEntropyLoss (on logits and integer labels) and MSELoss."""
+"""Losses: CrossEntropyLoss (on logits and integer labels), MSELoss, BinaryCrossEntropyLoss, log_softmax."""
 
 import numpy as np
 
 from . import autograd
 from .autograd import Function
+from .backward_functions import EPSILON, BCEBackward
 from .layers import Module
 from .tensor import Tensor, _new
 
@@ -11,6 +12,26 @@ from .tensor import Tensor, _new
 def _labels(targets):
     data = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
     return data
+
+
+class LogSoftmaxFunction(Function):
+    def __init__(self, x, probabilities, axis):
+        super().__init__(x)
+        self.probabilities, self.axis = probabilities, axis
+
+    def apply(self, grad_output):
+        return (grad_output - self.probabilities * grad_output.sum(axis=self.axis, keepdims=True),)
+
+
+def log_softmax(x, dim=-1):
+    """log(softmax(x)) along `dim`, computed stably (x - max - log(sum(exp(x - max))))."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    shifted = x.data - x.data.max(axis=dim, keepdims=True)
+    out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+    if autograd._grad_enabled and x.requires_grad:
+        return _new(out, True, LogSoftmaxFunction(x, np.exp(out), dim))
+    return _new(out)
 
 
 class CrossEntropyFunction(Function):
@@ -97,3 +118,18 @@ class MSELoss(Module):
             targets = Tensor(np.asarray(targets, dtype=predictions.data.dtype))
         difference = predictions - targets
         return (difference * difference).mean()
+
+
+class BinaryCrossEntropyLoss(Module):
+    """Mean binary cross-entropy of probabilities (clipped to [EPSILON, 1 - EPSILON]) against 0/1 targets."""
+
+    def forward(self, predictions, targets):
+        if not isinstance(predictions, Tensor):
+            predictions = Tensor(predictions)
+        target_data = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+        p = np.clip(predictions.data, EPSILON, 1 - EPSILON)
+        loss = np.asarray(-np.mean(target_data * np.log(p) + (1 - target_data) * np.log(1 - p)),
+                          dtype=predictions.data.dtype)
+        if autograd._grad_enabled and predictions.requires_grad:
+            return _new(loss, True, BCEBackward(predictions, target_data))
+        return _new(loss)

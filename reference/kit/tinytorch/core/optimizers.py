@@ -6,12 +6,30 @@ on each parameter's `.data`, in its own dtype.
 
 import numpy as np
 
+DEFAULT_LEARNING_RATE_SGD = 0.01  # the course's defaults
+DEFAULT_LEARNING_RATE_ADAM = 0.001
+DEFAULT_MOMENTUM = 0.9
+DEFAULT_BETA1 = 0.9
+DEFAULT_BETA2 = 0.999
+DEFAULT_EPS = 1e-8
+DEFAULT_WEIGHT_DECAY_ADAMW = 0.01
+
 
 class Optimizer:
-    def __init__(self, params, lr):
+    """Base class: keeps `params` (a list) and `step_count`; subclasses implement `step()`.
+
+    Args:
+        params: iterable of Tensors that require grad.
+        lr: learning rate (the course's base class takes params only; subclasses set lr).
+    """
+
+    def __init__(self, params, lr=None):
         self.params = list(params)
         if not self.params:
             raise ValueError("the optimizer got an empty parameter list")
+        for index, param in enumerate(self.params):
+            if not getattr(param, "requires_grad", False):
+                raise ValueError(f"Parameter {index} does not require gradients. Set requires_grad=True.")
         self.lr = lr
         self.step_count = 0
 
@@ -42,6 +60,27 @@ class SGD(Optimizer):
         self.nesterov = nesterov
         self.weight_decay = weight_decay
         self.velocities = [None] * len(self.params)
+
+    @property
+    def momentum_buffers(self):
+        """The course's name for the velocity of each parameter (None before its first step)."""
+        return self.velocities
+
+    def has_momentum(self):
+        return self.momentum > 0
+
+    def get_momentum_state(self):
+        """Copies of the momentum buffers (None without momentum), e.g. for a checkpoint."""
+        if not self.has_momentum():
+            return None
+        return [None if buffer is None else buffer.copy() for buffer in self.velocities]
+
+    def set_momentum_state(self, state):
+        if state is None or not self.has_momentum():
+            return
+        if len(state) != len(self.velocities):
+            raise ValueError(f"State length {len(state)} doesn't match optimizer parameters {len(self.velocities)}")
+        self.velocities = [None if buffer is None else np.array(buffer, copy=True) for buffer in state]
 
     def step(self):
         self.step_count += 1
