@@ -40,7 +40,7 @@ def load_harness():
 
 def default_recipe() -> dict:
     """The recipe of the default spec's [stages.cifar10], exactly as the stage sends it to the harness."""
-    from grader.cifar10 import StageConfig
+    from grader.training.recipe import StageConfig
     from grader.spec import load_spec
 
     return StageConfig.from_spec(load_spec().stages["cifar10"], get_settings()).recipe

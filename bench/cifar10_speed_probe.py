@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from grader.cifar10 import ensure_dataset
+from grader.training.evaluation import ensure_dataset
 from grader.pipeline import grade_submission, select_runner
 from grader.settings import get_settings
 from grader.spec import load_spec

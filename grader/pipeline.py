@@ -25,8 +25,8 @@ StageFunction = Callable[[StageContext], StageOutput]
 
 # name -> "module:function", imported when first used so a stage's dependencies load only if it runs.
 STAGES: dict[str, str] = {
-    "correctness": "grader.correctness:run_stage",
-    "cifar10": "grader.cifar10:run_stage",
+    "correctness": "grader.stages.correctness:run_stage",
+    "cifar10": "grader.stages.training:run_stage",
 }
 # Components whose correctness checks must all pass before a stage may run (overridable in the spec section
 # as `requires = [...]`).

@@ -60,7 +60,7 @@ def training_epochs(result: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def _training_record(stage: dict[str, Any]) -> dict[str, Any]:
-    """The training record of the stage's details (grader/cifar10.py keeps it under `details["cifar10"]`)."""
+    """The training record of the stage's details (grader/training/judging.py keeps it under `details["cifar10"]`)."""
     details = stage.get("details") or {}
     nested = details.get(CIFAR10_STAGE)
     return nested if isinstance(nested, dict) else details

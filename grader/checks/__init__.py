@@ -16,7 +16,6 @@ from typing import Mapping
 import numpy as np
 
 COMPONENTS = ("conv2d", "maxpool2d", "avgpool2d", "flatten", "simplecnn")
-ASPECTS = ("forward", "backward", "api")
 CLASS_NAMES = {
     "conv2d": ("Conv2D", "Conv2d"),
     "maxpool2d": ("MaxPool2D", "MaxPool2d"),
@@ -135,11 +134,6 @@ def checks_of(run: Run) -> list[Check]:
             keys = ("out", "x_after") if run.keep_input else ("out",) if run.run_forward else ()
         result.append(Check(f"{run.component}.{aspect}.{run.case}", run.component, aspect, run.case, run, keys))
     return result
-
-
-def catalogue() -> list[Check]:
-    """All checks, in a stable order."""
-    return [check for run in all_runs() for check in checks_of(run)]
 
 
 def parameter_names(run: Run) -> list[str]:

@@ -112,7 +112,7 @@ def test_parse_sse_events_ids_and_comments():
 
 
 def test_progress_line_and_plain_output_off_a_terminal():
-    # The shapes of grader/cifar10.py's batch events and grader/correctness.py's check events.
+    # The shapes of grader/stages/training.py's batch events and grader/stages/correctness.py's check events.
     line = describe_progress({"stage": "cifar10", "epoch": 3, "epochs": 10, "batch": 40, "batches": 390,
                               "loss": 1.23456, "train_accuracy": 0.612, "elapsed_s": 300, "projected_s": 900})
     assert line == "cifar10 | epoch 3/10 | batch 40/390 | loss 1.235 | train accuracy 61.2% | about 10 min left"

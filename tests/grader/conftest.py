@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.correctness import max_score
+from grader.stages.correctness import max_score
 from grader.pipeline import grade_submission
 from grader.spec import load_spec
 from sandbox.subprocess_backend import SubprocessRunner

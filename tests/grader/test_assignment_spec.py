@@ -65,7 +65,7 @@ def test_limits_override_settings(spec):
 def test_case_seconds_override_reaches_the_harness_input():
     import json
 
-    from grader.correctness import job_inputs, prepared_runs
+    from grader.stages.correctness import job_inputs, prepared_runs
 
     spec = parse_spec("[stages.correctness]\n[stages.correctness.case_seconds]\nflatten = 1.5\n")
     assert spec.correctness.case_seconds == (("flatten", 1.5),)

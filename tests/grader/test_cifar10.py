@@ -15,11 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import cifar10
-from grader.datasets.cifar10 import prepare
+from grader.datasets.cifar10 import open_prepared, prepare
 from grader.pipeline import grade_submission
 from grader.settings import get_settings
 from grader.spec import load_spec
+from grader.stages.training import build_job
+from grader.training.judging import score_for
+from grader.training.progress import parse_progress_line
+from grader.training.recipe import StageConfig
+from grader.training.weights import load_weights
 from reference import simple_cnn
 from sandbox.subprocess_backend import SubprocessRunner
 from tests.fixtures.cifar10 import write_tiny_archive
@@ -137,10 +141,10 @@ def _assert_no_test_labels(seen: dict, cache: Path) -> None:
 
 
 def _spy_job(settings):
-    config = cifar10.StageConfig.from_spec({**small_spec().stages["cifar10"], "epochs": 1,
-                                            "max_batches_per_epoch": 1}, settings)
-    prepared = cifar10.open_prepared(settings.cifar10_cache_dir)
-    job = cifar10.build_job(SPY.encode() + GOOD_VECTORIZED, config, prepared)
+    config = StageConfig.from_spec({**small_spec().stages["cifar10"], "epochs": 1,
+                                    "max_batches_per_epoch": 1}, settings)
+    prepared = open_prepared(settings.cifar10_cache_dir)
+    job = build_job(SPY.encode() + GOOD_VECTORIZED, config, prepared)
     # What leaves the trusted side: the sandbox half of the cache and two inputs without any label bytes.
     assert job.data_dirs == {"cifar10": prepared.sandbox_dir}
     labels = prepared.test_labels().tobytes()
@@ -175,7 +179,7 @@ def _npz(**arrays) -> bytes:
 
 
 def test_well_formed_weights_are_accepted():
-    params, problems = cifar10.load_weights(_npz(**simple_cnn.init_params(0)))
+    params, problems = load_weights(_npz(**simple_cnn.init_params(0)))
     assert problems == [] and set(params) == set(simple_cnn.PARAM_SHAPES)
     assert all(value.dtype == np.float32 for value in params.values())
 
@@ -190,21 +194,21 @@ def test_well_formed_weights_are_accepted():
 def test_mis_shaped_or_non_finite_weights_are_rejected(change, expected):
     params = simple_cnn.init_params(0)
     change(params)
-    loaded, problems = cifar10.load_weights(_npz(**params))
+    loaded, problems = load_weights(_npz(**params))
     assert loaded is None and any(expected in problem for problem in problems), problems
 
 
 def test_tampered_archives_are_rejected():
-    assert cifar10.load_weights(b"")[0] is None
-    assert "not an .npz" in cifar10.load_weights(b"PK\x03\x04 garbage")[1][0]
-    assert "not an .npz" in cifar10.load_weights(b"\x80\x04\x95 a pickle")[1][0]
+    assert load_weights(b"")[0] is None
+    assert "not an .npz" in load_weights(b"PK\x03\x04 garbage")[1][0]
+    assert "not an .npz" in load_weights(b"\x80\x04\x95 a pickle")[1][0]
     objects = simple_cnn.init_params(0)
     objects["fc2.bias"] = np.array([{"evil": 1}] * 10, dtype=object)
-    loaded, problems = cifar10.load_weights(_npz(**objects))
+    loaded, problems = load_weights(_npz(**objects))
     assert loaded is None and "could not be read safely" in problems[0]
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **{**simple_cnn.init_params(0), "fc1.weight": np.zeros((4096, 4096), np.float32)})
-    loaded, problems = cifar10.load_weights(buffer.getvalue())
+    loaded, problems = load_weights(buffer.getvalue())
     assert loaded is None and "too large" in problems[0]
 
 
@@ -231,7 +235,7 @@ def test_tampered_weights_from_the_sandbox_fail_the_stage(settings):
 
 
 def test_progress_lines_are_validated_field_by_field():
-    good = cifar10.parse_progress_line(json.dumps({"event": "epoch", "epoch": 2, "loss": 1.5, "train_accuracy": 0.4,
+    good = parse_progress_line(json.dumps({"event": "epoch", "epoch": 2, "loss": 1.5, "train_accuracy": 0.4,
                                                    "lr": 0.01, "epoch_s": 3.0, "elapsed_s": 6.0, "projected_s": 9.0,
                                                    "smuggled": "x" * 100}))
     assert good["epoch"] == 2 and "smuggled" not in good
@@ -239,18 +243,18 @@ def test_progress_lines_are_validated_field_by_field():
                 '[1, 2]', 'not json', json.dumps({"event": "batch", "loss": 1e300}),
                 json.dumps({"event": "error", "message": "x" * 5000}),
                 json.dumps({"event": "layers", "layers": [{"input_shape": [-1, 3]}]})]:
-        assert cifar10.parse_progress_line(bad) is None, bad
-    long_text = cifar10.parse_progress_line(json.dumps({"event": "error", "message": "y" * 1000}))
+        assert parse_progress_line(bad) is None, bad
+    long_text = parse_progress_line(json.dumps({"event": "error", "message": "y" * 1000}))
     assert len(long_text["message"]) == 500
 
 
 def test_score_bands():
-    config = cifar10.StageConfig.from_spec(load_spec().stages["cifar10"], get_settings())
-    assert cifar10.score_for(0.80, config) == config.max_score
-    assert cifar10.score_for(0.75, config) == config.max_score
-    assert cifar10.score_for(0.675, config) == pytest.approx(config.max_score / 2)
-    assert cifar10.score_for(0.60, config) == 0.0
-    assert cifar10.score_for(0.30, config) == 0.0
+    config = StageConfig.from_spec(load_spec().stages["cifar10"], get_settings())
+    assert score_for(0.80, config) == config.max_score
+    assert score_for(0.75, config) == config.max_score
+    assert score_for(0.675, config) == pytest.approx(config.max_score / 2)
+    assert score_for(0.60, config) == 0.0
+    assert score_for(0.30, config) == 0.0
 
 
 # The slow path: a correct loop-style file is stopped by the speed probe, with the per-layer explanation -----

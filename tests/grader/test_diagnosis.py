@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader.correctness import prepared_runs
+from grader.stages.correctness import prepared_runs
 from grader.diagnosis import compare, diagnose, generic_diagnosis
 
 

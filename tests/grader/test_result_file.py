@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from grader.correctness import parse_result, prepared_runs
+from grader.stages.correctness import parse_result, prepared_runs
 
 
 @pytest.fixture(scope="module")

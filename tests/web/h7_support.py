@@ -153,7 +153,7 @@ def result_json(score: float, max_score: float, *, failed: int = 0, accuracy: fl
     stages = [{"name": "correctness", "score": score, "max_score": max_score, "status": status, "duration_s": 3.2,
                "message": "", "details": {}}]
     if accuracy is not None:
-        # The shape grader/cifar10.py writes: the training record under details["cifar10"].
+        # The shape grader/training/judging.py writes: the training record under details["cifar10"].
         curve = [{"epoch": e, "loss": 2.0 / e, "train_accuracy": accuracy * e / 5, "lr": 0.01, "epoch_s": 60.0}
                  for e in range(1, 6)]
         stages.append({"name": "cifar10", "score": 0.0, "max_score": 0.0, "status": "graded", "duration_s": 600.0,
