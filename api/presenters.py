@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.schemas import AssignmentPublic, RunPublic, SubmissionPublic, SubmissionSummary
+from grader.store import queue_estimates
 from grader.store import runs as run_store
 from grader.store.models import Assignment, GradingRun, Submission, User, as_utc, utcnow
 
@@ -31,7 +32,7 @@ def run_public(db: Session, run: GradingRun) -> RunPublic:
         backend=run.backend, attempts=run.attempts, created_at=run.created_at, started_at=run.started_at,
         finished_at=run.finished_at, stage_seconds=run.stage_seconds, signed=bool(run.signature),
         reused_from_run_id=run.reused_from_run_id, message=run.message,
-        queue_position=run_store.queue_position(db, run))
+        queue_position=queue_estimates.queue_position(db, run))
 
 
 def visible_result(result: dict[str, Any] | None, assignment: Assignment, viewer: User) -> dict[str, Any] | None:
@@ -56,7 +57,7 @@ def submission_public(db: Session, submission: Submission, viewer: User) -> Subm
     run = run_store.current_run(submission)
     pending = next((r for r in reversed(submission.runs) if r.applied and not r.finished), None)
     status_run = pending or run
-    position = run_store.queue_position(db, status_run) if status_run is not None else None
+    position = queue_estimates.queue_position(db, status_run) if status_run is not None else None
     finished = run is not None and run.finished
     score = run.score if finished else None
     passed = (run.status == "graded" and score is not None and score >= assignment.pass_mark) if finished else None
@@ -69,7 +70,7 @@ def submission_public(db: Session, submission: Submission, viewer: User) -> Subm
         max_score=(run.max_score if finished else None) or assignment.max_score, passed=passed,
         result=visible_result(partial if pending is not None and partial else run.result if finished else None,
                               assignment, viewer),
-        queue_position=position, estimated_start=run_store.estimated_start(db, status_run, position)
+        queue_position=position, estimated_start=queue_estimates.estimated_start(db, status_run, position)
         if status_run is not None else None,
         late=submission.late, late_days=submission.late_days, created_at=submission.created_at,
         runs=[run_public(db, r) for r in runs])

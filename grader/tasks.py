@@ -14,8 +14,10 @@ from typing import Any
 
 from celery import Celery
 
+from grader.queues import queue_for_stage
 from grader.settings import get_settings
 from grader.store import runs as run_store
+from grader.store import sweep as sweep_store
 from grader.store.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -158,7 +160,7 @@ def grade_run(self, run_id: int) -> str:
 
     worker = f"{socket.gethostname()}:{self.request.hostname or ''}"
     with session_scope() as db:
-        claim = run_store.claim(db, run_id, worker)
+        claim = run_store.claim_run(db, run_id, worker)
     if claim is None:
         return "nothing to do"
     lease = _LeaseKeeper(claim)
@@ -170,7 +172,7 @@ def grade_run(self, run_id: int) -> str:
         with session_scope() as db:
             run_store.release(db, claim, "The sandbox was not available; your file is queued again.")
         log.warning("run %s: infrastructure fault, retrying: %s", run_id, error)
-        raise self.retry(countdown=min(60, 5 * claim.attempt), exc=error, queue=run_store.queue_for_stage(claim.stage))
+        raise self.retry(countdown=min(60, 5 * claim.attempt), exc=error, queue=queue_for_stage(claim.stage))
     except Exception:
         log.exception("run %s: the grader failed", run_id)
         with session_scope() as db:
@@ -192,6 +194,6 @@ def grade_run(self, run_id: int) -> str:
 def sweep() -> int:
     """Publish again the runs stuck past their deadline (broker lost, worker died)."""
     with session_scope() as db:
-        pairs = run_store.sweep(db)
+        pairs = sweep_store.sweep(db)
     publish_all(pairs)
     return len(pairs)

@@ -21,6 +21,7 @@ from api.presenters import assignment_public, submission_summary
 from api.schemas import (AssignmentPublic, AssignmentUpdate, AssignmentWithSpec, RegradeBatchAccepted, RegradeChange,
                          RegradePreview, SubmissionAccepted, SubmissionSummary)
 from grader.settings import get_settings
+from grader.store import audit, lateness, queue_estimates, rations
 from grader.store import runs as run_store
 from grader.store.models import Enrollment, GradingRun, Submission, utcnow
 from grader.store.signing import verify_run
@@ -91,14 +92,14 @@ def create_submission(slug: str, file: Annotated[UploadFile, File(description="y
                             f"The file is larger than {limit // 1024} KiB; spatial.py should be far smaller.")
     _python_text(raw)
     now = utcnow()
-    if run_store.submissions_today(db, assignment, user, now) >= assignment.daily_submission_limit:
-        resets = run_store.day_start(now) + timedelta(days=1)
+    if rations.submissions_today(db, assignment, user, now) >= assignment.daily_submission_limit:
+        resets = rations.day_start(now) + timedelta(days=1)
         retry_after = max(1, int((resets - now).total_seconds()))
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
                             f"You have used today's {assignment.daily_submission_limit} submissions for "
                             f"{assignment.slug}. The limit resets at {resets:%Y-%m-%d %H:%M} UTC.",
                             headers={"Retry-After": str(retry_after), "X-RateLimit-Reset": resets.isoformat()})
-    days_late = run_store.late_days(assignment, now)
+    days_late = lateness.late_days(assignment, now)
     submission = Submission(assignment=assignment, user=user, filename=(file.filename or "spatial.py")[:200],
                             content=raw, size_bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest(),
                             repo=repo.strip(), commit=commit.strip(), created_at=now, late=days_late > 0,
@@ -112,10 +113,10 @@ def create_submission(slug: str, file: Annotated[UploadFile, File(description="y
         run = run_store.new_run(db, submission, kind="submit", requested_by=user.id)
         # Published after the response's session committed, so a worker always finds the row.
         background.add_task(publish_all, [(run.id, run.queue)])
-    position = run_store.queue_position(db, run)
+    position = queue_estimates.queue_position(db, run)
     return SubmissionAccepted(submission_id=submission.id, run_id=run.id, status=run.status,
                               status_url=f"/api/v1/submissions/{submission.id}", queue_position=position,
-                              estimated_start=run_store.estimated_start(db, run, position), late=submission.late,
+                              estimated_start=queue_estimates.estimated_start(db, run, position), late=submission.late,
                               reused=source_run is not None)
 
 
@@ -136,7 +137,7 @@ def _signed_score(submission: Submission) -> tuple[float, GradingRun] | None:
     run = run_store.current_run(submission)
     if run is None or not run.finished or run.score is None or not verify_run(run):
         return None
-    return run.score * run_store.late_factor(submission.assignment, submission.late_days), run
+    return run.score * lateness.late_factor(submission.assignment, submission.late_days), run
 
 
 @router.get("/{slug}/grades.csv", response_class=Response,
@@ -235,5 +236,5 @@ def apply_regrade(slug: str, batch_id: str, db: SessionDep, instructor: CurrentI
         run.applied, run.kind = True, "regrade"
         db.flush()
         if run.id in changed:
-            run_store.record_score_change(db, run, actor_id=instructor.id, action="regrade")
+            audit.record_score_change(db, run, actor_id=instructor.id, action="regrade")
     return _preview(slug, batch_id, batch)

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import func, select, text
 
 from api.deps import SessionDep
+from grader.queues import QUEUE_NAMES
 from grader.settings import get_settings
 from grader.store.models import RUN_STATUSES, GradingRun, Submission
-from grader.store.runs import QUEUE_NAMES
 
 router = APIRouter(tags=["health"])
 

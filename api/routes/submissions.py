@@ -18,6 +18,7 @@ from api.access import submission_for
 from api.deps import CurrentInstructor, CurrentUser, SessionDep
 from api.presenters import run_public, submission_public
 from api.schemas import OverrideCreate, RegradeAccepted, RunPublic, SubmissionPublic
+from grader.store import audit
 from grader.store import runs as run_store
 from grader.store.db import session_scope
 from grader.store.models import GradingRun, RunEvent, Submission, User, utcnow
@@ -132,5 +133,5 @@ def override_score(submission_id: int, body: OverrideCreate, db: SessionDep,
     db.flush()
     run.signature = sign_run(run)
     run_store.add_event(db, run, "done", {"status": "graded", "score": score, "max_score": max_score})
-    run_store.record_score_change(db, run, actor_id=instructor.id, action="override")
+    audit.record_score_change(db, run, actor_id=instructor.id, action="override")
     return run_public(db, run)

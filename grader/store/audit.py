@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from grader.store.models import AuditLog, utcnow
+from grader.store.models import AuditLog, GradingRun, utcnow
 
 GENESIS_HASH = "0" * 64
 
@@ -53,3 +53,13 @@ def verify_chain(db: Session) -> tuple[bool, int | None]:
             return False, entry.id
         prev_hash = entry.hash
     return True, None
+
+
+def record_score_change(db: Session, run: GradingRun, *, actor_id: int | None, action: str) -> None:
+    """Audit a score change of the run's submission against the run it replaces."""
+    earlier = [r for r in run.submission.runs if r.id != run.id and r.applied and r.finished and r.id < run.id]
+    previous = earlier[-1].score if earlier else None
+    if action == "regrade" and previous == run.score:
+        return
+    append(db, actor_id=actor_id, action=action, entity="submission", entity_id=run.submission_id,
+           data={"run_id": run.id, "old_score": previous, "new_score": run.score, "signature": run.signature})

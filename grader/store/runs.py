@@ -1,4 +1,4 @@
-"""The life of a grading run in the store: create, claim, renew, advance to the next stage, finish, sweep.
+"""The life of a grading run in the store: create, claim, renew, advance to the next stage, finish.
 
 Postgres is the source of truth and the broker only a wake-up call: every transition is a guarded update of the
 run row (status and claim number), so a task delivered twice, or by a worker that was presumed dead, changes
@@ -8,71 +8,24 @@ nothing the second time.
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from grader import __version__ as GRADER_VERSION
+from grader.queues import queue_for_stage
 from grader.settings import get_settings
 from grader.store import audit
-from grader.store.models import (FINISHED_STATUSES, Assignment, GradingRun, RunEvent, Submission, TestResultRow, User,
-                                 as_utc, utcnow)
+from grader.store.models import FINISHED_STATUSES, Assignment, GradingRun, RunEvent, Submission, TestResultRow, utcnow
+from grader.store.rations import training_ration_blocker
 from grader.store.signing import sign_run
-
-STAGE_QUEUES = {"correctness": "correctness", "cifar10": "training"}
-QUEUE_NAMES = ("correctness", "training")
-
-
-def queue_for_stage(stage: str) -> str:
-    return STAGE_QUEUES.get(stage, "training")
 
 
 def spec_version_of(spec_toml: str) -> str:
     return hashlib.sha256(spec_toml.encode()).hexdigest()[:16]
-
-
-def late_days(assignment: Assignment, uploaded_at: datetime) -> int:
-    """Started days after the due date at upload time (0 when on time); grading time never counts."""
-    if assignment.due_at is None or uploaded_at <= as_utc(assignment.due_at):
-        return 0
-    return max(1, math.ceil((uploaded_at - as_utc(assignment.due_at)) / timedelta(days=1)))
-
-
-def late_factor(assignment: Assignment, days_late: int) -> float:
-    """Fraction of the score kept under the assignment's late policy."""
-    if days_late <= 0:
-        return 1.0
-    policy = assignment.late_policy or {}
-    if days_late > int(policy.get("max_late_days", 0)):
-        return 0.0
-    return max(0.0, 1.0 - float(policy.get("penalty_per_day", 0.0)) * days_late)
-
-
-def day_start(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def submissions_today(db: Session, assignment: Assignment, user: User, now: datetime) -> int:
-    return db.scalar(select(func.count(Submission.id)).where(
-        Submission.assignment_id == assignment.id, Submission.user_id == user.id,
-        Submission.created_at >= day_start(now))) or 0
-
-
-def training_minutes_today(db: Session, user: User, now: datetime) -> float:
-    """CPU-minutes of training the student's runs used since midnight UTC."""
-    rows = db.scalars(select(GradingRun).join(Submission).where(
-        Submission.user_id == user.id, GradingRun.started_at >= day_start(now)))
-    cpus = get_settings().training_cpus
-    return sum(float(run.stage_seconds.get("cifar10", 0.0)) for run in rows) * cpus / 60.0
-
-
-def training_ration_minutes(assignment: Assignment) -> float:
-    limits = assignment.limits or {}
-    return float(limits.get("training_cpu_minutes_per_day", get_settings().training_cpu_minutes_per_day))
 
 
 def new_run(db: Session, submission: Submission, *, kind: str, requested_by: int | None,
@@ -123,33 +76,6 @@ def add_event(db: Session, run: GradingRun, event_type: str, data: dict[str, Any
     db.add(RunEvent(run_id=run.id, type=event_type, data=data))
 
 
-def queue_position(db: Session, run: GradingRun) -> int | None:
-    """1 for the next run to start in its queue; None once it has started."""
-    if run.status != "queued":
-        return None
-    ahead = db.scalar(select(func.count(GradingRun.id)).where(
-        GradingRun.status == "queued", GradingRun.queue == run.queue,
-        (GradingRun.enqueued_at < run.enqueued_at)
-        | ((GradingRun.enqueued_at == run.enqueued_at) & (GradingRun.id < run.id)))) or 0
-    return ahead + 1
-
-
-def average_stage_seconds(db: Session, stage: str, default: float) -> float:
-    recent = db.scalars(select(GradingRun.stage_seconds).where(GradingRun.status.in_(FINISHED_STATUSES))
-                        .order_by(GradingRun.id.desc()).limit(50)).all()
-    values = [float(seconds[stage]) for seconds in recent if stage in seconds]
-    return sum(values) / len(values) if values else default
-
-
-def estimated_start(db: Session, run: GradingRun, position: int | None) -> datetime | None:
-    """When the run should start, from its place in the queue and how long recent runs of its stage took."""
-    if position is None:
-        return None
-    default = 10.0 if run.stage == "correctness" else 20 * 60.0
-    per_run = average_stage_seconds(db, run.stage, default) / max(1, get_settings().worker_concurrency)
-    return utcnow() + timedelta(seconds=per_run * (position - 0.5))
-
-
 @dataclass(frozen=True)
 class Claim:
     """What a worker needs to grade one stage of a run, taken when it moved the run to `running`."""
@@ -162,7 +88,7 @@ class Claim:
     partial_result: dict[str, Any] | None
 
 
-def claim(db: Session, run_id: int, worker: str) -> Claim | None:
+def claim_run(db: Session, run_id: int, worker: str) -> Claim | None:
     """Move a queued run to running (row-locked); None when someone else has it or it is finished."""
     run = db.scalar(select(GradingRun).where(GradingRun.id == run_id).with_for_update())
     if run is None or run.status != "queued":
@@ -180,32 +106,32 @@ def claim(db: Session, run_id: int, worker: str) -> Claim | None:
     return Claim(run.id, run.attempts, run.stage, run.submission.content, assignment.spec_toml, run.result)
 
 
-def _owned(db: Session, claim_: Claim) -> GradingRun | None:
+def _owned(db: Session, claim: Claim) -> GradingRun | None:
     """The run, locked, if this claim still owns it (not re-queued by the sweep meanwhile)."""
-    run = db.scalar(select(GradingRun).where(GradingRun.id == claim_.run_id).with_for_update())
-    if run is None or run.status != "running" or run.attempts != claim_.attempt:
+    run = db.scalar(select(GradingRun).where(GradingRun.id == claim.run_id).with_for_update())
+    if run is None or run.status != "running" or run.attempts != claim.attempt:
         return None
     return run
 
 
-def renew_lease(db: Session, claim_: Claim) -> bool:
-    run = _owned(db, claim_)
+def renew_lease(db: Session, claim: Claim) -> bool:
+    run = _owned(db, claim)
     if run is None:
         return False
     run.deadline = utcnow() + timedelta(seconds=get_settings().run_lease_seconds)
     return True
 
 
-def release(db: Session, claim_: Claim, reason: str) -> bool:
+def release(db: Session, claim: Claim, reason: str) -> bool:
     """Put a run back in its queue after an infrastructure fault (a retry, never a result)."""
-    run = _owned(db, claim_)
+    run = _owned(db, claim)
     if run is None:
         return False
-    _requeue(db, run, reason)
+    requeue(db, run, reason)
     return True
 
 
-def _requeue(db: Session, run: GradingRun, reason: str) -> None:
+def requeue(db: Session, run: GradingRun, reason: str) -> None:
     now = utcnow()
     run.status, run.enqueued_at, run.message = "queued", now, reason
     run.deadline = now + timedelta(seconds=get_settings().run_requeue_queued_seconds)
@@ -252,38 +178,35 @@ def skipped_stage(name: str, max_score: float, message: str) -> dict[str, Any]:
                         "duration_s": 0.0, "message": message, "details": {}}]}
 
 
-def complete_stage(db: Session, claim_: Claim, stage_result: dict[str, Any], *, duration_s: float,
+def complete_stage(db: Session, claim: Claim, stage_result: dict[str, Any], *, duration_s: float,
                    image_digest: str = "", backend: str = "") -> str | None:
     """Record one finished stage. Returns the queue to publish the run to next, or None when it is finished
     (or when this claim no longer owns the run, in which case nothing is written)."""
-    run = _owned(db, claim_)
+    run = _owned(db, claim)
     if run is None:
         return None
     assignment = run.submission.assignment
-    run.stage_seconds = {**run.stage_seconds, claim_.stage: round(duration_s, 3)}
+    run.stage_seconds = {**run.stage_seconds, claim.stage: round(duration_s, 3)}
     run.image_digest = image_digest or run.image_digest
     run.backend = backend or run.backend
-    merged = merge_results(claim_.partial_result, stage_result)
+    merged = merge_results(claim.partial_result, stage_result)
     stages = assignment.stages
-    later = stages[stages.index(claim_.stage) + 1:] if claim_.stage in stages else []
+    later = stages[stages.index(claim.stage) + 1:] if claim.stage in stages else []
     if later and merged.get("status") == "graded":
         next_stage = later[0]
         blocker = training_blocker(merged, assignment, next_stage)
         if blocker:
             merged = merge_results(merged, skipped_stage(
                 next_stage, float(assignment.stage_weights.get(next_stage, 0)), blocker))
-        elif training_minutes_today(db, run.submission.user, utcnow()) >= training_ration_minutes(assignment):
-            resets = day_start(utcnow()) + timedelta(days=1)
+        elif ration := training_ration_blocker(db, run, utcnow()):
             merged = merge_results(merged, skipped_stage(
-                next_stage, float(assignment.stage_weights.get(next_stage, 0)),
-                f"You have used today's {training_ration_minutes(assignment):g} CPU-minutes of training. Your "
-                f"correctness score is final; resubmit after {resets:%Y-%m-%d %H:%M} UTC to train again."))
+                next_stage, float(assignment.stage_weights.get(next_stage, 0)), ration))
         else:
             run.result = merged
             run.score, run.max_score = merged.get("score"), merged.get("max_score")
             run.stage, run.queue = next_stage, queue_for_stage(next_stage)
-            add_event(db, run, "progress", {"stage": claim_.stage, "done": True, "score": run.score})
-            _requeue(db, run, "")
+            add_event(db, run, "progress", {"stage": claim.stage, "done": True, "score": run.score})
+            requeue(db, run, "")
             return run.queue
     _finish(db, run, merged)
     return None
@@ -299,7 +222,7 @@ def _finish(db: Session, run: GradingRun, result: dict[str, Any]) -> None:
     run.signature = sign_run(run)
     add_event(db, run, "done", {"status": run.status, "score": run.score, "max_score": run.max_score})
     if run.kind == "regrade" and run.applied:
-        record_score_change(db, run, actor_id=run.requested_by, action="regrade")
+        audit.record_score_change(db, run, actor_id=run.requested_by, action="regrade")
 
 
 def _finish_failed(db: Session, run: GradingRun, message: str, status: str = "error") -> None:
@@ -309,9 +232,9 @@ def _finish_failed(db: Session, run: GradingRun, message: str, status: str = "er
     _finish(db, run, merge_results(run.result, failed) if run.result else failed)
 
 
-def fail(db: Session, claim_: Claim, message: str) -> bool:
+def fail(db: Session, claim: Claim, message: str) -> bool:
     """End a claimed run as an error (a bug in the grader, never the student's timeout or crash)."""
-    run = _owned(db, claim_)
+    run = _owned(db, claim)
     if run is None:
         return False
     _finish_failed(db, run, message)
@@ -331,31 +254,3 @@ def current_run(submission: Submission) -> GradingRun | None:
     applied = [run for run in submission.runs if run.applied]
     finished = [run for run in applied if run.finished]
     return (finished or applied or [None])[-1]
-
-
-def record_score_change(db: Session, run: GradingRun, *, actor_id: int | None, action: str) -> None:
-    """Audit a score change of the run's submission against the run it replaces."""
-    earlier = [r for r in run.submission.runs if r.id != run.id and r.applied and r.finished and r.id < run.id]
-    previous = earlier[-1].score if earlier else None
-    if action == "regrade" and previous == run.score:
-        return
-    audit.append(db, actor_id=actor_id, action=action, entity="submission", entity_id=run.submission_id,
-                 data={"run_id": run.id, "old_score": previous, "new_score": run.score,
-                       "signature": run.signature})
-
-
-def sweep(db: Session, now: datetime | None = None) -> list[tuple[int, str]]:
-    """Runs to publish again: queued ones never picked up, running ones whose worker stopped renewing its lease.
-
-    Returns (run id, queue) pairs; the caller publishes them after commit."""
-    now = now or utcnow()
-    stuck = db.scalars(select(GradingRun).where(GradingRun.status.in_(("queued", "running")),
-                                                GradingRun.deadline < now).with_for_update(skip_locked=True)).all()
-    republish = []
-    for run in stuck:
-        if run.status == "running":
-            _requeue(db, run, f"The worker grading this run stopped (attempt {run.attempts}); it was queued again.")
-        else:
-            run.deadline = now + timedelta(seconds=get_settings().run_requeue_queued_seconds)
-        republish.append((run.id, run.queue))
-    return republish

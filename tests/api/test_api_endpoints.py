@@ -198,7 +198,7 @@ def _finish_run(run_id: int, score: float, max_score: float = 61.5) -> None:
     from grader.store import runs as run_store
 
     with session_scope() as db:
-        claim = run_store.claim(db, run_id, "test")
+        claim = run_store.claim_run(db, run_id, "test")
     result = {"score": score, "max_score": max_score, "status": "graded", "grader_version": "test",
               "stages": [{"name": "correctness", "score": score, "max_score": max_score, "status": "graded",
                           "duration_s": 1.0, "message": "", "details": {}}],

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from grader.store import audit
+from grader.store import audit, lateness
+from grader.store import sweep as sweep_store
 from grader.store import runs as run_store
 from grader.store.db import session_scope
 from grader.store.models import GradingRun, RunEvent, Submission, TestResultRow, User, utcnow
@@ -35,14 +36,14 @@ def queued_run(clean_db) -> int:
 
 def test_a_run_is_claimed_once_and_finished_once(queued_run):
     with session_scope() as db:
-        first = run_store.claim(db, queued_run, "w1")
+        first = run_store.claim_run(db, queued_run, "w1")
     with session_scope() as db:
-        assert run_store.claim(db, queued_run, "w2") is None  # a second delivery finds it running
+        assert run_store.claim_run(db, queued_run, "w2") is None  # a second delivery finds it running
     with session_scope() as db:
         assert run_store.complete_stage(db, first, RESULT, duration_s=1.0) is None
     with session_scope() as db:
         assert run_store.complete_stage(db, first, RESULT, duration_s=1.0) is None  # no second result
-        assert run_store.claim(db, queued_run, "w3") is None
+        assert run_store.claim_run(db, queued_run, "w3") is None
         run = db.get(GradingRun, queued_run)
         assert (run.status, run.score, run.attempts) == ("graded", 10.0, 1) and verify_run(run)
         assert db.scalar(select(func.count(TestResultRow.id))) == 1
@@ -51,14 +52,14 @@ def test_a_run_is_claimed_once_and_finished_once(queued_run):
 
 def test_the_sweep_requeues_a_dead_workers_run_and_the_stale_worker_cannot_write(queued_run):
     with session_scope() as db:
-        stale = run_store.claim(db, queued_run, "dead worker")
+        stale = run_store.claim_run(db, queued_run, "dead worker")
     with session_scope() as db:
-        assert run_store.sweep(db, now=utcnow()) == []  # lease still valid
+        assert sweep_store.sweep(db, now=utcnow()) == []  # lease still valid
     with session_scope() as db:
-        assert run_store.sweep(db, now=utcnow() + timedelta(minutes=10)) == [(queued_run, "correctness")]
+        assert sweep_store.sweep(db, now=utcnow() + timedelta(minutes=10)) == [(queued_run, "correctness")]
         assert db.get(GradingRun, queued_run).status == "queued"
     with session_scope() as db:
-        fresh = run_store.claim(db, queued_run, "w2")
+        fresh = run_store.claim_run(db, queued_run, "w2")
     with session_scope() as db:
         assert run_store.complete_stage(db, stale, {**RESULT, "score": 1.0}, duration_s=1.0) is None
         assert not run_store.renew_lease(db, stale)
@@ -73,12 +74,12 @@ def test_the_sweep_requeues_a_dead_workers_run_and_the_stale_worker_cannot_write
 def test_attempts_are_bounded(queued_run, service_env):
     for _ in range(3):
         with session_scope() as db:
-            claim = run_store.claim(db, queued_run, "w")
+            claim = run_store.claim_run(db, queued_run, "w")
             assert claim is not None
         with session_scope() as db:
             assert run_store.release(db, claim, "sandbox down")
     with session_scope() as db:
-        assert run_store.claim(db, queued_run, "w") is None
+        assert run_store.claim_run(db, queued_run, "w") is None
         run = db.get(GradingRun, queued_run)
         assert run.status == "error" and "problem on our side" in run.result["message"]
 
@@ -100,11 +101,11 @@ def test_late_days_and_penalty(clean_db):
 
         assignment = db.scalar(select(Assignment))
         due = assignment.due_at
-        assert run_store.late_days(assignment, due - timedelta(seconds=1)) == 0
-        assert run_store.late_days(assignment, due + timedelta(minutes=1)) == 1
-        assert run_store.late_days(assignment, due + timedelta(days=1, minutes=1)) == 2
-        assert run_store.late_factor(assignment, 1) == pytest.approx(0.9)
-        assert run_store.late_factor(assignment, 3) == 0.0  # past max_late_days
+        assert lateness.late_days(assignment, due - timedelta(seconds=1)) == 0
+        assert lateness.late_days(assignment, due + timedelta(minutes=1)) == 1
+        assert lateness.late_days(assignment, due + timedelta(days=1, minutes=1)) == 2
+        assert lateness.late_factor(assignment, 1) == pytest.approx(0.9)
+        assert lateness.late_factor(assignment, 3) == 0.0  # past max_late_days
 
 
 def test_signature_covers_the_score(queued_run):
@@ -158,7 +159,7 @@ def _two_stage_run(passed: bool) -> tuple[int, dict]:
 
 def _complete_correctness(run_id: int, result: dict) -> str | None:
     with session_scope() as db:
-        claim = run_store.claim(db, run_id, "w")
+        claim = run_store.claim_run(db, run_id, "w")
     with session_scope() as db:
         return run_store.complete_stage(db, claim, result, duration_s=1.0)
 
