@@ -15,7 +15,7 @@ class UserPublic(BaseModel):
     id: int
     email: str
     name: str
-    role: Literal["instructor", "student"]
+    role: Literal["admin", "instructor", "student"]
 
 
 class TokenCreate(BaseModel):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep
 from api.schemas import TokenCreate, TokenPublic, UserPublic
 from grader.store import credentials
-from grader.store.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -16,8 +14,8 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
 @router.post("/auth/token", status_code=status.HTTP_201_CREATED)
 def create_token(body: TokenCreate, db: SessionDep) -> TokenPublic:
     """Issue a bearer token to an instructor who gives the right password."""
-    user = db.scalar(select(User).where(User.email == body.email.strip().lower()))
-    if user is None or not user.is_instructor or not credentials.verify_password(user.password_hash, body.password):
+    user = credentials.authenticate_staff(db, body.email, body.password)
+    if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Wrong email or password.")
     token = credentials.issue_api_token(db, user, body.label)
     return TokenPublic(token=token, user=UserPublic.model_validate(user))

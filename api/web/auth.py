@@ -7,7 +7,6 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 
 from api.deps import SessionDep
 from api.web.rendering import redirect, render
@@ -17,7 +16,6 @@ from grader.store import credentials
 from grader.store.models import User
 
 router = APIRouter(include_in_schema=False)
-_DUMMY_HASH = credentials.hash_password("not-a-real-password")  # checked when the email has no password
 
 
 def _login_redirect(request: Request) -> HTTPException:
@@ -29,7 +27,7 @@ def current_instructor(request: Request, db: SessionDep) -> User:
     """The logged-in instructor; anyone else is sent to the login page."""
     session = load_session(request)
     user = db.get(User, session.user_id) if session.user_id is not None else None
-    if user is None or not user.is_instructor:
+    if user is None or user.session_version != session.version or not user.is_instructor:
         raise _login_redirect(request)
     return user
 
@@ -60,16 +58,14 @@ def login(request: Request, db: SessionDep, email: Annotated[str, Form()], passw
         return render(request, "login.html", {
             "next_url": _safe_next(next), "email": email,
             "error": f"Too many failed logins. Try again in {max(1, round(wait / 60))} minute(s)."}, status_code=429)
-    user = db.scalar(select(User).where(User.email == email))
-    # Verify against a dummy hash when the user is unknown, so timing does not reveal which emails exist.
-    valid = credentials.verify_password((user.password_hash if user else None) or _DUMMY_HASH, password)
-    if user is None or not valid or not user.is_instructor:
+    user = credentials.authenticate_staff(db, email, password)
+    if user is None:
         login_throttle.failed(throttle_key)
         return render(request, "login.html", {"next_url": _safe_next(next), "email": email,
                                               "error": "Wrong email or password."}, status_code=401)
     login_throttle.succeeded(throttle_key)
     response = redirect(_safe_next(next))
-    session = new_session(user.id)  # a fresh CSRF token: a session planted before login is useless after it
+    session = new_session(user.id, user.session_version)  # a fresh CSRF token: a session planted before login is useless after it
     request.state.web_session = session
     store_session(request, response, session)
     return response

@@ -30,14 +30,15 @@ class WebSession:
     user_id: int | None
     csrf_token: str
     fresh: bool = False
+    version: int = 0  # the user's session_version at login; a raised version ends the session
 
 
 def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(get_settings().secret_key, salt="grader.dashboard.session")
 
 
-def new_session(user_id: int | None = None) -> WebSession:
-    return WebSession(user_id=user_id, csrf_token=secrets.token_urlsafe(32), fresh=True)
+def new_session(user_id: int | None = None, version: int = 0) -> WebSession:
+    return WebSession(user_id=user_id, csrf_token=secrets.token_urlsafe(32), fresh=True, version=version)
 
 
 def load_session(request: Request) -> WebSession:
@@ -51,8 +52,11 @@ def load_session(request: Request) -> WebSession:
         try:
             data = _serializer().loads(raw, max_age=SESSION_MAX_AGE_SECONDS)
             if isinstance(data, dict) and isinstance(data.get("c"), str):
-                user_id = data.get("u")
-                session = WebSession(user_id=user_id if isinstance(user_id, int) else None, csrf_token=data["c"])
+                user_id, version = data.get("u"), data.get("v")
+                if isinstance(user_id, int) and isinstance(version, int):
+                    session = WebSession(user_id=user_id, csrf_token=data["c"], version=version)
+                else:
+                    session = WebSession(user_id=None, csrf_token=data["c"])
         except BadSignature:
             pass
     request.state.web_session = session
@@ -68,7 +72,7 @@ def store_session(request: Request, response: Response, session: WebSession) -> 
     """Set the cookie when the session is new (or forced), with HttpOnly, SameSite=Lax and Secure on https."""
     if not session.fresh:
         return
-    value = _serializer().dumps({"u": session.user_id, "c": session.csrf_token})
+    value = _serializer().dumps({"u": session.user_id, "c": session.csrf_token, "v": session.version})
     response.set_cookie(COOKIE_NAME, value, max_age=SESSION_MAX_AGE_SECONDS, path="/", httponly=True,
                         samesite="lax", secure=is_https(request))
 

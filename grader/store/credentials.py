@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from grader.store.models import ApiToken, Assignment, BadgeToken, User
+from grader.store.models import ApiToken, Assignment, BadgeToken, User, utcnow
 
 _password_hasher = PasswordHasher()
 TOKEN_PREFIX = "gt_"  # makes a leaked token easy to find in logs and secret scanners
+STAFF_ROLES = ("admin", "instructor")  # site roles that may log in with a password
+_DUMMY_HASH = _password_hasher.hash("not-a-real-password")  # verified when the email has no password
 
 
 def hash_password(password: str) -> str:
@@ -29,21 +32,44 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+def authenticate_staff(db: Session, email: str, password: str) -> User | None:
+    """The admin or instructor with this email and password, else None.
+
+    Every call costs one argon2 verification, whether the email exists, has no password or is a student's, so
+    response times do not reveal which emails have accounts."""
+    user = db.scalar(select(User).where(User.email == email.strip().lower()))
+    valid = verify_password((user.password_hash if user is not None else None) or _DUMMY_HASH, password)
+    if user is None or not user.password_hash or not valid or user.role not in STAFF_ROLES:
+        return None
+    return user
+
+
 def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_api_token(db: Session, user: User, label: str = "") -> str:
-    """Create a token for `user`; the plain token is returned once and never stored."""
+def issue_api_token(db: Session, user: User, label: str = "", expires_days: float | None = None) -> str:
+    """Create a token for `user`, valid until revoked or for `expires_days`; the plain token is returned once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    db.add(ApiToken(user_id=user.id, token_sha256=token_sha256(token), label=label))
+    expires_at = utcnow() + timedelta(days=expires_days) if expires_days is not None else None
+    db.add(ApiToken(user_id=user.id, token_sha256=token_sha256(token), label=label, expires_at=expires_at))
     db.flush()
     return token
 
 
 def user_for_token(db: Session, token: str) -> User | None:
-    row = db.scalar(select(ApiToken).where(ApiToken.token_sha256 == token_sha256(token), ApiToken.revoked_at.is_(None)))
+    row = db.scalar(select(ApiToken).where(ApiToken.token_sha256 == token_sha256(token), ApiToken.revoked_at.is_(None),
+                                           or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow())))
     return row.user if row else None
+
+
+def revoke_access(db: Session, user: User) -> int:
+    """Revoke every API token of `user` and end its dashboard sessions; returns the number of tokens revoked."""
+    revoked = db.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                         .values(revoked_at=utcnow())).rowcount
+    user.session_version += 1
+    db.flush()
+    return revoked
 
 
 def badge_token_for(db: Session, user: User, assignment: Assignment) -> BadgeToken:

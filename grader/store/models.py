@@ -60,13 +60,19 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)  # login name; lower-cased
     name: Mapped[str] = mapped_column(String(200), default="")
-    role: Mapped[str] = mapped_column(String(16))  # "instructor" or "student"
-    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id, instructors only
+    role: Mapped[str] = mapped_column(String(16))  # site role: "admin", "instructor" or "student"
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id, staff only
+    # Dashboard cookies carry the version they were issued under; raising it ends every session of the user.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
     def is_instructor(self) -> bool:
-        return self.role == "instructor"
+        return self.role in ("instructor", "admin")
 
 
 class ApiToken(Base):
@@ -79,6 +85,7 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]  # None: valid until revoked
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
@@ -251,3 +258,28 @@ class AuditLog(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ThrottleEntry(Base):
+    """One failed login in a moving window of `limits`, when no Redis holds the throttles (grader/throttle.py)."""
+
+    __tablename__ = "throttle_entries"
+    __table_args__ = (Index("ix_throttle_entries_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    at: Mapped[float] = mapped_column(Float)  # Unix time of the entry
+    expires_at: Mapped[float] = mapped_column(Float, index=True)  # Unix time after which it counts for nothing
+
+
+class StreamSlot(Base):
+    """A live progress stream of a user; a user holds at most `live_streams_per_user` unexpired slots."""
+
+    __tablename__ = "stream_slots"
+    __table_args__ = (UniqueConstraint("user_id", "slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    slot: Mapped[int] = mapped_column(Integer)
+    holder: Mapped[str] = mapped_column(String(64))  # random id of the stream holding it
+    expires_at: Mapped[datetime]  # renewed while the stream lives; a crashed server's slots lapse

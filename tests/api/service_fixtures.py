@@ -28,7 +28,7 @@ REDIS_TEST_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
 GOOD_FILE = PROJECT_ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
 TABLES = ("run_events", "test_results", "grading_runs", "submissions", "badge_tokens", "assignments",
-          "enrollments", "api_tokens", "courses", "users", "audit_log")
+          "enrollments", "api_tokens", "courses", "users", "audit_log", "throttle_entries", "stream_slots")
 
 # Short leases and sweeps so that recovery from a dead worker or a lost broker takes seconds in tests.
 FAST_RECOVERY_ENV = {"RUN_LEASE_SECONDS": "4", "RUN_HEARTBEAT_SECONDS": "1", "SWEEP_INTERVAL_SECONDS": "2",
