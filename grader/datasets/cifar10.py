@@ -5,9 +5,14 @@ The cache is split so that the sandbox mount holds only what training needs:
     <cache>/manifest.json              source fingerprint, class names, counts, sha256 of every file
     <cache>/sandbox/train_images.npy   uint8 (50000, 3, 32, 32), NCHW
     <cache>/sandbox/train_labels.npy   uint8 (50000,)
-    <cache>/sandbox/test_images.npy    uint8 (10000, 3, 32, 32)
     <cache>/sandbox/classes.json       the class names, label order
-    <cache>/private/test_labels.npy    uint8 (10000,)  -- never mounted into a sandbox
+    <cache>/private/test_images.npy    uint8 (10000, 3, 32, 32)  -- never mounted into a sandbox
+    <cache>/private/test_labels.npy    uint8 (10000,)            -- never mounted into a sandbox
+
+Test images stay outside too: a submission that finds them can train on them (a file that swapped them in for the
+training arrays scored 93.4% "test accuracy"). Every split is stored in a shuffled order fixed by the source's
+fingerprint, because sources list images class by class and a split stored that way gives its labels away
+(`label = index // per_class`) without any label file.
 
 Sources accepted (`prepare(source=...)`):
 - the official distribution `cifar-10-python.tar.gz` or its extracted `cifar-10-batches-py/` directory
@@ -35,7 +40,7 @@ import numpy as np
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (3, 32, 32)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: test images private, splits shuffled
 MANIFEST = "manifest.json"
 SANDBOX_DIR = "sandbox"
 PRIVATE_DIR = "private"
@@ -337,7 +342,7 @@ def read_source(path: Path, *, workers: int = 2) -> RawSplits:
 
 @dataclass(frozen=True)
 class PreparedCifar10:
-    """A prepared cache on disk. `sandbox_dir` is what a training job mounts; `test_labels_path` stays outside."""
+    """A prepared cache on disk. `sandbox_dir` is what a training job mounts; the test split stays outside."""
 
     root: Path
     manifest: dict[str, Any]
@@ -351,6 +356,10 @@ class PreparedCifar10:
         return self.root / PRIVATE_DIR / "test_labels.npy"
 
     @property
+    def test_images_path(self) -> Path:
+        return self.root / PRIVATE_DIR / "test_images.npy"
+
+    @property
     def classes(self) -> tuple[str, ...]:
         return tuple(self.manifest["classes"])
 
@@ -361,7 +370,7 @@ class PreparedCifar10:
         return np.load(self.sandbox_dir / "train_labels.npy", allow_pickle=False)
 
     def test_images(self) -> np.ndarray:
-        return np.load(self.sandbox_dir / "test_images.npy", mmap_mode="r", allow_pickle=False)
+        return np.load(self.test_images_path, mmap_mode="r", allow_pickle=False)
 
     def test_labels(self) -> np.ndarray:
         return np.load(self.test_labels_path, allow_pickle=False)
@@ -370,7 +379,7 @@ class PreparedCifar10:
 _CACHE_FILES = {
     "train_images": f"{SANDBOX_DIR}/train_images.npy",
     "train_labels": f"{SANDBOX_DIR}/train_labels.npy",
-    "test_images": f"{SANDBOX_DIR}/test_images.npy",
+    "test_images": f"{PRIVATE_DIR}/test_images.npy",
     "classes": f"{SANDBOX_DIR}/classes.json",
     "test_labels": f"{PRIVATE_DIR}/test_labels.npy",
 }
@@ -428,6 +437,13 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
     np.save(path, np.ascontiguousarray(array), allow_pickle=False)
 
 
+def shuffled(images: np.ndarray, labels: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays in one permutation seeded by `key`, so the stored order says nothing about the labels."""
+    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+    order = np.random.default_rng(seed).permutation(len(labels))
+    return images[order], labels[order]
+
+
 def prepare(source: Path, dest: Path, *, force: bool = False, workers: int = 2) -> tuple[PreparedCifar10, bool]:
     """Prepare the cache at `dest` from `source` unless a matching one exists (one process at a time per cache).
 
@@ -461,10 +477,11 @@ def _prepare_locked(source: Path, dest: Path, *, force: bool, workers: int) -> t
     try:
         (staging / SANDBOX_DIR).mkdir()
         (staging / PRIVATE_DIR).mkdir()
-        _write_npy(staging / _CACHE_FILES["train_images"], splits.train_images)
-        _write_npy(staging / _CACHE_FILES["train_labels"], splits.train_labels)
-        _write_npy(staging / _CACHE_FILES["test_images"], splits.test_images)
-        _write_npy(staging / _CACHE_FILES["test_labels"], splits.test_labels)
+        for split in ("train", "test"):
+            images, labels = shuffled(getattr(splits, f"{split}_images"), getattr(splits, f"{split}_labels"),
+                                      f"{fingerprint['sha256']}:{split}")
+            _write_npy(staging / _CACHE_FILES[f"{split}_images"], images)
+            _write_npy(staging / _CACHE_FILES[f"{split}_labels"], labels)
         (staging / _CACHE_FILES["classes"]).write_text(json.dumps(list(splits.classes)))
         files = {}
         for key, relative in _CACHE_FILES.items():
@@ -478,6 +495,7 @@ def _prepare_locked(source: Path, dest: Path, *, force: bool, workers: int) -> t
             "classes": list(splits.classes),
             "counts": {"train": int(splits.train_labels.size), "test": int(splits.test_labels.size)},
             "image_layout": "NCHW uint8",
+            "order": "shuffled (seeded by the source sha256 and the split name)",
             "files": files,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -1,7 +1,7 @@
 """The training stage (`cifar10` in the spec): train the student's layers in the sandbox, judge the weights outside.
 
 The sandbox gets the recipe, the initial parameters (drawn here from the spec's seed) and a read-only mount of
-the training images and labels plus the test images; the test labels stay here. It hands back progress lines
+the training images and labels; the test images and labels stay here. It hands back progress lines
 (validated in grader/training/progress.py, shown to the student, never used for the grade) and the trained
 parameters as an .npz. The grade is the test accuracy that `reference.simple_cnn.predict` computes here from those
 parameters (grader/training/judging.py).

@@ -21,7 +21,7 @@ def _normalized_test_set(root: str, mean: tuple, std: tuple, subset: int | None)
     images = np.asarray(prepared.test_images())
     labels = prepared.test_labels().astype(np.int64)
     if subset:
-        # Evenly spaced, so every class is represented (the cache is ordered by class).
+        # Evenly spaced over the (shuffled) cache: a fixed, roughly class-balanced sample.
         pick = np.linspace(0, len(labels) - 1, num=min(int(subset), len(labels))).astype(np.int64)
         images, labels = images[pick], labels[pick]
     mean_array, std_array = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)

@@ -71,6 +71,11 @@ def official_archive(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     return archive, images, np.asarray(labels)
 
 
+def _pairs(images: np.ndarray, labels: np.ndarray) -> list[tuple[bytes, int]]:
+    """(image bytes, label) pairs in a canonical order, to compare splits whatever order they are stored in."""
+    return sorted((np.ascontiguousarray(image).tobytes(), int(label)) for image, label in zip(images, labels))
+
+
 def test_image_folder_archive_is_prepared_and_split(image_folder_archive, tmp_path):
     archive, expected = image_folder_archive
     prepared, written = prepare(archive, tmp_path / "cache")
@@ -78,18 +83,35 @@ def test_image_folder_archive_is_prepared_and_split(image_folder_archive, tmp_pa
     assert prepared.classes == CLASS_NAMES
     train, test = prepared.train_images(), prepared.test_images()
     assert train.shape == (20, 3, 32, 32) and train.dtype == np.uint8
-    for i, (array, label) in enumerate(expected["train"]):
-        np.testing.assert_array_equal(train[i], array.transpose(2, 0, 1))
-        assert prepared.train_labels()[i] == label
-    np.testing.assert_array_equal(prepared.test_labels(), [label for _, label in expected["test"]])
     assert test.shape == (10, 3, 32, 32)
-    # The sandbox mount holds train images, train labels and test images, never the test labels.
+    for split, images, labels in (("train", train, prepared.train_labels()), ("test", test, prepared.test_labels())):
+        assert _pairs(images, labels) == _pairs(np.stack([a.transpose(2, 0, 1) for a, _ in expected[split]]),
+                                                np.array([label for _, label in expected[split]]))
+    # The sandbox mount holds what training needs and nothing of the test split.
     assert sorted(p.name for p in prepared.sandbox_dir.iterdir()) == [
-        "classes.json", "test_images.npy", "train_images.npy", "train_labels.npy"]
+        "classes.json", "train_images.npy", "train_labels.npy"]
     assert not prepared.test_labels_path.is_relative_to(prepared.sandbox_dir)
+    assert not prepared.test_images_path.is_relative_to(prepared.sandbox_dir)
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
     assert manifest["counts"] == {"train": 20, "test": 10}
     assert set(manifest["files"]) == {"train_images", "train_labels", "test_images", "test_labels", "classes"}
+
+
+def test_no_split_is_stored_in_label_order(tmp_path):
+    """The archive lists images class by class; stored that way, a split's labels would be `index // per_class`."""
+    from tests.fixtures.cifar10 import write_tiny_archive
+
+    prepared, _ = prepare(write_tiny_archive(tmp_path / "tiny.tar.gz", train_per_class=20, test_per_class=20),
+                          tmp_path / "cache")
+    for labels in (prepared.train_labels(), prepared.test_labels()):
+        by_position = np.arange(len(labels)) * 10 // len(labels)
+        assert np.mean(labels == by_position) < 0.3, labels
+        assert np.mean(labels == np.sort(labels)) < 0.3
+        # Every class still present, in equal numbers: the order changed, not the content.
+        assert np.bincount(labels, minlength=10).tolist() == [20] * 10
+    # The order is fixed by the source: preparing again gives the same files.
+    again, _ = prepare(tmp_path / "tiny.tar.gz", tmp_path / "cache2")
+    np.testing.assert_array_equal(again.test_labels(), prepared.test_labels())
 
 
 def test_second_prepare_reuses_the_cache_and_detects_changes(image_folder_archive, tmp_path):
@@ -114,10 +136,8 @@ def test_second_prepare_reuses_the_cache_and_detects_changes(image_folder_archiv
 def test_official_archive_and_directory(official_archive, tmp_path):
     archive, images, labels = official_archive
     prepared, _ = prepare(archive, tmp_path / "cache")
-    np.testing.assert_array_equal(prepared.train_images(), images[:50])
-    np.testing.assert_array_equal(prepared.train_labels(), labels[:50])
-    np.testing.assert_array_equal(prepared.test_images(), images[50:])
-    np.testing.assert_array_equal(prepared.test_labels(), labels[50:])
+    assert _pairs(prepared.train_images(), prepared.train_labels()) == _pairs(images[:50], labels[:50])
+    assert _pairs(prepared.test_images(), prepared.test_labels()) == _pairs(images[50:], labels[50:])
     assert prepared.manifest["source_format"] == "official-pickle"
     extracted = tmp_path / "extracted"
     with tarfile.open(archive) as tar:

@@ -135,8 +135,7 @@ def _assert_no_test_labels(seen: dict, cache: Path) -> None:
     assert every, "the spy saw no files at all"
     assert labels_digest not in every.values()
     assert not any("test_labels" in name or "private" in name or "manifest" in name for name in every)
-    assert sorted(seen["--data"]) == ["cifar10/classes.json", "cifar10/test_images.npy",
-                                      "cifar10/train_images.npy", "cifar10/train_labels.npy"]
+    assert sorted(seen["--data"]) == ["cifar10/classes.json", "cifar10/train_images.npy", "cifar10/train_labels.npy"]
     assert sorted(seen["--inputs"]) == ["init.npz", "recipe.json"]
 
 
@@ -167,6 +166,81 @@ def test_test_labels_absent_from_the_docker_sandbox(settings):
     assert seen["/job"], "inside docker the spy walks the real /job tree"
     labels_digest = hashlib.sha256((settings.cifar10_cache_dir / "private" / "test_labels.npy").read_bytes()).hexdigest()
     assert labels_digest not in seen["/job"].values()
+
+
+# The test images never enter the sandbox either: a file that swaps them in for the training set finds nothing --
+
+# The attack that scored 93.4%: at import, point the harness's np.load of the training arrays at the test images,
+# with labels read off the order (`index // per_class`) of a split stored class by class. Here it first hunts for
+# anything that looks like the test images, by name or by exact size, anywhere it can read.
+THIEF = r'''
+import os as _o, sys as _s, json as _j, hashlib as _h
+import numpy as _np
+_size = int(_o.environ.get("THIEF_SIZE", "0") or 0)
+_found = []
+_roots = [_s.argv[_s.argv.index("--data") + 1]] + (["/"] if _o.path.isdir("/job") else [])
+for _root in _roots:
+    for _base, _dirs, _files in _o.walk(_root, followlinks=_root != "/"):
+        _dirs[:] = [d for d in _dirs if _o.path.join(_base, d) not in ("/proc", "/sys", "/dev")]
+        for _name in _files:
+            _path = _o.path.join(_base, _name)
+            try:
+                if "test_images" in _name or "test_batch" in _name or _o.path.getsize(_path) == TARGET_SIZE:
+                    with open(_path, "rb") as _handle:
+                        _found.append([_path, _h.sha256(_handle.read()).hexdigest()])
+            except OSError:
+                pass
+_real_load = _np.load
+def _swapped(file, *args, **kwargs):
+    name = str(file)
+    for _path, _digest in _found:
+        if name.endswith("train_images.npy") and _path.endswith(".npy"):
+            return _real_load(_path, *args, **kwargs)
+        if name.endswith("train_labels.npy") and _path.endswith(".npy"):
+            count = len(_real_load(_path, mmap_mode="r"))
+            return (_np.arange(count) * 10 // count).astype(_np.uint8)
+    return _real_load(file, *args, **kwargs)
+_np.load = _swapped
+_o.write(2, ("THIEF" + _j.dumps(_found) + "FEIHT\n").encode())
+'''
+
+
+def _thief_job(settings):
+    config = StageConfig.from_spec({**small_spec().stages["cifar10"], "epochs": 1,
+                                            "max_batches_per_epoch": 1}, settings)
+    prepared = open_prepared(settings.cifar10_cache_dir)
+    size = (settings.cifar10_cache_dir / "private" / "test_images.npy").stat().st_size
+    source = THIEF.replace("TARGET_SIZE", str(size)).encode() + GOOD_VECTORIZED
+    return build_job(source, config, prepared), prepared
+
+
+def _assert_thief_found_nothing(outcome, cache: Path) -> None:
+    text = outcome.log_tail
+    assert "THIEF" in text, (outcome.status, text[-2000:])
+    found = json.loads(text[text.index("THIEF") + 5:text.index("FEIHT")])
+    secret = {hashlib.sha256((cache / "private" / name).read_bytes()).hexdigest()
+              for name in ("test_images.npy", "test_labels.npy")}
+    assert not any(digest in secret for _path, digest in found), found
+    assert not any("test_images" in path for path, _digest in found), found
+    assert outcome.status == "ok" and outcome.result, outcome.log_tail[-2000:]
+
+
+def test_a_submission_hunting_for_the_test_images_finds_nothing(settings):
+    job, prepared = _thief_job(settings)
+    assert "test_images.npy" not in {p.name for p in job.data_dirs["cifar10"].iterdir()}
+    _assert_thief_found_nothing(SubprocessRunner().run(job), settings.cifar10_cache_dir)
+    # Control: the same hunt over a mount that does hold the test split finds it, so the check above can fail.
+    exposed = SubprocessRunner().run(dataclasses.replace(job, data_dirs={"cifar10": prepared.root})).log_tail
+    found = json.loads(exposed[exposed.index("THIEF") + 5:exposed.index("FEIHT")])
+    assert hashlib.sha256(prepared.test_images_path.read_bytes()).hexdigest() in {digest for _path, digest in found}
+
+
+@pytest.mark.docker
+def test_a_submission_hunting_for_the_test_images_finds_nothing_in_docker(settings):
+    from sandbox.select import docker_runner
+
+    job, _prepared = _thief_job(settings)
+    _assert_thief_found_nothing(docker_runner(settings).run(job), settings.cifar10_cache_dir)
 
 
 # Tampered or mis-shaped weights are rejected ---------------------------------------------------------------
