@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import BackgroundTasks, Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from grader.store import credentials
 from grader.store.db import session_scope
-from grader.store.models import User
+from grader.store.models import GradingRun, User
+from grader.tasks import publish_all
 
 
 def get_db() -> Iterator[Session]:
@@ -39,10 +40,9 @@ def current_user(db: SessionDep,
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def current_instructor(user: CurrentUser) -> User:
-    if not user.is_instructor:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "Only instructors can do this.")
-    return user
-
-
-CurrentInstructor = Annotated[User, Depends(current_instructor)]
+def publish_after_response(background: BackgroundTasks, runs: list[GradingRun]) -> None:
+    """Queue the runs once the response went out, i.e. after the request's session committed them, so a worker
+    always finds the row."""
+    pairs = [(run.id, run.queue) for run in runs]
+    if pairs:
+        background.add_task(publish_all, pairs)

@@ -9,7 +9,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from grader.services.errors import Conflict, Forbidden, Invalid, LimitReached, NotFound, ServiceError, TooLarge
+
 log = logging.getLogger(__name__)
+
+SERVICE_ERROR_STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, Invalid: 422, TooLarge: 413, LimitReached: 429}
 
 
 def _validation_message(error: RequestValidationError) -> str:
@@ -20,10 +24,22 @@ def _validation_message(error: RequestValidationError) -> str:
     return "Invalid request: " + "; ".join(parts)
 
 
+def service_error_response(error: ServiceError) -> JSONResponse:
+    status = next((code for kind, code in SERVICE_ERROR_STATUS.items() if isinstance(error, kind)), 400)
+    headers = {}
+    if isinstance(error, LimitReached):
+        headers = {"Retry-After": str(error.retry_after_seconds), "X-RateLimit-Reset": error.resets_at.isoformat()}
+    return JSONResponse({"detail": error.message}, status_code=status, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(error), "errors": jsonable_encoder(error.errors()[:20], custom_encoder={Exception: str})}, status_code=422)
+
+    @app.exception_handler(ServiceError)
+    async def _refused(_request: Request, error: ServiceError) -> JSONResponse:
+        return service_error_response(error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -6,11 +6,11 @@ from fastapi import FastAPI
 
 from api import web
 from api.errors import install_error_handlers
-from api.routes import assignments, audit, auth, courses, health, me, runs, submissions
+from api.routes import assignments, audit, auth, badges, courses, health, me, runs, submissions
 from grader import __version__
 
 API_ROUTERS = (auth.router, me.router, courses.router, assignments.router, submissions.router, runs.router,
-               audit.router, health.router)
+               audit.router, health.router, badges.router)
 
 
 def create_app() -> FastAPI:
@@ -21,5 +21,5 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     for router in API_ROUTERS:
         app.include_router(router)
-    app.include_router(web.router)  # dashboard pages, the students' badge page and the public badges (H7)
+    app.include_router(web.router)  # dashboard pages and the students' badge page
     return app

@@ -1,4 +1,4 @@
-"""Store rows -> public schemas, including what a student may not see yet (hidden checks before the due date)."""
+"""Store rows -> public schemas, including what a viewer may not see yet (hidden checks before the due date)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.schemas import AssignmentPublic, RunPublic, SubmissionPublic, SubmissionSummary
-from grader.store import queue_estimates
-from grader.store import runs as run_store
-from grader.store.models import Assignment, GradingRun, Submission, User, as_utc, utcnow
+from api.schemas import (AssignmentPublic, EnrollmentPublic, RegradeChange, RegradePreview, RunPublic,
+                         SubmissionPublic, SubmissionSummary)
+from grader.services import access
+from grader.services import runs as run_service
+from grader.services.policy import Action
+from grader.services.scores import counted_score
+from grader.store.models import Assignment, Enrollment, GradingRun, Submission, User, as_utc, utcnow
 
 WITHHELD = "Details of this check are shown after the due date."
 
@@ -32,12 +35,12 @@ def run_public(db: Session, run: GradingRun) -> RunPublic:
         backend=run.backend, attempts=run.attempts, created_at=run.created_at, started_at=run.started_at,
         finished_at=run.finished_at, stage_seconds=run.stage_seconds, signed=bool(run.signature),
         reused_from_run_id=run.reused_from_run_id, message=run.message,
-        queue_position=queue_estimates.queue_position(db, run))
+        queue_position=run_service.queue_position(db, run))
 
 
-def visible_result(result: dict[str, Any] | None, assignment: Assignment, viewer: User) -> dict[str, Any] | None:
-    """The result as `viewer` may see it: before the due date a student gets no details of hidden checks."""
-    if result is None or viewer.is_instructor:
+def visible_result(result: dict[str, Any] | None, assignment: Assignment, sees_hidden: bool) -> dict[str, Any] | None:
+    """The result as a viewer may see it: before the due date only staff get details of hidden checks."""
+    if result is None or sees_hidden:
         return result
     if assignment.due_at is not None and utcnow() >= as_utc(assignment.due_at):
         return result
@@ -54,34 +57,47 @@ def submission_status(run: GradingRun | None) -> str:
 
 def submission_public(db: Session, submission: Submission, viewer: User) -> SubmissionPublic:
     assignment = submission.assignment
-    run = run_store.current_run(submission)
-    pending = next((r for r in reversed(submission.runs) if r.applied and not r.finished), None)
+    sees_hidden = access.may(db, viewer, assignment.course, Action.SEE_HIDDEN)
+    run = run_service.current_run(submission)
+    pending = run_service.pending_run(submission)
     status_run = pending or run
-    position = queue_estimates.queue_position(db, status_run) if status_run is not None else None
+    position = run_service.queue_position(db, status_run) if status_run is not None else None
     finished = run is not None and run.finished
-    score = run.score if finished else None
-    passed = (run.status == "graded" and score is not None and score >= assignment.pass_mark) if finished else None
-    runs = [r for r in submission.runs if viewer.is_instructor or r.applied]
+    counted = counted_score(submission)
     partial = status_run.result if status_run is not None else None
     return SubmissionPublic(
         id=submission.id, assignment=assignment.slug, user_id=submission.user_id, user_email=submission.user.email,
         filename=submission.filename, size_bytes=submission.size_bytes, sha256=submission.sha256,
-        repo=submission.repo, commit=submission.commit, status=submission_status(status_run), score=score,
-        max_score=(run.max_score if finished else None) or assignment.max_score, passed=passed,
+        repo=submission.repo, commit=submission.commit, status=submission_status(status_run),
+        score=counted.score if counted else None, earned_score=counted.earned if counted else None,
+        max_score=counted.max_score if counted else assignment.max_score,
+        passed=counted.passed if counted else None,
         result=visible_result(partial if pending is not None and partial else run.result if finished else None,
-                              assignment, viewer),
-        queue_position=position, estimated_start=queue_estimates.estimated_start(db, status_run, position)
+                              assignment, sees_hidden),
+        queue_position=position, estimated_start=run_service.estimated_start(db, status_run, position)
         if status_run is not None else None,
         late=submission.late, late_days=submission.late_days, created_at=submission.created_at,
-        runs=[run_public(db, r) for r in runs])
+        runs=[run_public(db, r) for r in submission.runs if sees_hidden or r.applied])
 
 
 def submission_summary(submission: Submission) -> SubmissionSummary:
-    run = run_store.current_run(submission)
-    finished = run is not None and run.finished
-    pending = next((r for r in reversed(submission.runs) if r.applied and not r.finished), None)
+    counted = counted_score(submission)
     return SubmissionSummary(
         id=submission.id, assignment=submission.assignment.slug, user_id=submission.user_id,
-        user_email=submission.user.email, status=submission_status(pending or run),
-        score=run.score if finished else None, max_score=run.max_score if finished else None,
+        user_email=submission.user.email, status=submission_status(run_service.status_run(submission)),
+        score=counted.score if counted else None, max_score=counted.max_score if counted else None,
         late=submission.late, created_at=submission.created_at)
+
+
+def enrollment_public(enrollment: Enrollment) -> EnrollmentPublic:
+    return EnrollmentPublic(user_id=enrollment.user_id, email=enrollment.user.email, name=enrollment.user.name,
+                            role=enrollment.role, student_number=enrollment.student_number)
+
+
+def regrade_preview_public(preview: run_service.BatchPreview) -> RegradePreview:
+    changes = [RegradeChange(submission_id=change.run.submission_id, user_id=change.run.submission.user_id,
+                             user_email=change.run.submission.user.email, run_id=change.run.id,
+                             status=change.run.status, old_score=change.old_score, new_score=change.new_score,
+                             delta=change.delta) for change in preview.changes]
+    return RegradePreview(batch_id=preview.batch_id, assignment=preview.assignment.slug, finished=preview.finished,
+                          total=preview.total, ready=preview.ready, applied=preview.applied, changes=changes)

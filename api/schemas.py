@@ -15,7 +15,7 @@ class UserPublic(BaseModel):
     id: int
     email: str
     name: str
-    role: Literal["admin", "instructor", "student"]
+    role: Literal["admin", "instructor", "student"]  # site-wide; roles in a course are per enrollment
 
 
 class TokenCreate(BaseModel):
@@ -39,6 +39,7 @@ class CoursePublic(BaseModel):
     id: int
     slug: str
     title: str
+    ta_may_override: bool
     created_at: datetime
 
 
@@ -96,6 +97,7 @@ class RosterEntry(BaseModel):
     name: str
     student_number: str
     user_id: int
+    role: str  # in this course: instructor, ta or student
     token: str | None  # issued now (shown once); None for a student who already had one
 
 
@@ -161,9 +163,10 @@ class SubmissionPublic(BaseModel):
     repo: str
     commit: str
     status: str
-    score: float | None
+    score: float | None  # the counted score: signed runs only, late penalty applied (grader/services/scores.py)
     max_score: float | None
     passed: bool | None
+    earned_score: float | None = None  # what the run scored before the late penalty
     result: dict[str, Any] | None
     queue_position: int | None
     estimated_start: datetime | None
@@ -249,7 +252,10 @@ class AuditPublic(BaseModel):
 
 
 class BadgeLinkPublic(BaseModel):
+    """Where a student's badge lives and what to paste into a README."""
+
     assignment: str
     badge_url: str
     json_url: str
+    shields_url: str  # the same badge rendered by shields.io from the JSON form
     markdown: str

@@ -1,24 +1,21 @@
-"""The audit log of score changes, with a check of its hash chain."""
+"""The audit log of score changes in the caller's courses, with a check of its hash chain."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
-from api.deps import CurrentInstructor, SessionDep
+from api.deps import CurrentUser, SessionDep
 from api.schemas import AuditEntryPublic, AuditPublic
-from grader.store import audit
-from grader.store.models import AuditLog
+from grader.services.audit import audit_for
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 
 @router.get("")
-def read_audit_log(db: SessionDep, instructor: CurrentInstructor,
+def read_audit_log(db: SessionDep, user: CurrentUser,
                    limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> AuditPublic:
-    valid, broken = audit.verify_chain(db)
-    entries = db.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit))
-    return AuditPublic(chain_valid=valid, first_broken_id=broken,
-                       entries=[AuditEntryPublic.model_validate(e) for e in entries])
+    view = audit_for(db, user, limit)
+    return AuditPublic(chain_valid=view.chain_valid, first_broken_id=view.first_broken_id,
+                       entries=[AuditEntryPublic.model_validate(e) for e in view.entries])

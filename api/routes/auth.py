@@ -1,4 +1,5 @@
-"""Instructor API tokens from email and password. Students receive theirs from the roster import."""
+"""API tokens from email and password (staff and admins have passwords). Students receive theirs from the roster
+import."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 @router.post("/auth/token", status_code=status.HTTP_201_CREATED)
 def create_token(body: TokenCreate, db: SessionDep) -> TokenPublic:
-    """Issue a bearer token to an instructor who gives the right password."""
+    """Issue a bearer token to a user who gives the right password (staff and admins have passwords)."""
     user = credentials.authenticate_staff(db, body.email, body.password)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Wrong email or password.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import time
 from collections.abc import AsyncIterator
@@ -14,16 +13,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 
-from api.access import submission_for
-from api.deps import CurrentInstructor, CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, publish_after_response
 from api.presenters import run_public, submission_public
 from api.schemas import OverrideCreate, RegradeAccepted, RunPublic, SubmissionPublic
-from grader.store import audit
-from grader.store import runs as run_store
+from grader.services import access, submissions
+from grader.services.policy import Action
 from grader.store.db import session_scope
-from grader.store.models import GradingRun, RunEvent, Submission, User, utcnow
-from grader.store.signing import sign_run
-from grader.tasks import publish_all
+from grader.store.models import RunEvent, Submission, User
 
 router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"])
 
@@ -35,13 +31,13 @@ STREAM_MAX_SECONDS = 3 * 3600.0  # a client reconnects after this, with Last-Eve
 @router.get("/{submission_id}")
 def read_submission(submission_id: int, db: SessionDep, user: CurrentUser) -> SubmissionPublic:
     """Status, place in the queue, estimated start and (once graded) the result."""
-    return submission_public(db, submission_for(db, submission_id, user), user)
+    return submission_public(db, access.submission_for(db, submission_id, user), user)
 
 
 @router.get("/{submission_id}/file", response_class=Response,
             responses={200: {"content": {"text/x-python": {}}}})
 def read_submission_file(submission_id: int, db: SessionDep, user: CurrentUser) -> Response:
-    submission = submission_for(db, submission_id, user)
+    submission = access.submission_for(db, submission_id, user)
     return Response(submission.content, media_type="text/x-python; charset=utf-8",
                     headers={"Content-Disposition": f'inline; filename="{submission.filename}"',
                              "X-Content-Type-Options": "nosniff"})
@@ -94,44 +90,24 @@ async def _event_stream(submission_id: int, viewer_id: int, last_id: int) -> Asy
 def stream_events(submission_id: int, db: SessionDep, user: CurrentUser,
                   last_event_id: Annotated[int | None, Header(alias="Last-Event-ID")] = None) -> StreamingResponse:
     """Progress of the grading as Server-Sent Events (event types `progress`, `status`, `done`; data is JSON)."""
-    submission_for(db, submission_id, user)
+    access.submission_for(db, submission_id, user)
     return StreamingResponse(_event_stream(submission_id, user.id, last_event_id or 0),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.post("/{submission_id}/regrade", status_code=status.HTTP_202_ACCEPTED)
-def regrade_submission(submission_id: int, db: SessionDep, instructor: CurrentInstructor,
+def regrade_submission(submission_id: int, db: SessionDep, user: CurrentUser,
                        background: BackgroundTasks) -> RegradeAccepted:
     """Grade the submission again; the new score counts (and is audited) when the run finishes."""
-    submission = submission_for(db, submission_id, instructor)
-    run = run_store.new_run(db, submission, kind="regrade", requested_by=instructor.id)
-    background.add_task(publish_all, [(run.id, run.queue)])
+    submission = access.submission_for(db, submission_id, user, Action.REGRADE)
+    run = submissions.regrade(db, submission, user)
+    publish_after_response(background, [run])
     return RegradeAccepted(run_id=run.id, status_url=f"/api/v1/submissions/{submission.id}")
 
 
 @router.post("/{submission_id}/override", status_code=status.HTTP_201_CREATED)
-def override_score(submission_id: int, body: OverrideCreate, db: SessionDep,
-                   instructor: CurrentInstructor) -> RunPublic:
+def override_score(submission_id: int, body: OverrideCreate, db: SessionDep, user: CurrentUser) -> RunPublic:
     """Set the score by hand: a signed run carrying the reason, recorded in the audit log."""
-    submission = submission_for(db, submission_id, instructor)
-    current = run_store.current_run(submission)
-    base = copy.deepcopy(current.result) if current is not None and current.result else {"stages": [], "tests": []}
-    max_score = (current.max_score if current is not None and current.max_score else None) \
-        or submission.assignment.max_score
-    score = min(body.score, max_score)
-    now = utcnow()
-    base.update(score=score, max_score=max_score, status="graded",
-                message=f"Score set by an instructor: {body.reason}")
-    run = GradingRun(submission=submission, status="graded", stage="override", queue="", kind="override",
-                     requested_by=instructor.id, grader_version=current.grader_version if current else "",
-                     spec_version=submission.assignment.spec_version,
-                     image_digest=current.image_digest if current else "", created_at=now, enqueued_at=now,
-                     started_at=now, finished_at=now, result=base, score=score, max_score=max_score,
-                     message=body.reason)
-    db.add(run)
-    db.flush()
-    run.signature = sign_run(run)
-    run_store.add_event(db, run, "done", {"status": "graded", "score": score, "max_score": max_score})
-    audit.record_score_change(db, run, actor_id=instructor.id, action="override")
-    return run_public(db, run)
+    submission = access.submission_for(db, submission_id, user, Action.OVERRIDE)
+    return run_public(db, submissions.override(db, submission, user, score=body.score, reason=body.reason))

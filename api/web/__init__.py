@@ -1,10 +1,9 @@
-"""The instructor dashboard, the students' badge page and the public badges; `router` holds all of them."""
+"""The staff dashboard and the students' badge page; `router` holds all of them."""
 
 from fastapi import APIRouter
 
-from api.routes import badges
 from api.web import auth, forms, pages, student
 
 router = APIRouter()
-for module in (auth, pages, forms, student, badges):
+for module in (auth, pages, forms, student):
     router.include_router(module.router)

@@ -1,4 +1,4 @@
-"""Instructor login and logout, and the dependencies every dashboard page uses: the instructor, the CSRF check."""
+"""Staff login and logout, and the dependencies every dashboard page uses: the staff member, the CSRF check."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from api.deps import SessionDep
 from api.web.rendering import redirect, render
 from api.web.security import (clear_session, load_session, login_throttle, new_session, require_csrf,
                               store_session)
+from grader.services import access
 from grader.store import credentials
 from grader.store.models import User
 
@@ -23,16 +24,17 @@ def _login_redirect(request: Request) -> HTTPException:
     return HTTPException(303, "log in first", headers={"Location": f"/login?next={quote(target, safe='')}"})
 
 
-def current_instructor(request: Request, db: SessionDep) -> User:
-    """The logged-in instructor; anyone else is sent to the login page."""
+def current_staff(request: Request, db: SessionDep) -> User:
+    """The logged-in user, when they may use the dashboard (grader/services/policy.py); anyone else is sent to the
+    login page. Which courses they see is decided per page."""
     session = load_session(request)
     user = db.get(User, session.user_id) if session.user_id is not None else None
-    if user is None or user.session_version != session.version or not user.is_instructor:
+    if user is None or user.session_version != session.version or not access.may_use_dashboard(db, user):
         raise _login_redirect(request)
     return user
 
 
-Instructor = Annotated[User, Depends(current_instructor)]
+Staff = Annotated[User, Depends(current_staff)]
 CsrfChecked = Depends(require_csrf)
 
 
@@ -59,7 +61,7 @@ def login(request: Request, db: SessionDep, email: Annotated[str, Form()], passw
             "next_url": _safe_next(next), "email": email,
             "error": f"Too many failed logins. Try again in {max(1, round(wait / 60))} minute(s)."}, status_code=429)
     user = credentials.authenticate_staff(db, email, password)
-    if user is None:
+    if user is None or not access.may_use_dashboard(db, user):
         login_throttle.failed(throttle_key)
         return render(request, "login.html", {"next_url": _safe_next(next), "email": email,
                                               "error": "Wrong email or password."}, status_code=401)

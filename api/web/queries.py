@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fastapi import HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
 from grader.store.models import (Assignment, BadgeToken, Course, Enrollment, GradingRun, Submission, TestResultRow,
                                  User)
-from grader.store.runs import current_run
+from grader.services.runs import current_run
+from grader.services.scores import CountedScore, counted_score
 from grader.store.signing import verify_run
 
 CIFAR10_STAGE = "cifar10"
@@ -85,14 +85,15 @@ class QueueState:
         return sum(self.queued.values())
 
 
-def queue_state(db: Session, course: Course | None = None) -> QueueState:
+def queue_state(db: Session, course_ids: list[int] | None = None) -> QueueState:
+    """Queued counts and running runs of the given courses (None: every course)."""
     queued_query = select(GradingRun.queue, func.count(GradingRun.id)).where(GradingRun.status == "queued")
     running_query = (select(GradingRun).where(GradingRun.status == "running").order_by(GradingRun.started_at)
                      .options(selectinload(GradingRun.submission).selectinload(Submission.user),
                               selectinload(GradingRun.submission).selectinload(Submission.assignment)))
-    if course is not None:
-        queued_query = queued_query.join(Submission).join(Assignment).where(Assignment.course_id == course.id)
-        running_query = running_query.join(Submission).join(Assignment).where(Assignment.course_id == course.id)
+    if course_ids is not None:
+        queued_query = queued_query.join(Submission).join(Assignment).where(Assignment.course_id.in_(course_ids))
+        running_query = running_query.join(Submission).join(Assignment).where(Assignment.course_id.in_(course_ids))
     queued = {queue: count for queue, count in db.execute(queued_query.group_by(GradingRun.queue)).all()}
     return QueueState(queued=queued, running=list(db.scalars(running_query).all()))
 
@@ -110,33 +111,36 @@ def student_count(db: Session, course: Course) -> int:
 
 @dataclass
 class StudentRow:
-    """One enrolled student's standing in an assignment."""
+    """One enrolled student's standing in an assignment; scores are counted scores (grader/services/scores.py)."""
 
     user: User
     student_number: str
     submissions: int = 0
     latest: Submission | None = None
     latest_run: GradingRun | None = None
-    best_score: float | None = None
-    best_submission: Submission | None = None
+    latest_counted: CountedScore | None = None
+    best: CountedScore | None = None
     late: bool = False
     accuracy: float | None = None
     badge_token: str | None = None
 
     @property
     def latest_score(self) -> float | None:
-        run = self.latest_run
-        return run.score if run is not None and run.finished else None
+        return self.latest_counted.score if self.latest_counted is not None else None
+
+    @property
+    def best_score(self) -> float | None:
+        return self.best.score if self.best is not None else None
+
+    @property
+    def best_submission(self) -> Submission | None:
+        return self.best.submission if self.best is not None else None
 
     @property
     def status(self) -> str:
         if self.latest_run is None:
             return "none" if self.latest is None else "queued"
         return self.latest_run.status
-
-
-def _counted_runs(submission: Submission) -> list[GradingRun]:
-    return [run for run in submission.runs if run.applied and run.finished and verify_run(run)]
 
 
 def _submissions(db: Session, assignment: Assignment, *, with_results: bool) -> list[Submission]:
@@ -161,15 +165,17 @@ def student_rows(db: Session, assignment: Assignment, *, with_accuracy: bool = T
         row = rows.get(submission.user_id)
         if row is None:
             continue
+        counted = counted_score(submission)
         row.submissions += 1
-        row.latest, row.latest_run = submission, current_run(submission)
+        row.latest, row.latest_run, row.latest_counted = submission, current_run(submission), counted
         row.late = submission.late
-        for run in _counted_runs(submission):
-            if run.score is not None and (row.best_score is None or run.score > row.best_score):
-                row.best_score, row.best_submission = run.score, submission
-            accuracy = cifar10_accuracy(run.result) if with_accuracy else None
-            if accuracy is not None and (row.accuracy is None or accuracy > row.accuracy):
-                row.accuracy = accuracy
+        if counted is None:
+            continue
+        if row.best is None or counted.score >= row.best.score:
+            row.best = counted
+        accuracy = cifar10_accuracy(counted.run.result) if with_accuracy else None
+        if accuracy is not None and (row.accuracy is None or accuracy > row.accuracy):
+            row.accuracy = accuracy
     tokens = db.execute(select(BadgeToken.user_id, BadgeToken.token)
                         .where(BadgeToken.assignment_id == assignment.id)).all()
     for user_id, token in tokens:
@@ -195,6 +201,14 @@ def check_pass_rates(db: Session, assignment: Assignment) -> dict[str, tuple[int
         if status == "passed":
             counts[name][0] += 1
     return {name: (passed, total) for name, (passed, total) in counts.items()}
+
+
+def chart_version(db: Session, assignment: Assignment) -> str:
+    """Changes whenever a run is added or finishes, so a chart URL carrying it is never stale in a cache."""
+    latest_run, finished = db.execute(
+        select(func.max(GradingRun.id), func.count(GradingRun.finished_at)).join(Submission)
+        .where(Submission.assignment_id == assignment.id)).one()
+    return f"{latest_run or 0}-{finished}"
 
 
 def submission_times(db: Session, assignment: Assignment) -> list[datetime]:
@@ -241,24 +255,3 @@ def run_view(run: GradingRun) -> RunView:
 
 def status_counts(runs: list[GradingRun]) -> Counter:
     return Counter(run.status for run in runs)
-
-
-def course_or_404(db: Session, slug: str) -> Course:
-    course = db.scalar(select(Course).where(Course.slug == slug))
-    if course is None:
-        raise HTTPException(404, "no such course")
-    return course
-
-
-def assignment_or_404(db: Session, slug: str) -> Assignment:
-    assignment = db.scalar(select(Assignment).where(Assignment.slug == slug))
-    if assignment is None:
-        raise HTTPException(404, "no such assignment")
-    return assignment
-
-
-def submission_or_404(db: Session, submission_id: int) -> Submission:
-    submission = db.get(Submission, submission_id)
-    if submission is None:
-        raise HTTPException(404, "no such submission")
-    return submission

@@ -7,15 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
-from sqlalchemy import select
 
 from api.deps import SessionDep
-from api.routes.badges import badge_links
-from api.routes.me import public_base_url
+from api.links import badge_links, public_base_url
 from api.web.auth import CsrfChecked
 from api.web.rendering import WEB_DIR, render
+from grader.services import badges
 from grader.store import credentials
-from grader.store.models import Assignment, Enrollment
 
 STATIC_DIR = WEB_DIR / "static"
 CLIENT_SCRIPT = WEB_DIR.parent.parent / "grader" / "commands" / "submit.py"
@@ -33,11 +31,9 @@ def student_badges(request: Request, db: SessionDep, token: Annotated[str, Form(
     student = credentials.user_for_token(db, token.strip())
     if student is None:
         return render(request, "student.html", {"badges": [], "error": "That token is not valid."}, status_code=401)
-    assignments = db.scalars(select(Assignment).join(Enrollment, Enrollment.course_id == Assignment.course_id)
-                             .where(Enrollment.user_id == student.id).order_by(Assignment.id)).all()
     base = public_base_url(request)
-    badges = [badge_links(base, credentials.badge_token_for(db, student, assignment)) for assignment in assignments]
-    return render(request, "student.html", {"badges": badges})
+    links = [badge_links(base, token) for token in badges.badge_tokens_of(db, student)]
+    return render(request, "student.html", {"badges": links})
 
 
 @router.get("/static/dashboard/{name}")

@@ -9,10 +9,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from grader.store import credentials
-from grader.store.models import ApiToken, Course, Enrollment, User, utcnow
+from grader.store.models import COURSE_ROLES, USER_ROLES, ApiToken, Course, Enrollment, User, utcnow
 
-SITE_ROLES = ("admin", "instructor", "student")
-COURSE_ROLES = ("instructor", "ta", "student")  # Enrollment.role; "admin" is a site role, not a course role
+SITE_ROLES = USER_ROLES
 PASSWORD_MIN_CHARS = 12
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")

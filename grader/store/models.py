@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        TypeDecorator, UniqueConstraint)
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
+                        String, Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 RUN_STATUSES = ("queued", "running", "graded", "error", "timeout")
+USER_ROLES = ("admin", "instructor", "student")  # site-wide: only "admin" grants access (grader/services/policy.py)
+COURSE_ROLES = ("instructor", "ta", "student")  # per course, in Enrollment.role: the source of truth for access
 FINISHED_STATUSES = ("graded", "error", "timeout")
 
 
@@ -48,6 +50,7 @@ class Course(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[str] = mapped_column(String(200))
+    ta_may_override: Mapped[bool] = mapped_column(Boolean, default=False)  # TAs may set scores by hand
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     assignments: Mapped[list[Assignment]] = relationship(back_populates="course", order_by="Assignment.id")
@@ -56,12 +59,15 @@ class Course(Base):
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'instructor', 'student')", name="ck_users_role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)  # login name; lower-cased
     name: Mapped[str] = mapped_column(String(200), default="")
-    role: Mapped[str] = mapped_column(String(16))  # site role: "admin", "instructor" or "student"
-    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id, staff only
+    # USER_ROLES: "admin" (every course), "instructor" (may create courses), "student"; what anyone else may do in
+    # a course is their Enrollment.role there.
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2id; staff and admins log in with it
     # Dashboard cookies carry the version they were issued under; raising it ends every session of the user.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -69,10 +75,6 @@ class User(Base):
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
-
-    @property
-    def is_instructor(self) -> bool:
-        return self.role in ("instructor", "admin")
 
 
 class ApiToken(Base):
@@ -93,12 +95,13 @@ class ApiToken(Base):
 
 class Enrollment(Base):
     __tablename__ = "enrollments"
-    __table_args__ = (UniqueConstraint("course_id", "user_id"),)
+    __table_args__ = (UniqueConstraint("course_id", "user_id"),
+                      CheckConstraint("role IN ('instructor', 'ta', 'student')", name="ck_enrollments_role"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    role: Mapped[str] = mapped_column(String(16), default="student")
+    role: Mapped[str] = mapped_column(String(16), default="student")  # one of COURSE_ROLES
     student_number: Mapped[str] = mapped_column(String(64), default="")  # the LMS's id, for grade export
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -41,10 +41,10 @@ def _user(db: Session, email: str, name: str, role: str) -> User:
     return user
 
 
-def _enroll(db: Session, course: Course, user: User) -> None:
+def _enroll(db: Session, course: Course, user: User, role: str) -> None:
     if db.scalar(select(Enrollment).where(Enrollment.course_id == course.id, Enrollment.user_id == user.id)) is None:
-        db.add(Enrollment(course_id=course.id, user_id=user.id, role=user.role,
-                          student_number="s0001" if user.role == "student" else ""))
+        db.add(Enrollment(course_id=course.id, user_id=user.id, role=role,
+                          student_number="s0001" if role == "student" else ""))
 
 
 def _assignment(db: Session, course: Course, slug: str, title: str, stages: list[str] | None) -> None:
@@ -73,8 +73,8 @@ def seed_demo(db: Session) -> DemoSeed:
     password = secrets.token_urlsafe(12)
     instructor.password_hash = credentials.hash_password(password)
     student = _user(db, STUDENT_EMAIL, "Demo Student", "student")
-    _enroll(db, course, instructor)
-    _enroll(db, course, student)
+    _enroll(db, course, instructor, "instructor")
+    _enroll(db, course, student, "student")
     _assignment(db, course, QUICK_ASSIGNMENT, "Module 09: spatial.py (correctness)", ["correctness"])
     _assignment(db, course, FULL_ASSIGNMENT, "Module 09: spatial.py (correctness and CIFAR-10)", None)
     return DemoSeed(course=DEMO_COURSE, quick_assignment=QUICK_ASSIGNMENT, full_assignment=FULL_ASSIGNMENT,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from h7_support import make_submission
 
-from api.web.badge import COLORS, Badge, render_svg, text_width
+from api.badge_images import COLORS, Badge, render_svg, text_width
 from grader.store.db import session_scope
 from grader.store.models import Assignment, GradingRun, User
 

@@ -33,10 +33,9 @@ class Badge:
     color: str
 
 
-def score_badge(label: str, score: float, max_score: float, pass_mark: float | None, *, show: str = "score") -> Badge:
-    """Badge of a graded run; `show` is "score" (`87/100`) or "status" (`passing` / `failing`)."""
+def score_badge(label: str, score: float, max_score: float, passing: bool, *, show: str = "score") -> Badge:
+    """Badge of a counted score; `show` is "score" (`87/100`) or "status" (`passing` / `failing`)."""
     fraction = score / max_score if max_score > 0 else 0.0
-    passing = score >= pass_mark - 1e-9 if pass_mark is not None else fraction >= 1.0
     if show == "status":
         return Badge(label, "passing" if passing else "failing", "brightgreen" if passing else "red")
     return Badge(label, f"{_number(score)}/{_number(max_score)}", score_color(fraction, passing))

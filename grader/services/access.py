@@ -1,0 +1,111 @@
+"""Store lookups through the access policy (policy.py): someone else's things are NotFound, exactly like things
+that do not exist; a thing the caller may see but not act on is Forbidden."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from grader.services.errors import Forbidden, NotFound
+from grader.services.policy import ACTION_TEXT, STAFF_ROLES, Action, allows, may_create_course
+from grader.store.models import Assignment, Course, Enrollment, GradingRun, Submission, User
+
+
+def course_role(db: Session, user: User, course_id: int) -> str | None:
+    """The user's role in the course (instructor, ta, student), None when not enrolled."""
+    return db.scalar(select(Enrollment.role).where(Enrollment.course_id == course_id,
+                                                   Enrollment.user_id == user.id))
+
+
+def may(db: Session, user: User, course: Course, action: Action, *, owner: bool = False) -> bool:
+    return allows(action, course_role(db, user, course.id), is_admin=user.is_admin, owner=owner,
+                  ta_may_override=course.ta_may_override)
+
+
+def _check(db: Session, user: User, course: Course, action: Action, missing: str, *, owner: bool = False,
+           visible_by: Action = Action.VIEW_COURSE) -> None:
+    """Pass when `user` may do `action`; else NotFound when they may not even see the thing, else Forbidden."""
+    role = course_role(db, user, course.id)
+    if allows(action, role, is_admin=user.is_admin, owner=owner, ta_may_override=course.ta_may_override):
+        return
+    if not allows(visible_by, role, is_admin=user.is_admin, owner=owner):
+        raise NotFound(missing)
+    raise Forbidden(f"Your role in {course.slug} ({role}) does not allow you to {ACTION_TEXT[action]}.")
+
+
+def course_for(db: Session, slug: str, user: User, action: Action = Action.VIEW_COURSE) -> Course:
+    course = db.scalar(select(Course).where(Course.slug == slug))
+    missing = f"Course {slug!r} not found."
+    if course is None:
+        raise NotFound(missing)
+    _check(db, user, course, action, missing)
+    return course
+
+
+def assignment_for(db: Session, slug: str, user: User, action: Action = Action.VIEW_COURSE) -> Assignment:
+    assignment = db.scalar(select(Assignment).where(Assignment.slug == slug))
+    missing = f"Assignment {slug!r} not found."
+    if assignment is None:
+        raise NotFound(missing)
+    _check(db, user, assignment.course, action, missing)
+    return assignment
+
+
+def submission_for(db: Session, submission_id: int, user: User,
+                   action: Action = Action.READ_SUBMISSION) -> Submission:
+    """The submission, when the caller may do `action` to it (seeing it: its owner and the course's staff)."""
+    submission = db.get(Submission, submission_id)
+    missing = f"Submission {submission_id} not found."
+    if submission is None:
+        raise NotFound(missing)
+    _check(db, user, submission.assignment.course, action, missing, owner=submission.user_id == user.id,
+           visible_by=Action.READ_SUBMISSION)
+    return submission
+
+
+def run_for(db: Session, run_id: int, user: User) -> GradingRun:
+    """A run of a submission the caller may see; a regrade preview not applied yet only for staff."""
+    run = db.get(GradingRun, run_id)
+    missing = f"Run {run_id} not found."
+    if run is None:
+        raise NotFound(missing)
+    course = run.submission.assignment.course
+    _check(db, user, course, Action.READ_SUBMISSION, missing, owner=run.submission.user_id == user.id,
+           visible_by=Action.READ_SUBMISSION)
+    if not run.applied and not may(db, user, course, Action.SEE_HIDDEN):
+        raise NotFound(missing)
+    return run
+
+
+def enrolled_user(db: Session, course: Course, user_id: int) -> User:
+    """A member of the course (NotFound for anyone else)."""
+    user = db.get(User, user_id)
+    if user is None or course_role(db, user, course.id) is None:
+        raise NotFound("No such student in this course.")
+    return user
+
+
+def course_ids_for(db: Session, user: User, action: Action) -> list[int] | None:
+    """Ids of the courses where the caller may do `action`; None means every course (a site admin)."""
+    if user.is_admin:
+        return None
+    rows = db.execute(select(Enrollment.role, Course.id, Course.ta_may_override).join(Course)
+                      .where(Enrollment.user_id == user.id)).all()
+    return [course_id for role, course_id, ta_may_override in rows
+            if allows(action, role, ta_may_override=ta_may_override)]
+
+
+def staffs_any_course(db: Session, user: User) -> bool:
+    """Admins and the staff (instructor, TA) of at least one course."""
+    return user.is_admin or db.scalar(select(Enrollment.id).where(
+        Enrollment.user_id == user.id, Enrollment.role.in_(STAFF_ROLES)).limit(1)) is not None
+
+
+def may_use_dashboard(db: Session, user: User) -> bool:
+    """Course staff, admins, and instructor accounts that have no course yet."""
+    return may_create_course(user.role) or staffs_any_course(db, user)
+
+
+def require_staff_somewhere(db: Session, user: User) -> None:
+    if not staffs_any_course(db, user):
+        raise Forbidden("Only course staff (instructors, TAs) can do this.")
