@@ -223,7 +223,7 @@ def _csrf_of(client: TestClient) -> str:
 def _session_cookie(user_id: int, csrf: str) -> str:
     from api.web import security
 
-    return security._serializer().dumps({"u": user_id, "c": csrf})
+    return security._serializer().dumps({"u": user_id, "c": csrf, "v": 0})
 
 
 def open_sessions(matrix: Matrix, app) -> None:
