@@ -3,6 +3,11 @@
 A spec looks like grader/specs/default.toml. `[stages.<name>]` sections are kept in file order; the pipeline
 runs them in that order. The correctness section is typed here (`Spec.correctness`); every other stage reads
 its own section from `Spec.stages[name]` (a plain dict), e.g. `spec.stages["cifar10"]["epochs"]`.
+
+`[architecture]` names the SimpleCNN the assignment grades (`name = "module_text"` by default, or
+`"current_course"`, or `layers = [...]`, see reference/architectures.py); the correctness checks and the CIFAR-10
+stage both follow it. `[assignment] course` says which course version the students follow, for the feedback
+when a file looks written for another one.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from grader.checks import FLATTEN_MODES, CatalogueOptions
+from reference.architectures import MODULE_TEXT, Architecture, ArchitectureError, resolve
 from sandbox.runner import SandboxLimits
 
 DEFAULT_SPEC_PATH = Path(__file__).resolve().parent / "specs" / "default.toml"
 VISIBILITIES = ("visible", "hidden", "after_due_date")
 LIMIT_FIELDS = {f.name for f in fields(SandboxLimits)}
 COMPONENTS = ("conv2d", "maxpool2d", "avgpool2d", "flatten", "simplecnn")
+COURSES = ("module_text", "current_course")
 
 
 class SpecError(ValueError):
@@ -36,6 +44,8 @@ class CorrectnessSpec:
         max_score: if set, points are scaled so that the stage is worth exactly this.
         limits: overrides of SandboxLimits fields for the correctness job.
         case_seconds: (component, seconds) overrides of the per-case time limit inside the sandbox.
+        flatten: how the flatten step is graded: "class" (a Flatten class), "function" (a flatten(x) function)
+            or "none" (not graded).
     """
 
     seed: int = 0
@@ -44,6 +54,7 @@ class CorrectnessSpec:
     max_score: float | None = None
     limits: Mapping[str, float] = field(default_factory=dict)
     case_seconds: tuple[tuple[str, float], ...] = ()
+    flatten: str = "class"
 
     def points_for(self, check_name: str) -> float:
         for pattern, points in self.points:
@@ -68,10 +79,17 @@ class Spec:
     stages: dict[str, dict[str, Any]]
     correctness: CorrectnessSpec
     source: str = ""
+    architecture: Architecture = MODULE_TEXT
+    course: str = "module_text"  # the course version the assignment follows (feedback on other versions' files)
 
     @property
     def stage_names(self) -> list[str]:
         return list(self.stages)
+
+    @property
+    def catalogue_options(self) -> CatalogueOptions:
+        """Which checks this assignment has (architecture of SimpleCNN, kind of flatten step)."""
+        return CatalogueOptions(architecture=self.architecture, flatten=self.correctness.flatten)
 
 
 def load_spec(path: str | Path | None = None) -> Spec:
@@ -99,9 +117,25 @@ def parse_spec(text: str, *, source: str = "<string>") -> Spec:
     pass_mark = float(assignment.get("pass_mark", 0.5))
     if not 0.0 <= pass_mark <= 1.0:
         raise SpecError(f"{source}: assignment.pass_mark must be between 0 and 1, got {pass_mark}")
+    architecture = _architecture(_table(data, "architecture", source), source)
+    course = str(assignment.get("course", architecture.name if architecture.name in COURSES else "module_text"))
+    if course not in COURSES:
+        raise SpecError(f"{source}: assignment.course must be one of {', '.join(COURSES)}, got {course!r}")
     return Spec(name=str(assignment.get("name", "assignment")), title=str(assignment.get("title", "")),
                 pass_mark=pass_mark, stages={name: dict(section) for name, section in stages.items()},
-                correctness=_correctness(stages["correctness"], source), source=source)
+                correctness=_correctness(stages["correctness"], source), source=source,
+                architecture=architecture, course=course)
+
+
+def _architecture(section: dict, source: str) -> Architecture:
+    unknown = set(section) - {"name", "layers"}
+    if unknown:
+        raise SpecError(f"{source}: [architecture] has unknown key(s) {', '.join(sorted(unknown))}; "
+                        "give `name` (module_text, current_course) or `layers = [...]`")
+    try:
+        return resolve(section.get("name"), section.get("layers"))
+    except ArchitectureError as error:
+        raise SpecError(f"{source}: [architecture]: {error}") from error
 
 
 def _table(data: dict, key: str, source: str) -> dict:
@@ -135,6 +169,9 @@ def _correctness(section: dict, source: str) -> CorrectnessSpec:
                             f"{', '.join(COMPONENTS)}, got {component} = {value!r}")
         case_seconds.append((component, float(value)))
     max_score = section.get("max_score")
+    flatten = section.get("flatten", "class")
+    if flatten not in FLATTEN_MODES:
+        raise SpecError(f"{where}.flatten must be one of {', '.join(FLATTEN_MODES)}, got {flatten!r}")
     return CorrectnessSpec(seed=int(section.get("seed", 0)), points=tuple(points) or (("*", 1.0),),
                            visibility=tuple(visibility), max_score=None if max_score is None else float(max_score),
-                           limits=dict(limits), case_seconds=tuple(case_seconds))
+                           limits=dict(limits), case_seconds=tuple(case_seconds), flatten=flatten)

@@ -4,6 +4,10 @@ Architecture (module 09): Conv 3->32 k3 p1, ReLU, MaxPool 2, Conv 32->64 k3 p1, 
 Linear 4096->128, ReLU, Linear 128->10, on (N, 3, 32, 32) inputs. Linear is y = x @ W + b with W of shape
 (in_features, out_features). Parameters are a plain dict of ndarrays under the names in `PARAM_SHAPES`, the same
 names the course kit, the training harness and the `.npz` hand-back use.
+
+Other architectures (the current course's, an instructor's layer list: reference/architectures.py) are
+accepted by `init_params`, `validate_params` and `predict` through `architecture=`, and run on the generic
+layer-list network in reference/network.py.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Mapping
 import numpy as np
 
 from reference import layers_fast as layers
+from reference import network
+from reference.architectures import MODULE_TEXT, Architecture
 
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "conv1.weight": (32, 3, 3, 3),
@@ -32,8 +38,14 @@ NUM_CLASSES = 10
 _FAN_IN = {"conv1": 3 * 3 * 3, "conv2": 32 * 3 * 3, "fc1": 4096, "fc2": 128}
 
 
-def init_params(seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
+def _other(architecture: Architecture | None) -> bool:
+    return architecture is not None and architecture != MODULE_TEXT
+
+
+def init_params(seed: int, dtype=np.float32, *, architecture: Architecture | None = None) -> dict[str, np.ndarray]:
     """PyTorch-default initialisation (kaiming_uniform with a=sqrt(5), i.e. U(+-1/sqrt(fan_in))) from `seed`."""
+    if _other(architecture):
+        return network.init_params(architecture, seed, dtype)
     rng = np.random.default_rng(seed)
     params = {}
     for name, shape in PARAM_SHAPES.items():
@@ -42,16 +54,17 @@ def init_params(seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
     return params
 
 
-def validate_params(params: Mapping[str, np.ndarray]) -> list[str]:
+def validate_params(params: Mapping[str, np.ndarray], *, architecture: Architecture | None = None) -> list[str]:
     """Problems that make `params` unusable as SimpleCNN weights (empty list: fine).
 
     Checks exact names, shapes, a floating dtype (float32 or float64) and that every value is finite.
     """
+    shapes = architecture.parameter_shapes() if architecture is not None else PARAM_SHAPES
     problems = []
     names = set(params)
-    expected = set(PARAM_SHAPES)
+    expected = set(shapes)
     for name in sorted(expected - names):
-        problems.append(f"missing parameter {name!r} (expected shape {PARAM_SHAPES[name]})")
+        problems.append(f"missing parameter {name!r} (expected shape {shapes[name]})")
     for name in sorted(names - expected):
         problems.append(f"unexpected parameter {name!r}; expected exactly {sorted(expected)}")
     for name in sorted(names & expected):
@@ -62,8 +75,8 @@ def validate_params(params: Mapping[str, np.ndarray]) -> list[str]:
         if value.dtype not in (np.float32, np.float64):
             problems.append(f"{name} has dtype {value.dtype}, expected float32 or float64")
             continue
-        if value.shape != PARAM_SHAPES[name]:
-            problems.append(f"{name} has shape {value.shape}, expected {PARAM_SHAPES[name]}")
+        if value.shape != shapes[name]:
+            problems.append(f"{name} has shape {value.shape}, expected {shapes[name]}")
             continue
         if not np.all(np.isfinite(value)):
             problems.append(f"{name} contains NaN or infinite values")
@@ -170,9 +183,10 @@ def backward(dlogits, cache, *, profile: dict | None = None) -> dict[str, np.nda
     return {name: grads[name] for name in PARAM_SHAPES}
 
 
-def predict(params: Mapping[str, np.ndarray], x, batch_size: int = 1000) -> np.ndarray:
+def predict(params: Mapping[str, np.ndarray], x, batch_size: int = 1000, *,
+            architecture: Architecture | None = None) -> np.ndarray:
     """Logits (N, 10) for preprocessed float images x (N, 3, 32, 32), computed batch by batch without caches."""
-    problems = validate_params(params)
+    problems = validate_params(params, architecture=architecture)
     if problems:
         raise ValueError("invalid SimpleCNN parameters: " + "; ".join(problems))
     if batch_size < 1:
@@ -180,6 +194,8 @@ def predict(params: Mapping[str, np.ndarray], x, batch_size: int = 1000) -> np.n
     x = np.asarray(x)
     if x.ndim != 4 or x.shape[1:] != INPUT_SHAPE:
         raise ValueError(f"x must have shape (N, 3, 32, 32), got {x.shape}")
+    if _other(architecture):
+        return network.predict(architecture, params, x, batch_size)
     dtype = params["conv1.weight"].dtype
     logits = np.empty((x.shape[0], NUM_CLASSES), dtype=dtype)
     for start in range(0, x.shape[0], batch_size):

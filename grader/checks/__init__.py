@@ -5,6 +5,9 @@ and `backward(G)`. A *check* is one scored judgement about a run (its forward ou
 property). Forward and backward checks of a case share a run, so the student's code runs once per case.
 Every input is generated here, on the trusted side, from the spec's seed; expected outputs never leave this
 process. A run touches exactly one component of the student's file (simplecnn runs use all of them).
+
+Which runs exist depends on the assignment (`CatalogueOptions`, from the spec): the SimpleCNN architecture, and
+whether the flatten step is a class, a function, or not graded.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Mapping
 
 import numpy as np
 
+from reference.architectures import MODULE_TEXT, Architecture
+
 COMPONENTS = ("conv2d", "maxpool2d", "avgpool2d", "flatten", "simplecnn")
 CLASS_NAMES = {
     "conv2d": ("Conv2D", "Conv2d"),
@@ -23,6 +28,31 @@ CLASS_NAMES = {
     "flatten": ("Flatten",),
     "simplecnn": ("SimpleCNN",),
 }
+FLATTEN_FUNCTION_NAMES = ("flatten",)
+FLATTEN_MODES = ("class", "function", "none")
+
+
+@dataclass(frozen=True)
+class CatalogueOptions:
+    """What the assignment grades beyond the fixed layer checks.
+
+    Fields:
+        architecture: the SimpleCNN the simplecnn checks build and compare against.
+        flatten: "class" (a Flatten class is graded), "function" (a module-level `flatten(x)` is graded) or
+            "none" (no flatten checks; SimpleCNN may flatten however it likes).
+    """
+
+    architecture: Architecture = MODULE_TEXT
+    flatten: str = "class"
+
+    def names(self, component: str) -> tuple[str, ...]:
+        """What the harness looks for in the student's file for `component`."""
+        if component == "flatten" and self.flatten == "function":
+            return FLATTEN_FUNCTION_NAMES
+        return CLASS_NAMES[component]
+
+
+DEFAULT_OPTIONS = CatalogueOptions()
 
 
 @dataclass(frozen=True)
@@ -43,6 +73,8 @@ class Run:
         keep_input: hand back x after forward too (to check the input was not modified).
         run_forward: False for API runs that only construct the layer and read its parameter shapes.
         time_limit_s: per phase (construct+forward, backward) inside the sandbox.
+        call: "class" (construct the class, call forward) or "function" (call the module-level function on x).
+        architecture: simplecnn runs: the network whose parameters are set and whose outputs are expected.
     """
 
     id: str
@@ -59,9 +91,13 @@ class Run:
     keep_input: bool = False
     run_forward: bool = True
     time_limit_s: float = 5.0
+    call: str = "class"
+    architecture: Architecture | None = None
 
     def describe(self) -> str:
         """What the run did, in the student's terms: `Conv2D(3, 4, kernel_size=3, stride=2) on x (2, 3, 7, 8) float64`."""
+        if self.call == "function":
+            return f"{FLATTEN_FUNCTION_NAMES[0]}(x) on x of shape {tuple(self.x_shape)} {self.dtype}"
         name = CLASS_NAMES[self.component][0]
         if self.component == "conv2d":
             args = [str(self.weight_shape[1]), str(self.weight_shape[0])]
@@ -110,7 +146,7 @@ def _component_modules():
             "simplecnn": simplecnn}
 
 
-def all_runs() -> list[Run]:
+def all_runs(options: CatalogueOptions = DEFAULT_OPTIONS) -> list[Run]:
     """Every run of the catalogue, cheap components first and SimpleCNN last (the largest arrays)."""
     modules = _component_modules()
     seen, runs = set(), []
@@ -119,7 +155,7 @@ def all_runs() -> list[Run]:
         if id(module) in seen:
             continue
         seen.add(id(module))
-        runs.extend(module.RUNS)
+        runs.extend(module.runs(options) if hasattr(module, "runs") else module.RUNS)
     return runs
 
 
@@ -141,9 +177,7 @@ def parameter_names(run: Run) -> list[str]:
     if run.component == "conv2d":
         return ["weight", "bias"] if run.bias else ["weight"]
     if run.component == "simplecnn":
-        from grader.checks.simplecnn import PARAMETER_SHAPES
-
-        return list(PARAMETER_SHAPES)
+        return list((run.architecture or MODULE_TEXT).parameter_shapes())
     return []
 
 

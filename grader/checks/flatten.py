@@ -1,10 +1,15 @@
-"""Flatten runs: (N, C, H, W) -> (N, C*H*W) in row-major order, and its gradient reshaped back."""
+"""Flatten runs: (N, C, H, W) -> (N, C*H*W) in row-major order, and its gradient reshaped back.
+
+Depending on the assignment the step is a `Flatten` class, a module-level `flatten(x)` function, or not graded.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from grader.checks import PreparedRun, Run, Variant, make_input, upcast
+from dataclasses import replace
+
+from grader.checks import CatalogueOptions, PreparedRun, Run, Variant, make_input, upcast
 from reference import layers_fast as ref
 
 RUNS = [
@@ -12,6 +17,14 @@ RUNS = [
     Run(id="flatten.float32", component="flatten", case="float32", x_shape=(3, 2, 3, 2), dtype="float32"),
     Run(id="flatten.one_sample", component="flatten", case="one_sample", x_shape=(1, 4, 3, 3)),
 ]
+
+
+def runs(options: CatalogueOptions) -> list[Run]:
+    if options.flatten == "none":
+        return []
+    if options.flatten == "function":
+        return [replace(run, call="function") for run in RUNS]
+    return list(RUNS)
 
 
 def _flatten(x, grad) -> dict[str, np.ndarray]:

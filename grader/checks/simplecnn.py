@@ -1,91 +1,129 @@
-"""SimpleCNN run: the module's network built from the student's classes, with parameters set by the grader."""
+"""SimpleCNN runs: the assignment's network built from the student's classes, with parameters set by the grader.
+
+The network is the spec's architecture (reference/architectures.py): the module text's by default, the current
+course's, or an instructor's layer list. The student's `SimpleCNN()` is matched to it by `parameters()` order
+and shapes, never by attribute names; the grader overwrites those parameters' values and compares the logits
+and every gradient with the reference network's.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from grader.checks import PreparedRun, Run, Variant, make_input, upcast
-from reference import layers_fast as ref
+from grader.checks import CatalogueOptions, PreparedRun, Run, Variant, make_input, upcast
+from reference import network
+from reference.architectures import BUILT_IN, MODULE_TEXT, Architecture
 
-PARAMETER_SHAPES = {
-    "conv1.weight": (32, 3, 3, 3), "conv1.bias": (32,),
-    "conv2.weight": (64, 32, 3, 3), "conv2.bias": (64,),
-    "fc1.weight": (4096, 128), "fc1.bias": (128,),
-    "fc2.weight": (128, 10), "fc2.bias": (10,),
-}
+# The module text's parameters, by name (kept for readers of older results; the runs use the architecture).
+PARAMETER_SHAPES = MODULE_TEXT.parameter_shapes()
 
-RUNS = [
-    # One image: a loop-style file (every output element its own autograd graph) needs ~15 s per image here.
-    Run(id="simplecnn.one_image", component="simplecnn", case="one_image", x_shape=(1, 3, 32, 32), dtype="float32",
-        time_limit_s=90.0),
-    Run(id="simplecnn.parameters", component="simplecnn", case="parameters", aspects=("api",),
-        x_shape=(1, 3, 32, 32), dtype="float32", run_forward=False),
-]
+
+def runs(options: CatalogueOptions) -> list[Run]:
+    architecture = options.architecture
+    return [
+        # One image: a loop-style file (every output element its own autograd graph) needs ~15 s per image here.
+        Run(id="simplecnn.one_image", component="simplecnn", case="one_image", x_shape=(1, 3, 32, 32),
+            dtype="float32", time_limit_s=90.0, architecture=architecture),
+        Run(id="simplecnn.parameters", component="simplecnn", case="parameters", aspects=("api",),
+            x_shape=(1, 3, 32, 32), dtype="float32", run_forward=False, architecture=architecture),
+    ]
+
+
+RUNS = runs(CatalogueOptions())
+
+
+def _architecture(run: Run) -> Architecture:
+    return run.architecture or MODULE_TEXT
 
 
 def forward_backward(params: dict[str, np.ndarray], x: np.ndarray, grad: np.ndarray | None, *,
-                     relu3: bool = True, softmax: bool = False) -> dict[str, np.ndarray]:
-    """Logits and (with grad) every gradient of the module's SimpleCNN, in float64, from the reference layers."""
+                     architecture: Architecture = MODULE_TEXT, relu3: bool = True,
+                     softmax: bool = False) -> dict[str, np.ndarray]:
+    """Logits and (with grad) every gradient of the network, in float64, from the reference layers.
+
+    `relu3=False` leaves out the ReLU before the last Linear layer and `softmax=True` returns probabilities:
+    the outputs of two known mistakes.
+    """
     p = {name: upcast(value) for name, value in params.items()}
-    h1, c1 = ref.conv2d_forward(upcast(x), p["conv1.weight"], p["conv1.bias"], stride=1, padding=1)
-    r1 = np.maximum(h1, 0)
-    m1, cp1 = ref.maxpool2d_forward(r1, kernel_size=2)
-    h2, c2 = ref.conv2d_forward(m1, p["conv2.weight"], p["conv2.bias"], stride=1, padding=1)
-    r2 = np.maximum(h2, 0)
-    m2, cp2 = ref.maxpool2d_forward(r2, kernel_size=2)
-    flat, cf = ref.flatten_forward(m2)
-    z1 = flat @ p["fc1.weight"] + p["fc1.bias"]
-    a1 = np.maximum(z1, 0) if relu3 else z1
-    logits = a1 @ p["fc2.weight"] + p["fc2.bias"]
-    if softmax:
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return {"out": shifted / shifted.sum(axis=1, keepdims=True)}
-    result = {"out": logits}
-    if grad is None:
+    out, caches = network.forward(architecture, p, upcast(x), softmax=softmax, skip_last_relu=not relu3)
+    result = {"out": out}
+    if grad is None or softmax:
         return result
-    g = upcast(grad)
-    result["grad/fc2.weight"], result["grad/fc2.bias"] = a1.T @ g, g.sum(axis=0)
-    da1 = g @ p["fc2.weight"].T
-    dz1 = da1 * (z1 > 0) if relu3 else da1
-    result["grad/fc1.weight"], result["grad/fc1.bias"] = flat.T @ dz1, dz1.sum(axis=0)
-    dm2 = ref.flatten_backward(dz1 @ p["fc1.weight"].T, cf)
-    dh2 = ref.maxpool2d_backward(dm2, cp2) * (h2 > 0)
-    dm1, result["grad/conv2.weight"], result["grad/conv2.bias"] = ref.conv2d_backward(dh2, c2)
-    dh1 = ref.maxpool2d_backward(dm1, cp1) * (h1 > 0)
-    result["dx"], result["grad/conv1.weight"], result["grad/conv1.bias"] = ref.conv2d_backward(dh1, c1)
+    dx, grads = network.backward(architecture, p, upcast(grad), caches)
+    result["dx"] = dx
+    result.update({f"grad/{name}": value for name, value in grads.items()})
     return result
 
 
 def prepare(run: Run, rng: np.random.Generator) -> PreparedRun:
+    architecture = _architecture(run)
     x = make_input(rng, run.x_shape, run.dtype)
     params = {}
-    for name, shape in PARAMETER_SHAPES.items():
-        fan_in = int(np.prod(shape[1:])) if name.startswith("conv") else shape[0]
+    for name, shape in architecture.parameter_shapes().items():
+        fan_in = architecture.fan_in(name.split(".")[0])
         scale = 1.0 / np.sqrt(fan_in) if name.endswith("weight") else 0.1
         params[name] = (rng.uniform(-1.0, 1.0, size=shape) * scale * 1.7).astype(run.dtype)
-    grad = make_input(rng, (run.x_shape[0], 10), run.dtype)
+    grad = make_input(rng, (run.x_shape[0], architecture.num_classes), run.dtype)
     inputs = {"x": x, "grad": grad, **params}
-    return PreparedRun(run, inputs, forward_backward(params, x, grad))
+    return PreparedRun(run, inputs, forward_backward(params, x, grad, architecture=architecture))
 
 
 def variants(prepared: PreparedRun) -> list[Variant]:
+    architecture = _architecture(prepared.run)
     inputs = prepared.inputs
-    params = {name: inputs[name] for name in PARAMETER_SHAPES}
-    return [
-        Variant("softmax_output", "forward returns softmax probabilities; SimpleCNN.forward returns the logits "
-                "of fc2 (the loss applies softmax).", forward_backward(params, inputs["x"], None, softmax=True)),
-        Variant("missing_relu3", "there is no ReLU between fc1 and fc2.",
-                forward_backward(params, inputs["x"], inputs["grad"], relu3=False)),
-    ]
+    params = {name: inputs[name] for name in architecture.parameter_shapes()}
+    last = architecture.layers[-1].name
+    found = [Variant("softmax_output", f"forward returns softmax probabilities; SimpleCNN.forward returns the logits "
+                     f"of its last Linear layer ({last}); the loss applies softmax.",
+                     forward_backward(params, inputs["x"], None, architecture=architecture, softmax=True))]
+    if len(architecture.layers) > 1 and architecture.layers[-2].kind == "relu":
+        before = [layer.name for layer in architecture.layers[:-2] if layer.kind in ("linear", "conv2d")]
+        between = f"between {before[-1]} and {last}" if before else f"right before {last}"
+        found.append(Variant("missing_relu3", f"there is no ReLU {between}.",
+                             forward_backward(params, inputs["x"], inputs["grad"], architecture=architecture,
+                                              relu3=False)))
+    return found
+
+
+def _shapes_text(shapes) -> str:
+    return "[" + ", ".join("?" if shape is None else str(tuple(shape)) for shape in shapes) + "]"
+
+
+def _is_subsequence(part: list, whole: list) -> bool:
+    remaining = iter(whole)
+    return all(any(item == other for other in remaining) for item in part)
+
+
+def parameter_problems(architecture: Architecture, listed, walked=None) -> list[str]:
+    """What is wrong with the parameters a student's SimpleCNN() has, compared with the architecture's list."""
+    expected = architecture.parameter_shapes()
+    wanted = [list(shape) for shape in expected.values()]
+    if listed == wanted:
+        return []
+    in_order = ", ".join(f"{name} {shape}" for name, shape in expected.items())
+    lines = []
+    if listed is None:
+        if walked == wanted:
+            return []  # no parameters() method: the layers it holds, in definition order, are the parameters
+        lines.append(f"SimpleCNN has no parameters() method, and the layers it holds do not have the assignment's "
+                     f"parameters in order: {in_order}.")
+    else:
+        lines.append(f"SimpleCNN().parameters() returns {len(listed)} tensors with shapes {_shapes_text(listed)}; "
+                     f"expected {len(wanted)} in this order: {in_order}.")
+        if len(listed) < len(wanted) and _is_subsequence(listed, wanted):
+            missing = [name for name, shape in expected.items() if list(shape) not in listed]
+            lines.append(f"Missing: {', '.join(missing)} (does parameters() include every layer?).")
+    if walked is not None and walked not in (wanted, listed):
+        lines.append(f"The tensors its attributes hold, in definition order, have shapes {_shapes_text(walked)}.")
+    for other in BUILT_IN.values():
+        shapes = [list(shape) for shape in other.parameter_shapes().values()]
+        if other.name != architecture.name and shapes in (listed, walked):
+            lines.append(f"Your SimpleCNN is {other.title}; this assignment grades {architecture.title}.")
+    lines.append(f"(The assignment's network is {architecture.describe()}; parameters are matched by order and "
+                 "shape, attribute names do not matter.)")
+    return lines
 
 
 def judge_api(prepared: PreparedRun, got: dict[str, np.ndarray], entry: dict) -> list[str]:
-    """SimpleCNN() must create conv1, conv2, fc1, fc2 with the module's parameter shapes."""
-    shapes = entry.get("param_shapes") or {}
-    problems = []
-    for name, shape in PARAMETER_SHAPES.items():
-        have = shapes.get(name)
-        if have is None or tuple(have) != shape:
-            found = "nothing" if have is None else f"shape {tuple(have)}"
-            problems.append(f"SimpleCNN().{name} should have shape {shape}; found {found}.")
-    return problems
+    """SimpleCNN().parameters() must list the architecture's parameters in order, with their shapes."""
+    return parameter_problems(_architecture(prepared.run), entry.get("param_list"), entry.get("param_walk"))

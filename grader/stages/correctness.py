@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import CLASS_NAMES, Check, PreparedRun, all_runs, checks_of, parameter_names, prepare
+from grader import course_versions
+from grader.checks import (CLASS_NAMES, DEFAULT_OPTIONS, CatalogueOptions, Check, PreparedRun, all_runs, checks_of,
+                           parameter_names, prepare)
+from grader.checks.simplecnn import parameter_problems
 from grader.diagnosis import compare, diagnose
 from grader.result import StageResult, TestResult
 from grader.spec import Spec
@@ -32,11 +35,24 @@ TEXT_MAX_CHARS = 1500  # longest exception text shown to a student
 EXPECTED_CLASSES = "Conv2D (or Conv2d), MaxPool2D (or MaxPool2d), AvgPool2D (or AvgPool2d), Flatten, SimpleCNN"
 
 
-@lru_cache(maxsize=4)
-def prepared_runs(seed: int, case_seconds: tuple[tuple[str, float], ...] = ()) -> tuple[PreparedRun, ...]:
+def expected_classes(options: CatalogueOptions = DEFAULT_OPTIONS) -> str:
+    """The names the assignment looks for, for messages: "Conv2D (or Conv2d), ..., SimpleCNN"."""
+    parts = []
+    for component in CLASS_NAMES:
+        if component == "flatten" and options.flatten == "none":
+            continue
+        names = options.names(component)
+        text = names[0] + (f" (or {names[1]})" if len(names) > 1 else "")
+        parts.append(text + ("()" if component == "flatten" and options.flatten == "function" else ""))
+    return ", ".join(parts)
+
+
+@lru_cache(maxsize=8)
+def prepared_runs(seed: int, case_seconds: tuple[tuple[str, float], ...] = (),
+                  options: CatalogueOptions = DEFAULT_OPTIONS) -> tuple[PreparedRun, ...]:
     """Inputs and reference outputs of every run for a seed (cached: the same for every submission)."""
     overrides = dict(case_seconds)
-    runs = [replace(run, time_limit_s=overrides.get(run.component, run.time_limit_s)) for run in all_runs()]
+    runs = [replace(run, time_limit_s=overrides.get(run.component, run.time_limit_s)) for run in all_runs(options)]
     return tuple(prepare(run, seed) for run in runs)
 
 
@@ -46,7 +62,7 @@ def max_elements(prepared: PreparedRun) -> int:
     return 4 * largest + 1000
 
 
-def job_inputs(runs: tuple[PreparedRun, ...]) -> dict[str, bytes]:
+def job_inputs(runs: tuple[PreparedRun, ...], options: CatalogueOptions = DEFAULT_OPTIONS) -> dict[str, bytes]:
     """cases.json and arrays.npz for the harness: inputs only, never expected outputs."""
     cases, arrays = [], {}
     for prepared in runs:
@@ -57,13 +73,18 @@ def job_inputs(runs: tuple[PreparedRun, ...]) -> dict[str, bytes]:
         params = {name: (f"{run.id}/{name}" if run.run_forward else None) for name in parameter_names(run)}
         if run.component == "conv2d" and not run.bias:
             params["bias"] = None
-        cases.append({"id": run.id, "component": run.component, "init": dict(run.init), "x": f"{run.id}/x",
-                      "params": params, "grad": f"{run.id}/grad" if "backward" in run.aspects else None,
-                      "keep_input": run.keep_input, "forward": run.run_forward, "time_limit_s": run.time_limit_s,
-                      "max_elements": max_elements(prepared)})
+        case = {"id": run.id, "component": run.component, "init": dict(run.init), "x": f"{run.id}/x",
+                "params": params, "grad": f"{run.id}/grad" if "backward" in run.aspects else None,
+                "keep_input": run.keep_input, "forward": run.run_forward, "time_limit_s": run.time_limit_s,
+                "max_elements": max_elements(prepared), "call": run.call}
+        if run.architecture is not None:
+            case["param_shapes"] = {name: list(shape) for name, shape in run.architecture.parameter_shapes().items()}
+        cases.append(case)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    return {"cases.json": json.dumps({"format": 1, "runs": cases}).encode(), "arrays.npz": buffer.getvalue()}
+    class_names = {component: list(options.names(component)) for component in CLASS_NAMES}
+    return {"cases.json": json.dumps({"format": 1, "runs": cases, "class_names": class_names}).encode(),
+            "arrays.npz": buffer.getvalue()}
 
 
 # The untrusted result ---------------------------------------------------------------------------------------
@@ -163,6 +184,17 @@ def _where(entry: dict) -> str:
     return ""
 
 
+def _shape_list(value: Any) -> list | None:
+    """A validated list of parameter shapes from the record (None if absent or malformed)."""
+    if not isinstance(value, list):
+        return None
+    shapes = []
+    for shape in value[:64]:
+        ok = isinstance(shape, list) and len(shape) <= 6 and all(isinstance(n, int) for n in shape)
+        shapes.append(shape if ok else None)
+    return shapes
+
+
 def _param_shapes(entry: dict) -> dict[str, list[int] | None]:
     shapes = entry.get("param_shapes")
     clean: dict[str, list[int] | None] = {}
@@ -188,6 +220,8 @@ class JobContext:
     wall_seconds: float
     memory_bytes: int
     running_description: str = ""  # the run in progress, in the student's terms
+    options: CatalogueOptions = DEFAULT_OPTIONS
+    version_note: str = ""  # the file looks written for another course version: what changed (or "")
 
 
 def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobContext) -> tuple[float, str, str]:
@@ -195,8 +229,7 @@ def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobC
     if job.import_message:
         return 0.0, "error", job.import_message
     if job.classes.get(check.component) is None and harness.record:
-        names = " or ".join(CLASS_NAMES[check.component])
-        return 0.0, "failed", f"spatial.py defines no class {names}. Expected classes: {EXPECTED_CLASSES}."
+        return 0.0, "failed", _missing_text(check, job)
     entry = _entry(harness.record, prepared.run.id)
     if entry is None:
         return _not_reached(prepared, job)
@@ -204,14 +237,21 @@ def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobC
     phase = entry.get("phase")
     got = {output: array for (run_id, output), array in harness.arrays.items() if run_id == prepared.run.id}
     if status == "missing_class":
-        names = " or ".join(CLASS_NAMES[check.component])
-        return 0.0, "failed", f"spatial.py defines no class {names}. Expected classes: {EXPECTED_CLASSES}."
+        return 0.0, "failed", _missing_text(check, job)
     if status == "skipped_after_timeout":
         return 0.0, "timeout", ("not run: an earlier case of this component did not finish within its time limit "
                                 "(see the first check marked TIMEOUT).")
     failed = status in ("error", "timeout")
+    if check.component == "simplecnn" and failed and phase == "construct" and "param_list" in entry:
+        problems = parameter_problems(prepared.run.architecture, _shape_list(entry.get("param_list")),
+                                      _shape_list(entry.get("param_walk")))
+        if problems:
+            return 0.0, "failed", "\n".join(problems)
     if failed and phase != "backward":
-        return 0.0, ("timeout" if status == "timeout" else "error"), _failure_text(entry, prepared)
+        text = _failure_text(entry, prepared)
+        if phase == "construct" and status == "error" and job.version_note:
+            text += "\n" + job.version_note
+        return 0.0, ("timeout" if status == "timeout" else "error"), text
     if status not in ("ok", "error", "timeout"):
         return 0.0, "error", "the harness could not run this case."
     if check.aspect == "backward":
@@ -228,7 +268,9 @@ def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobC
     problems = []
     if check.aspect == "api":
         module = _component_module(check.component)
-        problems = module.judge_api(prepared, got, {"param_shapes": _param_shapes(entry)})
+        problems = module.judge_api(prepared, got, {"param_shapes": _param_shapes(entry),
+                                                    "param_list": _shape_list(entry.get("param_list")),
+                                                    "param_walk": _shape_list(entry.get("param_walk"))})
         lines.extend(problems)
     for key in check.keys:
         if key == "x_after":
@@ -247,6 +289,13 @@ def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobC
         lines.append("Note: your Conv2D had no `weight` attribute before the grader set one. The grader assigns "
                      "`layer.weight` and `layer.bias` (as in the module text); forward must use those names.")
     return fraction, status_out, "\n".join(lines)
+
+
+def _missing_text(check: Check, job: JobContext) -> str:
+    names = " or ".join(job.options.names(check.component))
+    kind = "function" if check.run.call == "function" else "class"
+    text = f"spatial.py defines no {kind} {names}. Expected classes: {expected_classes(job.options)}."
+    return f"{text}\n{job.version_note}" if job.version_note else text
 
 
 def _component_module(component: str):
@@ -327,6 +376,21 @@ def _not_reached(prepared: PreparedRun, job: JobContext) -> tuple[float, str, st
                           f"(does spatial.py call os._exit()?).")
 
 
+def _tests_at_import(record: dict) -> str:
+    """"Your file runs tests at import and one failed: ..." (or "" when none failed)."""
+    info = record.get("import")
+    failures = info.get("tests_failed") if isinstance(info, dict) else None
+    if not isinstance(failures, list) or not failures or not isinstance(failures[0], dict):
+        return ""
+    first = failures[0]
+    line = first.get("statement_line") if isinstance(first.get("statement_line"), int) else None
+    statement = _text(first.get("statement"), 120).strip()
+    where = f" (line {line}: `{statement}`)" if line and statement else ""
+    more = f" ({len(failures)} test calls failed)" if len(failures) > 1 else ""
+    return (f"Your file runs tests at import and one failed{where}: {_text(first.get('message'), 300)}{more}. "
+            "The grader skipped it and graded your classes; move test calls under `if __name__ == '__main__':`.")
+
+
 def _import_message(record: dict) -> str:
     info = record.get("import")
     if not isinstance(info, dict):
@@ -387,7 +451,8 @@ def run_stage(context: StageContext) -> StageOutput:
     """Run the correctness job in the sandbox and score every check of the catalogue."""
     started = time.monotonic()
     spec = context.spec
-    runs = prepared_runs(spec.correctness.seed, spec.correctness.case_seconds)
+    options = spec.catalogue_options
+    runs = prepared_runs(spec.correctness.seed, spec.correctness.case_seconds, options)
     by_id = {prepared.run.id: prepared for prepared in runs}
     checks = [(check, by_id[check.run.id]) for prepared in runs for check in checks_of(prepared.run)]
     limits = context.settings.sandbox_limits(**spec.correctness.limits)
@@ -410,7 +475,8 @@ def run_stage(context: StageContext) -> StageOutput:
                 context.emit({"type": "progress", "stage": STAGE, "done": done, "total": len(runs),
                               "running": data["run"]})
 
-    job = SandboxJob(harness="correctness", submission=context.source, inputs=job_inputs(runs), limits=limits)
+    job = SandboxJob(harness="correctness", submission=context.source, inputs=job_inputs(runs, options),
+                     limits=limits)
     outcome = context.runner.run(job, on_progress=on_progress)
     harness = parse_result(outcome.result, by_id)
     running = progress_runs[-1] if progress_runs else ""
@@ -418,10 +484,15 @@ def run_stage(context: StageContext) -> StageOutput:
     if isinstance(harness.record.get("classes"), dict):
         classes = {component: (value if isinstance(value, str) else None)
                    for component, value in harness.record["classes"].items() if component in CLASS_NAMES}
+    style = course_versions.recognise(context.source)
+    version_note = course_versions.mismatch_note(style, spec.course, spec.architecture, options.flatten)
     import_message = _import_message(harness.record) if harness.record else ""
+    if import_message and version_note:
+        import_message = f"{import_message}\n{version_note}"
     job_context = JobContext(outcome=outcome, running=running, import_message=import_message, classes=classes,
                              wall_seconds=limits.wall_seconds, memory_bytes=limits.memory_bytes,
-                             running_description=by_id[running].run.describe() if running in by_id else "")
+                             running_description=by_id[running].run.describe() if running in by_id else "",
+                             options=options, version_note=version_note)
     if not harness.record:
         text = _job_message(outcome, limits, job_context)
         return _finish(context, checks, started, status="timeout" if outcome.status == "timeout" else "error",
@@ -436,6 +507,9 @@ def run_stage(context: StageContext) -> StageOutput:
         status, stage_message = "error", _job_message(outcome, limits, job_context)
     else:
         status, stage_message = "graded", ""
+    tests_note = _tests_at_import(harness.record)
+    if tests_note:
+        stage_message = f"{stage_message} {tests_note}".strip()
     return _finish(context, checks, started, status=status, stage_message=stage_message, judged=judged,
                    outcome=outcome)
 
@@ -507,7 +581,7 @@ def _with_dependency_hint(checks, judged: list[tuple[float, str, str]]) -> list[
 
 def max_score(spec: Spec) -> float:
     """The correctness stage's maximum, without running anything."""
-    runs = prepared_runs(spec.correctness.seed, spec.correctness.case_seconds)
+    runs = prepared_runs(spec.correctness.seed, spec.correctness.case_seconds, spec.catalogue_options)
     points = [spec.correctness.points_for(check.name) for prepared in runs for check in checks_of(prepared.run)]
     if spec.correctness.max_score is not None and sum(points) > 0:
         return spec.correctness.max_score

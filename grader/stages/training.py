@@ -37,7 +37,7 @@ def max_score(spec: Spec) -> float:
 def build_job(source: bytes, config: StageConfig, prepared: PreparedCifar10) -> SandboxJob:
     """The sandbox job: recipe + initial parameters as inputs, the sandbox half of the cache as data."""
     recipe = config.recipe
-    init = simple_cnn.init_params(int(recipe["seed"]))
+    init = simple_cnn.init_params(int(recipe["seed"]), architecture=config.network)
     buffer = io.BytesIO()
     np.savez(buffer, **init)
     inputs = {"recipe.json": json.dumps(recipe, sort_keys=True).encode(), "init.npz": buffer.getvalue()}
@@ -86,7 +86,9 @@ def run_stage(context: StageContext) -> StageOutput:
     started = time.monotonic()
     settings = context.settings
     try:
-        config = StageConfig.from_spec(context.spec.stages.get(STAGE, {}), settings)
+        config = StageConfig.from_spec(context.spec.stages.get(STAGE, {}), settings,
+                                       architecture=context.spec.architecture,
+                                       flatten=context.spec.correctness.flatten)
     except (ValueError, TypeError) as error:
         return failed_output(started, DEFAULT_OPTIONS["max_score"], "error",
                              f"the CIFAR-10 stage is misconfigured: {error}")

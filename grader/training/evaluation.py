@@ -12,6 +12,7 @@ import numpy as np
 from grader.datasets.cifar10 import DatasetError, PreparedCifar10, open_prepared, prepare
 from grader.settings import Settings
 from reference import simple_cnn
+from reference.architectures import MODULE_TEXT, Architecture
 from sandbox.runner import InfrastructureError
 
 
@@ -31,11 +32,11 @@ def _normalized_test_set(root: str, mean: tuple, std: tuple, subset: int | None)
 
 
 def test_accuracy(params: Mapping[str, np.ndarray], prepared: PreparedCifar10, recipe: Mapping,
-                  subset: int | None = None) -> float:
+                  subset: int | None = None, architecture: Architecture = MODULE_TEXT) -> float:
     """Accuracy of the parameters on the test set, with the reference forward pass, outside any sandbox."""
     x, y = _normalized_test_set(str(prepared.root), tuple(recipe["normalize"]["mean"]),
                                 tuple(recipe["normalize"]["std"]), subset)
-    logits = simple_cnn.predict(params, x)
+    logits = simple_cnn.predict(params, x, architecture=architecture)
     return float((logits.argmax(axis=1) == y).mean())
 
 

@@ -43,10 +43,10 @@ def judge_outcome(outcome: SandboxOutcome, log: ProgressLog, config: StageConfig
     details: dict[str, Any] = {"sandbox_status": outcome.status, "backend": outcome.backend,
                                "sandbox_seconds": round(outcome.duration_s, 2), "rejected_progress_lines": log.rejected}
     status, messages = _job_verdict(outcome, log, config, record, details)
-    params, problems = (None, []) if status == "timeout" else load_weights(outcome.result)
+    params, problems = (None, []) if status == "timeout" else load_weights(outcome.result, config.network)
     score = 0.0
     if params is not None:
-        accuracy = test_accuracy(params, prepared, config.recipe, config.test_subset)
+        accuracy = test_accuracy(params, prepared, config.recipe, config.test_subset, config.network)
         record["test_accuracy"] = round(accuracy, 4)
         score = score_for(accuracy, config)
         verdict = ("above" if accuracy >= config.full_accuracy else "below")

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from grader.settings import Settings
 from grader.training.progress import PROGRESS_LINE_BYTES
+from reference.architectures import BUILT_IN, MODULE_TEXT, Architecture
 from sandbox.runner import SandboxLimits
 
 # The recipe the harness follows. Chosen and measured in bench/cifar10_seeds.py and bench/cifar10_reference.py
@@ -37,18 +38,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "report_every_batches": 20,
     "probe": {"warmup_batches": 1, "batches": 4, "layer_seconds": 8.0, "profile_seconds": 50.0},
 }
-ARCHITECTURES = {"simple_cnn": [
-    ["conv2d", "conv1", {"in_channels": 3, "out_channels": 32, "kernel_size": 3, "padding": 1}],
-    ["relu", "relu1", {}],
-    ["maxpool2d", "pool1", {"kernel_size": 2}],
-    ["conv2d", "conv2", {"in_channels": 32, "out_channels": 64, "kernel_size": 3, "padding": 1}],
-    ["relu", "relu2", {}],
-    ["maxpool2d", "pool2", {"kernel_size": 2}],
-    ["flatten", "flatten", {}],
-    ["linear", "fc1", {"in_features": 4096, "out_features": 128}],
-    ["relu", "relu3", {}],
-    ["linear", "fc2", {"in_features": 128, "out_features": 10}],
-]}
+# Names the stage section may give as `architecture` (the spec's top-level [architecture] is the usual place).
+ARCHITECTURES = {"simple_cnn": MODULE_TEXT, **BUILT_IN}
 
 
 def _merge(base: dict, override: Mapping) -> dict:
@@ -73,9 +64,13 @@ class StageConfig:
     budget_seconds: float
     test_subset: int | None
     limits: SandboxLimits
+    network: Architecture = MODULE_TEXT  # the layers trained and evaluated
 
     @classmethod
-    def from_spec(cls, section: Mapping, settings: Settings) -> "StageConfig":
+    def from_spec(cls, section: Mapping, settings: Settings, *, architecture: Architecture | None = None,
+                  flatten: str = "class") -> "StageConfig":
+        """The stage's settings; `architecture` and `flatten` come from the spec (what the correctness checks
+        graded), unless the section names an architecture itself."""
         options = _merge(DEFAULT_OPTIONS, {k: v for k, v in section.items() if k in DEFAULT_OPTIONS})
         recipe = _merge(DEFAULT_RECIPE, {k: v for k, v in section.items() if k in DEFAULT_RECIPE})
         budget = float(options["budget_seconds"] or settings.training_budget_seconds)
@@ -83,10 +78,14 @@ class StageConfig:
             if options.get(key) is not None:
                 recipe[key] = options[key]
         recipe["budget_seconds"] = budget
-        architecture = str(section.get("architecture", "simple_cnn"))
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"stages.cifar10.architecture must be one of {sorted(ARCHITECTURES)}")
-        recipe["architecture"] = ARCHITECTURES[architecture]
+        if "architecture" in section or architecture is None:
+            name = str(section.get("architecture", "simple_cnn"))
+            if name not in ARCHITECTURES:
+                raise ValueError(f"stages.cifar10.architecture must be one of {sorted(ARCHITECTURES)}")
+            network = ARCHITECTURES[name]
+        else:
+            network = architecture
+        recipe["architecture"] = network.as_recipe(flatten)
         recipe["progress_line_bytes"] = PROGRESS_LINE_BYTES
         recipe["progress_total_bytes"] = settings.sandbox_progress_bytes
         full, partial = float(options["full_accuracy"]), float(options["partial_accuracy"])
@@ -100,7 +99,7 @@ class StageConfig:
         # A loop-style layer can take minutes for a single batch: the probe gives up on the first batch after
         # this long, so such a submission is stopped (with its explanation) within about two minutes.
         recipe["probe"] = {"first_batch_seconds": min(60.0, max(10.0, 20 * per_batch)), **recipe["probe"]}
-        return cls(recipe=recipe, architecture=architecture, max_score=float(options["max_score"]),
+        return cls(recipe=recipe, architecture=network.name, network=network, max_score=float(options["max_score"]),
                    full_accuracy=full, partial_accuracy=partial,
                    budget_seconds=budget, test_subset=options["test_subset"], limits=limits)
 

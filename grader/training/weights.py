@@ -8,12 +8,14 @@ import zipfile
 import numpy as np
 
 from reference import simple_cnn
+from reference.architectures import MODULE_TEXT, Architecture
 
 WEIGHTS_MAX_MEMBERS = 16
 WEIGHTS_MAX_MEMBER_BYTES = 8 * 1024**2  # the largest parameter (fc1.weight, float64) is 4 MiB + header
 
 
-def load_weights(blob: bytes) -> tuple[dict[str, np.ndarray] | None, list[str]]:
+def load_weights(blob: bytes, architecture: Architecture = MODULE_TEXT
+                 ) -> tuple[dict[str, np.ndarray] | None, list[str]]:
     """Parse result.bin as an .npz of the SimpleCNN parameters; (params, []) or (None, problems)."""
     if not blob:
         return None, ["no trained parameters were handed back"]
@@ -23,7 +25,8 @@ def load_weights(blob: bytes) -> tuple[dict[str, np.ndarray] | None, list[str]]:
     except (zipfile.BadZipFile, ValueError, OSError):
         return None, ["the handed-back parameters are not an .npz archive"]
     if len(members) > WEIGHTS_MAX_MEMBERS:
-        return None, [f"the parameter archive has {len(members)} members, expected {len(simple_cnn.PARAM_SHAPES)}"]
+        return None, [f"the parameter archive has {len(members)} members, "
+                      f"expected {len(architecture.parameter_shapes())}"]
     for member in members:
         if member.file_size > WEIGHTS_MAX_MEMBER_BYTES:
             return None, [f"parameter {member.filename!r} is too large ({member.file_size} bytes)"]
@@ -34,7 +37,7 @@ def load_weights(blob: bytes) -> tuple[dict[str, np.ndarray] | None, list[str]]:
                 params[name] = loaded[name]
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         return None, [f"the parameter archive could not be read safely: {error}"[:300]]
-    problems = simple_cnn.validate_params(params)
+    problems = simple_cnn.validate_params(params, architecture=architecture)
     if problems:
         return None, problems
     return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}, []

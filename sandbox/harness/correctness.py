@@ -1,10 +1,14 @@
 """Correctness harness: runs INSIDE the sandbox, next to the student's code. Imports only stdlib, NumPy, tinytorch.
 
 It judges nothing. It reads the runs to do (/job/inputs/cases.json) and their input arrays
-(/job/inputs/arrays.npz), imports the student's spatial.py, and for every run builds the layer, sets its
-parameters as kit Tensors, runs forward and `out.backward(G)`, and writes back raw outputs (arrays as float64,
-shapes, exception texts) to /job/out/result.bin as an .npz whose member `record.json` (a uint8 array) holds the
-JSON record. The grader outside re-validates every byte of it and compares with its own reference.
+(/job/inputs/arrays.npz), imports the student's spatial.py (as `tinytorch.core.spatial`, see
+student_module.py), and for every run builds the layer, sets its parameters as kit Tensors, runs forward and
+`out.backward(G)`, and writes back raw outputs (arrays as float64, shapes, exception texts) to
+/job/out/result.bin as an .npz whose member `record.json` (a uint8 array) holds the JSON record. The grader
+outside re-validates every byte of it and compares with its own reference.
+
+Which class (or function) a component is, and the SimpleCNN parameters in `parameters()` order, come from
+cases.json: the assignment's spec decides them, not this file.
 
 The result file is rewritten after every run, so a process that dies later (os._exit, a crash, the wall-clock
 limit) still hands back the runs it finished. Each phase of a run has its own time limit (SIGALRM), so an
@@ -13,7 +17,7 @@ infinite loop in one component costs only that component's checks.
 
 from __future__ import annotations
 
-import importlib.util
+import inspect
 import io
 import json
 import os
@@ -25,19 +29,14 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the harness folder off sys.path
 
 from harness_common import CappedWriter, parse_harness_args  # noqa: E402
+from student_module import execute, new_module, parse  # noqa: E402
 
 FORMAT = 1
 ERROR_TEXT_CHARS = 2000  # longest exception text handed back per run
 PRINT_CAP_BYTES = 64 * 1024  # how much of the student's printing is passed on to the log
 WRITE_EVERY_S = 0.5  # longest stretch of finished runs that a dying process can lose
 MEMORY_ERROR_EXIT_CODE = 3  # tells the runner the process ran out of memory outside any run
-CLASS_NAMES = {
-    "conv2d": ("Conv2D", "Conv2d"),
-    "maxpool2d": ("MaxPool2D", "MaxPool2d"),
-    "avgpool2d": ("AvgPool2D", "AvgPool2d"),
-    "flatten": ("Flatten",),
-    "simplecnn": ("SimpleCNN",),
-}
+MAX_PARAMETERS = 64  # parameter shapes of a SimpleCNN handed back
 
 
 class CaseTimeout(BaseException):
@@ -84,6 +83,8 @@ class Harness:
         sys.stdout = CappedWriter(self.stderr_fd, PRINT_CAP_BYTES)
         sys.stderr = sys.stdout
         self.sys_recursion = sys.getrecursionlimit()
+        self.class_names = {component: [str(name) for name in names]
+                            for component, names in cases.get("class_names", {}).items()}
 
         module = self.import_submission(cases.get("import_time_limit_s", 10.0))
         self.write()
@@ -141,7 +142,8 @@ class Harness:
                           message=f"spatial.py is not valid UTF-8 text (byte {error.start}, line {line})")
             return None
         try:
-            code = compile(text, self.submission_path, "exec", dont_inherit=True)
+            compile(text, self.submission_path, "exec", dont_inherit=True)
+            tree = parse(text, self.submission_path)
         except SyntaxError as error:
             record.update(kind="syntax", line=error.lineno,
                           message=f"{type(error).__name__}: {error.msg}", text=(error.text or "").rstrip()[:200])
@@ -149,13 +151,11 @@ class Harness:
         except (ValueError, MemoryError, RecursionError) as error:
             record.update(kind="syntax", message=f"{type(error).__name__}: {error}"[:ERROR_TEXT_CHARS])
             return None
-        spec = importlib.util.spec_from_file_location("spatial", self.submission_path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["spatial"] = module
+        module = new_module(self.submission_path)
         self.say({"phase": "import"})
         try:
             signal.setitimer(signal.ITIMER_REAL, time_limit)
-            exec(code, module.__dict__)
+            record["tests_failed"] = execute(module, tree, self.submission_path, self.describe, self.student_line)
             signal.setitimer(signal.ITIMER_REAL, 0)
         except CaseTimeout:
             record.update(kind="timeout", message=f"importing spatial.py took more than {time_limit:g} s")
@@ -173,26 +173,42 @@ class Harness:
             signal.setitimer(signal.ITIMER_REAL, 0)
             record.update(kind="exception", message=self.describe(error), line=self.student_line(error))
             return None
-        for component, names in CLASS_NAMES.items():
-            found = None
-            for name in names:
-                value = module.__dict__.get(name)
-                if isinstance(value, type):
-                    found = name
-                    break
-            self.record["classes"][component] = found
+        for failure in record["tests_failed"]:
+            failure["statement"] = str(failure.get("statement", ""))[:200]
+        for component, names in self.class_names.items():
+            found = [name for name in names if callable(module.__dict__.get(name))]
+            self.record["classes"][component] = found[0] if found else None
         record.update(status="ok")
         return module
+
+    def pick(self, module, run: dict):
+        """The student's class (or function) for this run: among the spec's names, the first that accepts the
+        run's constructor arguments, else the first defined (its TypeError then explains the mismatch)."""
+        defined = [name for name in self.class_names.get(run["component"], [])
+                   if callable(module.__dict__.get(name))]
+        if run.get("call") == "function":
+            return (defined[0], module.__dict__[defined[0]]) if defined else (None, None)
+        classes = [name for name in defined if isinstance(module.__dict__[name], type)]
+        for name in classes:
+            try:
+                inspect.signature(module.__dict__[name]).bind(**run.get("init", {}))
+            except TypeError:
+                continue
+            except ValueError:  # no signature to inspect: try it
+                pass
+            return name, module.__dict__[name]
+        return (classes[0], module.__dict__[classes[0]]) if classes else (None, None)
 
     # One run ----------------------------------------------------------------------------------------------
 
     def do_run(self, module, run: dict, inputs: dict, entry: dict) -> None:
         component = run["component"]
-        class_name = self.record["classes"].get(component)
+        class_name, cls = self.pick(module, run)
         if class_name is None:
             entry.update(status="missing_class", phase="construct")
             return
-        cls = module.__dict__[class_name]
+        if class_name != self.record["classes"].get(component):
+            entry["class"] = class_name
         limit = float(run.get("time_limit_s", 10.0))
         x_value = inputs[run["x"]]
         params = {name: (None if key is None else inputs[key]) for name, key in run.get("params", {}).items()}
@@ -234,26 +250,35 @@ class Harness:
         self.say({"run": run["id"], "phase": "forward"})
         try:
             signal.setitimer(signal.ITIMER_REAL, limit)
-            layer = cls(**run.get("init", {}))
-            if component == "simplecnn":
-                owners = self.find_simplecnn_parameters(layer, params, entry)
+            if run.get("call") == "function":
+                layer, forward = None, cls
+                parameters = {}
             else:
-                owners = {name: (layer, name) for name in params}
-            entry["param_shapes"] = {name: self.shape_of(getattr(owner, attr, None))
-                                     for name, (owner, attr) in owners.items()}
+                layer = cls(**run.get("init", {}))
+                forward = getattr(layer, "forward", None)
+                forward = forward if callable(forward) else layer
+            if component == "simplecnn":
+                parameters = self.simplecnn_parameters(layer, run, entry)
+            elif layer is not None:
+                entry["param_shapes"] = {name: self.shape_of(getattr(layer, name, None)) for name in params}
             if run.get("forward") is False:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 return None
-            parameters = {}
-            for name, value in params.items():
-                owner, attr = owners[name]
-                tensor = None if value is None else self.Tensor(value.copy(), requires_grad=True)
-                setattr(owner, attr, tensor)
-                parameters[name] = tensor
+            if component == "simplecnn":
+                for name, value in params.items():
+                    tensor = parameters[name]
+                    tensor.data = value.copy()
+                    tensor.requires_grad = True
+                    tensor.grad = None
+            elif layer is not None:
+                parameters = {}
+                for name, value in params.items():
+                    tensor = None if value is None else self.Tensor(value.copy(), requires_grad=True)
+                    setattr(layer, name, tensor)
+                    parameters[name] = tensor
             x = self.Tensor(x_value.copy(), requires_grad=True)
             entry["phase"] = "forward"
-            forward = getattr(layer, "forward", None)
-            out = forward(x) if callable(forward) else layer(x)
+            out = forward(x)
             signal.setitimer(signal.ITIMER_REAL, 0)
         except BaseException as error:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -265,28 +290,54 @@ class Harness:
             self.store(run["id"], "x_after", x, entry, run)
         return x, out, parameters
 
-    def find_simplecnn_parameters(self, model, params: dict, entry: dict) -> dict:
-        """Map `conv1.weight`-style names to (object, attribute), by attribute name, else by order of kind."""
-        modules = {}
-        by_kind: dict[int, list[str]] = {4: [], 2: []}
-        for attr, value in list(vars(model).items()):
-            weight = getattr(value, "weight", None)
-            shape = self.shape_of(weight)
-            if shape is not None and len(shape) in by_kind:
-                by_kind[len(shape)].append(attr)
-        fallback = {"conv1": 0, "conv2": 1, "fc1": 0, "fc2": 1}
-        for name in {key.split(".")[0] for key in params}:
-            if hasattr(model, name):
-                modules[name] = getattr(model, name)
-                continue
-            kind = by_kind[4] if name.startswith("conv") else by_kind[2]
-            index = fallback.get(name, 99)
-            if index < len(kind):
-                modules[name] = getattr(model, kind[index])
-                entry["notes"].append(f"{name}={kind[index]}")
-            else:
-                raise AttributeError(f"SimpleCNN has no attribute {name!r}")
-        return {key: (modules[key.split(".")[0]], key.split(".", 1)[1]) for key in params}
+    def simplecnn_parameters(self, model, run: dict, entry: dict) -> dict:
+        """name -> the student's own parameter Tensor, matched by `parameters()` order and shapes.
+
+        The spec's architecture lists the parameters in order with their shapes (run["param_shapes"]); what
+        `model.parameters()` returns is handed back (entry["param_list"]) for the API check. When it does not
+        match, the Tensors found by walking the model's attributes in definition order are tried as well.
+        """
+        expected = [(name, [int(n) for n in shape]) for name, shape in run.get("param_shapes", {}).items()]
+        listed = getattr(model, "parameters", None)
+        found = []
+        if callable(listed):
+            found = [value for value in list(listed())[:MAX_PARAMETERS] if hasattr(value, "data")]
+            entry["param_list"] = [self.shape_of(value) for value in found]
+        else:
+            entry["param_list"] = None
+        shapes = [shape for _, shape in expected]
+        if [self.shape_of(value) for value in found] != shapes:
+            walked = self.walk_parameters(model, trainable_only=True)
+            if [self.shape_of(value) for value in walked] != shapes:
+                # Files from the course's forward-only versions keep weights that do not require grad.
+                walked = self.walk_parameters(model, trainable_only=False)
+            entry["param_walk"] = [self.shape_of(value) for value in walked]
+            if entry["param_walk"] != shapes:
+                raise LookupError("SimpleCNN's parameters do not match the assignment's architecture")
+            entry["notes"].append("parameters_by_attributes")
+            found = walked
+        return {name: value for (name, _), value in zip(expected, found)}
+
+    def walk_parameters(self, root, *, trainable_only: bool) -> list:
+        """Tensors (that require grad) reachable through attributes and lists, in definition order, each once."""
+        found, seen = [], set()
+
+        def visit(value, depth):
+            if id(value) in seen or depth > 6 or len(found) >= MAX_PARAMETERS:
+                return
+            seen.add(id(value))
+            if isinstance(value, self.Tensor):
+                if getattr(value, "requires_grad", False) or not trainable_only:
+                    found.append(value)
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    visit(item, depth + 1)
+            elif depth == 0 or callable(getattr(type(value), "forward", None)):
+                for item in list(getattr(value, "__dict__", {}).values()):
+                    visit(item, depth + 1)
+
+        visit(root, 0)
+        return found
 
     # Output -----------------------------------------------------------------------------------------------
 
