@@ -242,16 +242,8 @@ def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobC
         return 0.0, "timeout", ("not run: an earlier case of this component did not finish within its time limit "
                                 "(see the first check marked TIMEOUT).")
     failed = status in ("error", "timeout")
-    if check.component == "simplecnn" and failed and phase == "construct" and "param_list" in entry:
-        problems = parameter_problems(prepared.run.architecture, _shape_list(entry.get("param_list")),
-                                      _shape_list(entry.get("param_walk")))
-        if problems:
-            return 0.0, "failed", "\n".join(problems)
     if failed and phase != "backward":
-        text = _failure_text(entry, prepared)
-        if phase == "construct" and status == "error" and job.version_note:
-            text += "\n" + job.version_note
-        return 0.0, ("timeout" if status == "timeout" else "error"), text
+        return _construct_or_forward_failure(check, prepared, entry, job)
     if status not in ("ok", "error", "timeout"):
         return 0.0, "error", "the harness could not run this case."
     if check.aspect == "backward":
@@ -289,6 +281,21 @@ def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobC
         lines.append("Note: your Conv2D had no `weight` attribute before the grader set one. The grader assigns "
                      "`layer.weight` and `layer.bias` (as in the module text); forward must use those names.")
     return fraction, status_out, "\n".join(lines)
+
+
+def _construct_or_forward_failure(check: Check, prepared: PreparedRun, entry: dict,
+                                  job: JobContext) -> tuple[float, str, str]:
+    """The judgement of a run that failed before backward: SimpleCNN's parameters, a version mismatch, or why."""
+    status, phase = entry.get("status"), entry.get("phase")
+    if check.component == "simplecnn" and phase == "construct" and "param_list" in entry:
+        problems = parameter_problems(prepared.run.architecture, _shape_list(entry.get("param_list")),
+                                      _shape_list(entry.get("param_walk")))
+        if problems:
+            return 0.0, "failed", "\n".join(problems)
+    text = _failure_text(entry, prepared)
+    if phase == "construct" and status == "error" and job.version_note:
+        text += "\n" + job.version_note
+    return 0.0, ("timeout" if status == "timeout" else "error"), text
 
 
 def _missing_text(check: Check, job: JobContext) -> str:
@@ -374,6 +381,11 @@ def _not_reached(prepared: PreparedRun, job: JobContext) -> tuple[float, str, st
                               f"(does spatial.py call sys.exit(), exit() or os._exit()?).")
     return 0.0, "error", (f"not reached: your process exited before this check ran{where} "
                           f"(does spatial.py call os._exit()?).")
+
+
+def _import_failed(record: dict) -> bool:
+    info = record.get("import") if record else None
+    return bool(record) and not (isinstance(info, dict) and info.get("status") == "ok")
 
 
 def _tests_at_import(record: dict) -> str:
@@ -484,11 +496,10 @@ def run_stage(context: StageContext) -> StageOutput:
     if isinstance(harness.record.get("classes"), dict):
         classes = {component: (value if isinstance(value, str) else None)
                    for component, value in harness.record["classes"].items() if component in CLASS_NAMES}
-    style = course_versions.recognise(context.source)
-    version_note = course_versions.mismatch_note(style, spec.course, spec.architecture, options.flatten)
-    import_message = _import_message(harness.record) if harness.record else ""
-    if import_message and version_note:
-        import_message = f"{import_message}\n{version_note}"
+    version_note = course_versions.mismatch_note(course_versions.recognise(context.source), spec.course,
+                                                 spec.architecture, options.flatten)
+    import_message = "\n".join(filter(None, [_import_message(harness.record) if harness.record else "",
+                                              version_note])) if _import_failed(harness.record) else ""
     job_context = JobContext(outcome=outcome, running=running, import_message=import_message, classes=classes,
                              wall_seconds=limits.wall_seconds, memory_bytes=limits.memory_bytes,
                              running_description=by_id[running].run.describe() if running in by_id else "",
@@ -499,19 +510,23 @@ def run_stage(context: StageContext) -> StageOutput:
                        stage_message=text, judged=[(0.0, "timeout" if outcome.status == "timeout" else "error", text)]
                        * len(checks), outcome=outcome)
     judged = [judge(check, prepared, harness, job_context) for check, prepared in checks]
-    if import_message:
-        status, stage_message = "error", import_message
+    status, stage_message = _stage_status(outcome, harness, runs, limits, job_context)
+    return _finish(context, checks, started, status=status, stage_message=stage_message, judged=judged,
+                   outcome=outcome)
+
+
+def _stage_status(outcome: SandboxOutcome, harness: HarnessResult, runs, limits, job: JobContext) -> tuple[str, str]:
+    """(stage status, stage message) once the job has handed back a record."""
+    if job.import_message:
+        status, stage_message = "error", job.import_message
     elif outcome.status == "timeout":
-        status, stage_message = "timeout", _job_message(outcome, limits, job_context)
+        status, stage_message = "timeout", _job_message(outcome, limits, job)
     elif outcome.status != "ok" or any(_entry(harness.record, p.run.id) is None for p in runs):
-        status, stage_message = "error", _job_message(outcome, limits, job_context)
+        status, stage_message = "error", _job_message(outcome, limits, job)
     else:
         status, stage_message = "graded", ""
     tests_note = _tests_at_import(harness.record)
-    if tests_note:
-        stage_message = f"{stage_message} {tests_note}".strip()
-    return _finish(context, checks, started, status=status, stage_message=stage_message, judged=judged,
-                   outcome=outcome)
+    return status, f"{stage_message} {tests_note}".strip() if tests_note else stage_message
 
 
 def _job_message(outcome: SandboxOutcome, limits, job: JobContext) -> str:

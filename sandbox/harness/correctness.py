@@ -155,7 +155,8 @@ class Harness:
         self.say({"phase": "import"})
         try:
             signal.setitimer(signal.ITIMER_REAL, time_limit)
-            record["tests_failed"] = execute(module, tree, self.submission_path, self.describe, self.student_line)
+            failures = execute(module, tree, self.submission_path, self.describe, self.student_line)
+            record["tests_failed"] = [{**failure, "statement": failure["statement"][:200]} for failure in failures]
             signal.setitimer(signal.ITIMER_REAL, 0)
         except CaseTimeout:
             record.update(kind="timeout", message=f"importing spatial.py took more than {time_limit:g} s")
@@ -173,8 +174,6 @@ class Harness:
             signal.setitimer(signal.ITIMER_REAL, 0)
             record.update(kind="exception", message=self.describe(error), line=self.student_line(error))
             return None
-        for failure in record["tests_failed"]:
-            failure["statement"] = str(failure.get("statement", ""))[:200]
         for component, names in self.class_names.items():
             found = [name for name in names if callable(module.__dict__.get(name))]
             self.record["classes"][component] = found[0] if found else None
