@@ -1,13 +1,35 @@
 #!/usr/bin/env bash
-# Debian packages the tests and the sandbox need; installs only what is missing.
+# Debian packages, by group; installs only what is missing. Groups:
+#   sandbox              bubblewrap (the fallback sandbox) and debootstrap (builds the sandbox's root filesystem)
+#   docker               docker.io
+#   docker-if-no-engine  docker.io, unless a Docker engine already answers (e.g. a host engine's socket)
+#   servers              postgresql and redis-server, unless a server already answers on 127.0.0.1
+#   browser              chromium and chromium-driver (browser tests)
+#   compose              docker-compose (the compose file check)
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/engine_probe.sh"
 need=()
-command -v dockerd >/dev/null || need+=(docker.io)
-command -v bwrap >/dev/null || need+=(bubblewrap)
-command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
-command -v chromium >/dev/null || need+=(chromium)
-command -v chromedriver >/dev/null || need+=(chromium-driver)
+for group in "$@"; do
+  case "$group" in
+    sandbox)
+      command -v bwrap >/dev/null || need+=(bubblewrap)
+      command -v debootstrap >/dev/null || need+=(debootstrap) ;;
+    docker)
+      command -v dockerd >/dev/null || need+=(docker.io) ;;
+    docker-if-no-engine)
+      docker_engine_answers || command -v dockerd >/dev/null || need+=(docker.io) ;;
+    servers)
+      postgres_answers || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+      redis_answers || command -v redis-server >/dev/null || need+=(redis-server) ;;
+    browser)
+      command -v chromium >/dev/null || need+=(chromium)
+      command -v chromedriver >/dev/null || need+=(chromium-driver) ;;
+    compose)
+      command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose) ;;
+    *) echo "install_system_packages.sh: unknown group $group" >&2; exit 2 ;;
+  esac
+done
 if ((${#need[@]})); then
   echo "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -2,6 +2,10 @@
 
 Uses DATABASE_URL / BROKER_URL when set; otherwise an embedded SQLite store and a filesystem broker under
 data_dir, so a fresh machine needs no servers.
+
+A newcomer's first minutes are measured and printed: the set-up (from the moment `make run` started, passed in
+MAKE_STARTED as a Unix time, to the API answering) and the first grade (from the upload of the first submission
+after start-up to its graded result, as the store recorded them).
 """
 
 from __future__ import annotations
@@ -14,8 +18,13 @@ import sys
 import time
 import urllib.request
 
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
 from grader.settings import PROJECT_ROOT, get_settings
 from grader.store.db import database_url, session_scope
+from grader.store.models import GradingRun, Submission
 from grader.store.migrate import upgrade_head
 from grader.store.seed import seed_demo
 from grader.tasks import broker_url
@@ -58,6 +67,42 @@ def _wait_healthy(url: str, seconds: float) -> bool:
     return False
 
 
+def _setup_seconds(now: float) -> float | None:
+    """Seconds since `make run` started (MAKE_STARTED), or None when started some other way."""
+    try:
+        return now - float(os.environ["MAKE_STARTED"])
+    except (KeyError, ValueError):
+        return None
+
+
+class FirstGrade:
+    """Watches the store for the first submission uploaded after start-up and reports once it has a final result."""
+
+    def __init__(self, since: datetime) -> None:
+        self.since = since
+        self.reported = False
+
+    def poll(self) -> str | None:
+        """The report line, once, when the first submission's first run has finished; else None."""
+        if self.reported:
+            return None
+        with session_scope() as db:
+            submission = db.scalar(select(Submission).where(Submission.created_at >= self.since)
+                                   .order_by(Submission.id).limit(1))
+            if submission is None:
+                return None
+            run = db.scalar(select(GradingRun).where(GradingRun.submission_id == submission.id,
+                                                     GradingRun.finished_at.is_not(None))
+                            .order_by(GradingRun.id).limit(1))
+            if run is None:
+                return None
+            seconds = (run.finished_at - submission.created_at).total_seconds()
+            score = f", score {run.score:g}/{run.max_score:g}" if run.score is not None else ""
+            self.reported = True
+            return (f"first grade: submission {submission.id} went from upload to a {run.status} result in "
+                    f"{seconds:.2f} s{score}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -66,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
+    started_at = datetime.now(timezone.utc)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too, like Ctrl-C
     print(f"store:  {database_url().split('@')[-1]}", flush=True)
     print(f"broker: {broker_url().split('@')[-1]}", flush=True)
@@ -87,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if not _wait_healthy(url, 30):
             print("the API did not start; see the messages above", file=sys.stderr)
             return 1
+        setup = _setup_seconds(time.time())
         sample = PROJECT_ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
         print(f"""
 The autograder is running at {url}   (API docs: {url}/api/docs, dashboard: {url}/)
@@ -107,8 +154,14 @@ then follow it with the status_url it returns, e.g.
 The full assignment (correctness, then CIFAR-10 training in the slow queue) is `{demo.full_assignment}`.
 Press Ctrl-C to stop.
 """, flush=True)
+        if setup is not None:
+            print(f"set-up took {setup:.1f} s (from `make run` to the demo answering at {url})", flush=True)
+        first_grade = FirstGrade(started_at)
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
+            report = first_grade.poll()
+            if report:
+                print(report, flush=True)
         print("a child process stopped; shutting down", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
