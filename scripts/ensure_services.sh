@@ -4,6 +4,7 @@
 #                   (127.0.0.1:6379), installed from Debian when missing and started without systemd
 #   docker          the Docker engine; failing to start it is an error (the tests need it)
 #   docker-or-bwrap the Docker engine if it can run here, else a warning: student code then runs under bubblewrap
+# No group: servers and docker (what the tests need).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/engine_probe.sh"
@@ -74,6 +75,7 @@ start_docker() {
   return 1
 }
 
+(($#)) || set -- servers docker
 for group in "$@"; do
   case "$group" in
     servers) start_postgres; start_redis ;;

@@ -6,9 +6,11 @@
 #   servers              postgresql and redis-server, unless a server already answers on 127.0.0.1
 #   browser              chromium and chromium-driver (browser tests)
 #   compose              docker-compose (the compose file check)
+# No group: everything `make test` needs.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/engine_probe.sh"
+(($#)) || set -- sandbox docker servers browser compose
 need=()
 for group in "$@"; do
   case "$group" in
