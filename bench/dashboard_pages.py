@@ -33,7 +33,7 @@ PASSWORD = "bench-password"
 def seed(students: int, submissions: int) -> dict:
     """The course, returning the ids and tokens the timed requests need."""
     from grader.store import credentials
-    from grader.store.assignments import default_spec_toml, summarize_spec
+    from grader.assignment_spec import default_spec_toml, summarize_spec
     from grader.store.db import session_scope
     from grader.store.models import (Assignment, Course, Enrollment, GradingRun, Submission, TestResultRow, User,
                                      utcnow)

@@ -56,7 +56,7 @@ def setup(env: dict[str, str], students: int, daily_limit: int) -> list[str]:
 
     get_settings.cache_clear()
     from grader.store import credentials
-    from grader.store.assignments import default_spec_toml, summarize_spec
+    from grader.assignment_spec import default_spec_toml, summarize_spec
     from grader.store.db import session_scope
     from grader.store.migrate import upgrade_head
     from grader.store.models import Assignment, Course, Enrollment, User

@@ -1,4 +1,6 @@
-"""Celery app and tasks. Tasks carry run ids only; the store decides whether there is anything to do.
+"""Celery app and tasks: claim a run, grade its stage through the flow (grader/pipeline.py), record, hand off.
+
+Tasks carry run ids only; the store decides whether there is anything to do.
 
 Two queues: `correctness` (fast, seconds per job) and `training` (slow, CIFAR-10). A run moves from the first
 to the second by being published again after its correctness stage was recorded.
@@ -14,11 +16,16 @@ from typing import Any
 
 from celery import Celery
 
-from grader.queues import queue_for_stage
+from grader import pipeline
+from grader.queues import TRAINING_QUEUE, queue_for_stage
+from grader.result import GradingResult
 from grader.settings import get_settings
+from grader.spec import Spec, parse_spec
+from grader.store import rations
 from grader.store import runs as run_store
 from grader.store import sweep as sweep_store
 from grader.store.db import session_scope
+from grader.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -139,18 +146,36 @@ def _sandbox_runner():
     return _runner_cache["runner"]
 
 
-def _grade_stage(claim: run_store.Claim, recorder: _EventRecorder) -> tuple[dict[str, Any], float, str, str]:
-    """Run one stage through the pipeline: (result JSON, seconds, image digest, backend)."""
-    from grader import pipeline
-    from grader.spec import parse_spec
-
+def _grade_stage(claim: run_store.Claim, recorder: _EventRecorder) -> tuple[GradingResult, float, str, str]:
+    """Run the claimed stage through the flow, after the stages recorded before: (result, seconds, image digest,
+    backend)."""
     runner = _sandbox_runner()
     started = time.monotonic()
-    result = pipeline.grade_submission(claim.source, spec=parse_spec(claim.spec_toml, source="assignment spec"),
-                                       stages=[claim.stage], runner=runner, on_event=recorder)
-    data = result.to_json()
-    image_digest = str(data.get("image_digest") or getattr(runner, "image_id", "") or "")
-    return data, time.monotonic() - started, image_digest, str(getattr(runner, "name", ""))
+    result = pipeline.grade_stage(claim.source, claim.stage, spec=_spec_of(claim), runner=runner,
+                                  earlier=claim.partial_result, on_event=recorder)
+    image_digest = str(result.extra.get("image_digest") or getattr(runner, "image_id", "") or "")
+    return result, time.monotonic() - started, image_digest, str(getattr(runner, "name", ""))
+
+
+def _spec_of(claim: run_store.Claim) -> Spec:
+    return parse_spec(claim.spec_toml, source="assignment spec")
+
+
+def record_and_advance(claim: run_store.Claim, result: GradingResult, seconds: float, image_digest: str, backend: str,
+            recorder: _EventRecorder) -> str | None:
+    """Store the stage's result and move the run on; returns the queue to publish it to (None: finished)."""
+    with session_scope() as db:
+        run = db.get(run_store.GradingRun, claim.run_id)
+
+        def training_ration(stage: str) -> str:
+            if run is None or queue_for_stage(stage) != TRAINING_QUEUE:
+                return ""
+            return rations.training_ration_blocker(db, run, utcnow())
+
+        result, next_stage = pipeline.advance(_spec_of(claim), result, claim.stage, stages=claim.stages,
+                                              refuse=training_ration, on_event=recorder)
+        return run_store.record_stage(db, claim, result, next_stage, duration_s=seconds, image_digest=image_digest,
+                                      backend=backend)
 
 
 @celery_app.task(name="grader.grade_run", bind=True, max_retries=None)
@@ -165,8 +190,9 @@ def grade_run(self, run_id: int) -> str:
         return "nothing to do"
     lease = _LeaseKeeper(claim)
     lease.start()
+    recorder = _EventRecorder(claim)
     try:
-        result, seconds, image_digest, backend = _grade_stage(claim, _EventRecorder(claim))
+        result, seconds, image_digest, backend = _grade_stage(claim, recorder)
     except InfrastructureError as error:
         _runner_cache.clear()  # choose the backend afresh: the engine may have restarted or gone
         with session_scope() as db:
@@ -181,9 +207,7 @@ def grade_run(self, run_id: int) -> str:
         return "error"
     finally:
         lease.stopped.set()
-    with session_scope() as db:
-        next_queue = run_store.complete_stage(db, claim, result, duration_s=seconds, image_digest=image_digest,
-                                              backend=backend)
+    next_queue = record_and_advance(claim, result, seconds, image_digest, backend, recorder)
     if next_queue:
         publish_all([(run_id, next_queue)])
         return f"stage {claim.stage} done"

@@ -26,7 +26,7 @@ from grader.settings import PROJECT_ROOT, get_settings
 from grader.store.db import database_url, session_scope
 from grader.store.models import GradingRun, Submission
 from grader.store.migrate import upgrade_head
-from grader.store.seed import seed_demo
+from grader.seed import seed_demo
 from grader.tasks import broker_url
 
 STOP_GRACE_SECONDS = 10.0  # a worker finishing its current job before it is killed; the sweep re-queues the rest

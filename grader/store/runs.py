@@ -7,7 +7,6 @@ nothing the second time.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,15 +16,11 @@ from sqlalchemy.orm import Session
 
 from grader import __version__ as GRADER_VERSION
 from grader.queues import queue_for_stage
+from grader.result import GradingResult, StageResult
 from grader.settings import get_settings
 from grader.store import audit
-from grader.store.models import FINISHED_STATUSES, Assignment, GradingRun, RunEvent, Submission, TestResultRow, utcnow
-from grader.store.rations import training_ration_blocker
+from grader.store.models import FINISHED_STATUSES, GradingRun, RunEvent, Submission, TestResultRow, utcnow
 from grader.store.signing import sign_run
-
-
-def spec_version_of(spec_toml: str) -> str:
-    return hashlib.sha256(spec_toml.encode()).hexdigest()[:16]
 
 
 def new_run(db: Session, submission: Submission, *, kind: str, requested_by: int | None,
@@ -85,7 +80,8 @@ class Claim:
     stage: str
     source: bytes
     spec_toml: str
-    partial_result: dict[str, Any] | None
+    stages: tuple[str, ...]  # the assignment's stages, in the order they run
+    partial_result: GradingResult | None  # the stages recorded so far
 
 
 def claim_run(db: Session, run_id: int, worker: str) -> Claim | None:
@@ -103,7 +99,9 @@ def claim_run(db: Session, run_id: int, worker: str) -> Claim | None:
     run.deadline = now + timedelta(seconds=get_settings().run_lease_seconds)
     add_event(db, run, "status", {"status": "running", "stage": run.stage, "attempt": run.attempts})
     assignment = run.submission.assignment
-    return Claim(run.id, run.attempts, run.stage, run.submission.content, assignment.spec_toml, run.result)
+    partial = GradingResult.from_json(run.result) if run.result else None
+    return Claim(run.id, run.attempts, run.stage, run.submission.content, assignment.spec_toml,
+                 tuple(assignment.stages), partial)
 
 
 def _owned(db: Session, claim: Claim) -> GradingRun | None:
@@ -138,86 +136,34 @@ def requeue(db: Session, run: GradingRun, reason: str) -> None:
     add_event(db, run, "status", {"status": "queued", "stage": run.stage, "reason": reason})
 
 
-def merge_results(earlier: dict[str, Any] | None, later: dict[str, Any]) -> dict[str, Any]:
-    """One result of several stages: scores add up, stages and tests are concatenated."""
-    if not earlier:
-        return dict(later)
-    merged = {**earlier, **{k: v for k, v in later.items() if k not in ("stages", "tests", "message")}}
-    merged["score"] = float(earlier.get("score", 0.0)) + float(later.get("score", 0.0))
-    merged["max_score"] = float(earlier.get("max_score", 0.0)) + float(later.get("max_score", 0.0))
-    merged["stages"] = list(earlier.get("stages", [])) + list(later.get("stages", []))
-    merged["tests"] = list(earlier.get("tests", [])) + list(later.get("tests", []))
-    statuses = {earlier.get("status"), later.get("status")}
-    merged["status"] = "error" if "error" in statuses else "timeout" if "timeout" in statuses else "graded"
-    merged["message"] = "\n".join(m for m in (earlier.get("message"), later.get("message")) if m)
-    return merged
-
-
-def training_blocker(result: dict[str, Any], assignment: Assignment, stage: str) -> str:
-    """Why `stage` may not run after the stages in `result` (empty when it may): the components it needs
-    (the spec's `requires`, else the pipeline's default) must have passed every correctness check."""
-    from grader.pipeline import DEFAULT_REQUIREMENTS
-
-    section = (assignment.spec.get("stages") or {}).get(stage, {})
-    required = tuple(section.get("requires", DEFAULT_REQUIREMENTS.get(stage, ())))
-    correctness = next((s for s in result.get("stages", []) if s.get("name") == "correctness"), None)
-    if not required or correctness is None:
-        return ""
-    failing = sorted({str(test.get("name", "")).split(".")[0] for test in result.get("tests", [])
-                      if test.get("status") != "passed" and str(test.get("name", "")).split(".")[0] in required})
-    if failing or correctness.get("status") != "graded":
-        which = ", ".join(failing) if failing else "the correctness stage"
-        return (f"Skipped: training needs correct layers, and {which} did not pass every correctness check. "
-                "Fix those first and submit again.")
-    return ""
-
-
-def skipped_stage(name: str, max_score: float, message: str) -> dict[str, Any]:
-    return {"score": 0.0, "max_score": max_score, "status": "graded", "message": "", "tests": [],
-            "stages": [{"name": name, "score": 0.0, "max_score": max_score, "status": "skipped",
-                        "duration_s": 0.0, "message": message, "details": {}}]}
-
-
-def complete_stage(db: Session, claim: Claim, stage_result: dict[str, Any], *, duration_s: float,
-                   image_digest: str = "", backend: str = "") -> str | None:
-    """Record one finished stage. Returns the queue to publish the run to next, or None when it is finished
-    (or when this claim no longer owns the run, in which case nothing is written)."""
+def record_stage(db: Session, claim: Claim, result: GradingResult, next_stage: str | None, *, duration_s: float,
+                 image_digest: str = "", backend: str = "") -> str | None:
+    """Record the result after one finished stage: the run moves on to `next_stage` (its queue is returned, to
+    publish the run to) or, when that is None, finishes. Nothing is written, and None returned, when this claim no
+    longer owns the run."""
     run = _owned(db, claim)
     if run is None:
         return None
-    assignment = run.submission.assignment
     run.stage_seconds = {**run.stage_seconds, claim.stage: round(duration_s, 3)}
     run.image_digest = image_digest or run.image_digest
     run.backend = backend or run.backend
-    merged = merge_results(claim.partial_result, stage_result)
-    stages = assignment.stages
-    later = stages[stages.index(claim.stage) + 1:] if claim.stage in stages else []
-    if later and merged.get("status") == "graded":
-        next_stage = later[0]
-        blocker = training_blocker(merged, assignment, next_stage)
-        if blocker:
-            merged = merge_results(merged, skipped_stage(
-                next_stage, float(assignment.stage_weights.get(next_stage, 0)), blocker))
-        elif ration := training_ration_blocker(db, run, utcnow()):
-            merged = merge_results(merged, skipped_stage(
-                next_stage, float(assignment.stage_weights.get(next_stage, 0)), ration))
-        else:
-            run.result = merged
-            run.score, run.max_score = merged.get("score"), merged.get("max_score")
-            run.stage, run.queue = next_stage, queue_for_stage(next_stage)
-            add_event(db, run, "progress", {"stage": claim.stage, "done": True, "score": run.score})
-            requeue(db, run, "")
-            return run.queue
-    _finish(db, run, merged)
-    return None
+    if next_stage is None:
+        _finish(db, run, result)
+        return None
+    run.result = result.to_json()
+    run.score, run.max_score = result.score, result.max_score
+    run.stage, run.queue = next_stage, queue_for_stage(next_stage)
+    add_event(db, run, "progress", {"stage": claim.stage, "done": True, "score": run.score})
+    requeue(db, run, "")
+    return run.queue
 
 
-def _finish(db: Session, run: GradingRun, result: dict[str, Any]) -> None:
-    run.result = result
-    run.status = result.get("status", "error") if result.get("status") in FINISHED_STATUSES else "error"
-    run.score, run.max_score = float(result.get("score", 0.0)), float(result.get("max_score", 0.0))
+def _finish(db: Session, run: GradingRun, result: GradingResult) -> None:
+    run.result = result.to_json()
+    run.status = result.status if result.status in FINISHED_STATUSES else "error"
+    run.score, run.max_score = float(result.score), float(result.max_score)
     run.finished_at, run.deadline = utcnow(), None
-    run.message = result.get("message", "") or run.message if run.status != "graded" else ""
+    run.message = result.message or run.message if run.status != "graded" else ""
     _store_tests(db, run)
     run.signature = sign_run(run)
     add_event(db, run, "done", {"status": run.status, "score": run.score, "max_score": run.max_score})
@@ -225,11 +171,22 @@ def _finish(db: Session, run: GradingRun, result: dict[str, Any]) -> None:
         audit.record_score_change(db, run, actor_id=run.requested_by, action="regrade")
 
 
-def _finish_failed(db: Session, run: GradingRun, message: str, status: str = "error") -> None:
+def _finish_failed(db: Session, run: GradingRun, message: str) -> None:
+    """End the run as an error the grader caused: the stages already recorded keep their results, the others
+    count as errors with their points (so the maximum stays the assignment's), and `message` explains."""
     assignment = run.submission.assignment
-    failed = {"score": 0.0, "max_score": float(assignment.max_score), "status": status, "stages": [], "tests": [],
-              "grader_version": GRADER_VERSION, "message": message}
-    _finish(db, run, merge_results(run.result, failed) if run.result else failed)
+    earlier = GradingResult.from_json(run.result) if run.result else GradingResult.of_stages(
+        [], [], grader_version=GRADER_VERSION)
+    done = {stage.name for stage in earlier.stages}
+    unfinished = [StageResult(name=name, score=0.0, max_score=float(assignment.stage_weights.get(name, 0.0)),
+                              status="error", duration_s=0.0, message=message)
+                  for name in assignment.stages if name not in done]
+    result = GradingResult.of_stages(earlier.stages + unfinished, earlier.tests, grader_version=GRADER_VERSION,
+                                     extra=earlier.extra)
+    result.status, result.message = "error", message
+    if not result.stages:
+        result.max_score = float(assignment.max_score)
+    _finish(db, run, result)
 
 
 def fail(db: Session, claim: Claim, message: str) -> bool:

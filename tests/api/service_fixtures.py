@@ -126,7 +126,7 @@ def make_world(*, due_at=None, daily_limit: int = 50, stages: list[str] | None =
                late_policy: dict | None = None, spec_toml: str | None = None) -> World:
     """Create the world through the store (the API's own creation paths are tested separately)."""
     from grader.store import credentials
-    from grader.store.assignments import default_spec_toml, summarize_spec
+    from grader.assignment_spec import default_spec_toml, summarize_spec
     from grader.store.db import session_scope
     from grader.store.models import Assignment, Course, Enrollment, User
 

@@ -196,7 +196,8 @@ def test_outsider_sees_no_course(client, world):
 
 
 def _finish_run(run_id: int, score: float, max_score: float = 61.5) -> None:
-    """Stand in for a worker: finish a run through the store's own claim/complete path."""
+    """Stand in for a worker: finish a run through the store's own claim/record path."""
+    from grader.result import GradingResult
     from grader.store import runs as run_store
 
     with session_scope() as db:
@@ -208,7 +209,7 @@ def _finish_run(run_id: int, score: float, max_score: float = 61.5) -> None:
                          "max_score": max_score, "status": "passed", "visibility": "hidden",
                          "output": "secret input shape"}]}
     with session_scope() as db:
-        assert run_store.complete_stage(db, claim, result, duration_s=1.0) is None
+        assert run_store.record_stage(db, claim, GradingResult.from_json(result), None, duration_s=1.0) is None
 
 
 def test_result_signing_export_regrade_override_audit(client, world):

@@ -161,7 +161,7 @@ def build_world(matrix: Matrix) -> None:
     import hashlib
 
     from grader.store import credentials
-    from grader.store.assignments import default_spec_toml, summarize_spec
+    from grader.assignment_spec import default_spec_toml, summarize_spec
     from grader.store.db import session_scope
     from grader.store.models import Assignment, Course, Enrollment, Submission, User
 

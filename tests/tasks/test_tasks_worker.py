@@ -136,7 +136,7 @@ QUICK_TRAINING = {"epochs": "1", "batch_size": "32", "max_batches_per_epoch": "3
 
 def _quick_training_spec() -> str:
     """The default spec with a CIFAR-10 stage cut down to three batches (the real harness)."""
-    from grader.store.assignments import default_spec_toml
+    from grader.assignment_spec import default_spec_toml
 
     lines, section = [], ""
     for line in default_spec_toml().splitlines():

@@ -27,7 +27,7 @@ from sqlalchemy import text
 
 from grader.settings import PROJECT_ROOT, get_settings
 from grader.store import credentials
-from grader.store.assignments import default_spec_toml, summarize_spec
+from grader.assignment_spec import default_spec_toml, summarize_spec
 from grader.store.db import get_sessionmaker, reset_engine
 from grader.store.migrate import upgrade_head
 from grader.store.models import (Assignment, Course, Enrollment, GradingRun, Submission, TestResultRow, User,

@@ -1,18 +1,19 @@
-"""Creating assignments from a grading spec: stages in order, points per stage, full marks and pass mark."""
+"""What an assignment row takes from its grading spec: stages in order, points per stage, full marks, pass mark.
+
+Database-free: the stage maxima come from the flow (grader/pipeline.py), so the store never needs it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from grader.pipeline import _stage_max
+from grader.pipeline import STAGES, stage_max
 from grader.spec import DEFAULT_SPEC_PATH, SpecError, parse_spec
-from grader.store.runs import spec_version_of
 
-KNOWN_STAGES = ("correctness", "cifar10")  # stages the service knows how to queue
-
-__all__ = ["SpecError", "SpecSummary", "default_spec_toml", "summarize_spec"]
+__all__ = ["SpecError", "SpecSummary", "default_spec_toml", "spec_version_of", "summarize_spec"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class SpecSummary:
     training_cpu_minutes_per_day: float | None
 
 
+def spec_version_of(spec_toml: str) -> str:
+    return hashlib.sha256(spec_toml.encode()).hexdigest()[:16]
+
+
 def default_spec_toml() -> str:
     return DEFAULT_SPEC_PATH.read_text(encoding="utf-8")
 
@@ -34,9 +39,9 @@ def summarize_spec(spec_toml: str, stages: list[str] | None = None) -> SpecSumma
     spec = parse_spec(spec_toml, source="spec")
     weights: dict[str, float] = {}
     for name in spec.stage_names:
-        if name not in KNOWN_STAGES or (stages is not None and name not in stages):
+        if name not in STAGES or (stages is not None and name not in stages):
             continue
-        weights[name] = float(_stage_max(name, spec))
+        weights[name] = stage_max(name, spec)
     missing = [name for name in stages or [] if name not in weights]
     if missing:
         raise SpecError(f"the spec has no stage {missing[0]!r}; it has {', '.join(spec.stage_names)}")

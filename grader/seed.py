@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from grader.assignment_spec import default_spec_toml, summarize_spec
 from grader.settings import get_settings
 from grader.store import credentials
-from grader.store.assignments import default_spec_toml, summarize_spec
 from grader.store.models import Assignment, Course, Enrollment, User
 
 DEMO_COURSE = "cnn-demo"
