@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from grader.assignment_spec import SpecError, default_spec_toml, summarize_spec
 from grader.services import access
 from grader.services.errors import Conflict, Forbidden, Invalid, TooLarge
 from grader.services.policy import Action, may_create_course
 from grader.settings import get_settings
 from grader.store import credentials
-from grader.assignment_spec import SpecError, default_spec_toml, summarize_spec
 from grader.store.models import COURSE_ROLES, Assignment, Course, Enrollment, User
 
 ROSTER_MAX_BYTES = 2 * 1024 * 1024  # 2 MiB of CSV is tens of thousands of students
