@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from grader.datasets.cifar10 import prepare
-from grader.pipeline import grade_submission, select_runner
+from grader.pipeline import grade_submission
 from grader.settings import get_settings
 from grader.spec import load_spec
+from sandbox.select import select_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMISSION = ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"

@@ -32,7 +32,7 @@ def summary(samples: list[float]) -> dict:
 
 
 def make_runner(name: str):
-    from grader.pipeline import select_runner
+    from sandbox.select import select_runner
     from grader.settings import get_settings
 
     return select_runner(get_settings(), name)

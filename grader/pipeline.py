@@ -29,8 +29,7 @@ from grader.settings import Settings, get_settings
 from grader.spec import Spec, load_spec
 from grader.stage import EventCallback, StageContext, StageOutput
 from sandbox.runner import SandboxRunner
-
-UNSAFE_BACKEND = "unsafe-subprocess"
+from sandbox.select import select_runner
 
 
 @dataclass(frozen=True)
@@ -48,23 +47,6 @@ STAGES: dict[str, RegisteredStage] = {
     "correctness": RegisteredStage("grader.stages.correctness"),
     "cifar10": RegisteredStage("grader.stages.training", requires=("conv2d", "maxpool2d", "flatten", "simplecnn")),
 }
-
-
-def select_runner(settings: Settings, backend: str | None = None) -> SandboxRunner:
-    """The sandbox backend to use: the one named, else the settings' choice (docker > bwrap > refuse).
-
-    The unsafe subprocess backend is used only when named explicitly ("unsafe-subprocess"), never as a fallback.
-    """
-    backend = backend or settings.sandbox_backend
-    if backend == UNSAFE_BACKEND:
-        from sandbox.subprocess_backend import SubprocessRunner
-
-        return SubprocessRunner()
-    from sandbox import select
-
-    if backend != settings.sandbox_backend:
-        settings = settings.model_copy(update={"sandbox_backend": backend})
-    return select.select_runner(settings)
 
 
 def stage_max(name: str, spec: Spec) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sandbox.runner import GiB, MiB, SandboxLimits
+from sandbox.runner import GiB, KiB, MiB, SandboxLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVELOPMENT_SECRET = "development-secret-change-me"
@@ -37,11 +37,18 @@ class Settings(BaseSettings):
     sandbox_tmpfs_bytes: int = 64 * MiB  # size of /tmp inside a job
     sandbox_nofile: int = 256  # open files per process
     sandbox_fsize_bytes: int = 64 * MiB  # largest file a job may write
+    sandbox_threads: int = 1  # BLAS / OpenMP threads inside a correctness job
+    sandbox_log_tail_bytes: int = 8 * KiB  # how much of a job's stdout+stderr comes back for diagnostics
+    sandbox_cpu_shares: int = 1024  # CPU weight of correctness jobs (docker --cpu-shares; 1024 = normal)
+    sandbox_container_log_bytes: int = 256 * KiB  # the engine's log file per container (json-file, one file)
+    sandbox_engine_timeout_seconds: float = 10.0  # one Docker API call; longer is an infrastructure fault
+    sandbox_orphan_age_seconds: float = 2 * 3600.0  # another host's job container older than this is an orphan
     correctness_wall_seconds: float = 60.0  # whole correctness stage, inside the sandbox
     training_wall_seconds: float = 45 * 60.0  # hard kill of a training job (budget + margin)
     training_budget_seconds: float = 30 * 60.0  # projected training time above which the run stops early
     training_memory_bytes: int = 4 * GiB  # memory of a training job
     training_cpus: float = 2.0  # CPU quota of a training job in cores
+    training_cpu_shares: int = 256  # CPU weight of training jobs: correctness feedback wins when both compete
 
     # CIFAR-10
     cifar10_source: Path = PROJECT_ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
@@ -75,7 +82,8 @@ class Settings(BaseSettings):
             memory_bytes=self.sandbox_memory_bytes, cpus=self.sandbox_cpus, pids=self.sandbox_pids,
             wall_seconds=self.correctness_wall_seconds, output_bytes=self.sandbox_output_bytes,
             progress_bytes=self.sandbox_progress_bytes, tmpfs_bytes=self.sandbox_tmpfs_bytes,
-            nofile=self.sandbox_nofile, fsize_bytes=self.sandbox_fsize_bytes,
+            nofile=self.sandbox_nofile, fsize_bytes=self.sandbox_fsize_bytes, threads=self.sandbox_threads,
+            log_tail_bytes=self.sandbox_log_tail_bytes, cpu_shares=self.sandbox_cpu_shares,
         )
         base.update(overrides)
         return SandboxLimits(**base)

@@ -30,15 +30,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from sandbox.docker_backend import LOG_TAIL_BYTES, OOM_SCORE_ADJ, classify, container_environment
+from sandbox.core import (OOM_SCORE_ADJ, SANDBOX_HARNESS_DIR, SANDBOX_INPUTS, SANDBOX_KIT, SANDBOX_OUT,
+                          SANDBOX_SUBMISSION, JobEnd, ProcessGroupJob, check_job, infrastructure_faults,
+                          job_environment, run_job, sandbox_argv)
 from sandbox.jobdir import JOB_GID, JOB_UID, JobDirectory
 from sandbox.runner import (HARNESS_DIR, KIT_DIR, InfrastructureError, ProgressCallback, SandboxJob, SandboxLimits,
-                            SandboxOutcome, harness_argv)
+                            SandboxOutcome)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "cnn-grader"
-POLL_SECONDS = 0.05
-KILL_GRACE_SECONDS = 5
+CPU_PERIOD_MICROSECONDS = 100000  # cfs period; the quota is limits.cpus times this
 # bwrap itself stays inside the sandbox as its pid 1, and the job can read /proc/1/environ: bwrap must be started
 # with nothing of the worker's environment, not only told to --clearenv its child.
 BWRAP_ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -68,8 +69,9 @@ class _Cgroups:
             if "pids" in self.paths:
                 (self.paths["pids"] / "pids.max").write_text(str(limits.pids))
             if "cpu" in self.paths:
-                (self.paths["cpu"] / "cpu.cfs_period_us").write_text("100000")
-                (self.paths["cpu"] / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * 100000)))
+                (self.paths["cpu"] / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_MICROSECONDS))
+                (self.paths["cpu"] / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * CPU_PERIOD_MICROSECONDS)))
+                (self.paths["cpu"] / "cpu.shares").write_text(str(int(limits.cpu_shares)))
         except OSError:
             self.remove()
             self.paths = {}
@@ -170,87 +172,55 @@ class BwrapRunner:
             "--hostname", "sandbox",
             "--ro-bind", str(self.rootfs), "/", "--proc", "/proc", "--dev", "/dev",
             "--perms", "0700", "--size", str(int(limits.tmpfs_bytes)), "--tmpfs", "/tmp",
-            "--ro-bind", str(self.harness_dir), "/opt/harness",
-            "--ro-bind", str(job_dir.submission_dir), "/job/submission",
-            "--ro-bind", str(job_dir.inputs_dir), "/job/inputs",
-            "--bind", str(job_dir.out_dir), "/job/out",
+            "--ro-bind", str(self.harness_dir), SANDBOX_HARNESS_DIR,
+            "--ro-bind", str(job_dir.submission_dir), SANDBOX_SUBMISSION.rsplit("/", 1)[0],
+            "--ro-bind", str(job_dir.inputs_dir), SANDBOX_INPUTS,
+            "--bind", str(job_dir.out_dir), SANDBOX_OUT,
         ]
         if (self.kit_dir / "tinytorch").is_dir():
-            argv += ["--ro-bind", str(self.kit_dir), "/opt/kit"]
+            argv += ["--ro-bind", str(self.kit_dir), SANDBOX_KIT]
         if job.data_dirs:
             argv += ["--tmpfs", "/job/data"]
             for name, host_dir in sorted(job.data_dirs.items()):
-                if "/" in name or name in ("", ".", ".."):
-                    raise ValueError(f"data directory names must be plain names, got {name!r}")
                 argv += ["--ro-bind", str(Path(host_dir).resolve()), f"/job/data/{name}"]
             argv += ["--remount-ro", "/job/data"]
         argv += ["--clearenv"]
-        for key, value in container_environment(limits).items():
+        for key, value in job_environment(limits).items():
             argv += ["--setenv", key, value]
-        argv += ["--chdir", "/tmp", "--"]
-        argv += harness_argv(f"/opt/harness/{job.harness}.py", python="/usr/bin/python3", kit="/opt/kit", submission="/job/submission/spatial.py",
-                             inputs="/job/inputs", data="/job/data", out="/job/out", args=job.args)
-        return argv
+        return argv + ["--chdir", "/tmp", "--"] + sandbox_argv(job, python="/usr/bin/python3")
 
     def run(self, job: SandboxJob, on_progress: ProgressCallback | None = None) -> SandboxOutcome:
-        started = time.monotonic()
-        limits = job.limits
-        if not job.harness.isidentifier():
-            raise ValueError(f"harness names are plain module names, got {job.harness!r}")
+        check_job(job)
         if not (self.harness_dir / f"{job.harness}.py").is_file():
             raise InfrastructureError(f"no harness named {job.harness!r} in {self.harness_dir}")
-        with JobDirectory(self.job_root, job) as job_dir:
+        with infrastructure_faults("preparing or running the bwrap job failed"), \
+                JobDirectory(self.job_root, job) as job_dir:
             # The unprivileged bwrap must be able to reach the job's files to bind them.
             for path in (self.job_root, job_dir.path):
                 path.chmod(0o711)
-            cgroups = _Cgroups(job_dir.job_id, limits)
-            try:
-                log_path = job_dir.path / "log"
-                with open(log_path, "wb") as log:
-                    process = subprocess.Popen(self._argv(job, job_dir), stdin=subprocess.DEVNULL, stdout=log,
-                                               stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                                               env=BWRAP_ENVIRONMENT,
-                                               preexec_fn=_child_setup(limits, cgroups))
-                    timed_out = self._wait(process, job_dir, limits, on_progress)
-                cgroups.kill_all()
-                for line in job_dir.read_new_progress_lines(limits.progress_bytes):
-                    if on_progress:
-                        on_progress(line)
-                result_size, progress_size = job_dir.output_sizes()
-                result = job_dir.read_result(limits.output_bytes)
-                log_tail = _tail(log_path)
-                oom_killed = cgroups.oom_killed()
-            finally:
-                cgroups.remove()
-        returncode = process.returncode
-        exit_code = None if timed_out else (128 - returncode if returncode < 0 else returncode)
-        # bwrap reports the job's death by signal N as exit 128+N, like Docker.
-        status = classify(timed_out=timed_out, oom_killed=oom_killed, exit_code=exit_code, result_size=result_size,
-                          progress_size=progress_size, limits=limits)
-        return SandboxOutcome(status=status, exit_code=exit_code, duration_s=time.monotonic() - started,
-                              result=result if status != "output_limit" else b"", log_tail=log_tail,
-                              backend=self.name)
+            return run_job(job, job_dir, lambda: BwrapJob(self._argv(job, job_dir), job_dir.job_id, job.limits),
+                           backend=self.name, on_progress=on_progress)
 
-    @staticmethod
-    def _wait(process: subprocess.Popen, job_dir: JobDirectory, limits: SandboxLimits,
-              on_progress: ProgressCallback | None) -> bool:
-        deadline = time.monotonic() + limits.wall_seconds
-        while True:
-            try:
-                process.wait(POLL_SECONDS)
-                return False
-            except subprocess.TimeoutExpired:
-                pass
-            for line in job_dir.read_new_progress_lines(limits.progress_bytes):
-                if on_progress:
-                    on_progress(line)
-            if time.monotonic() >= deadline:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait(KILL_GRACE_SECONDS)
-                return True
+
+class BwrapJob(ProcessGroupJob):
+    """A started bwrap sandbox: a process group (bwrap leads it) and the job's cgroups."""
+
+    def __init__(self, argv: list[str], job_id: str, limits: SandboxLimits) -> None:
+        self.cgroups = _Cgroups(job_id, limits)
+        try:
+            super().__init__(argv, limits, env=BWRAP_ENVIRONMENT, preexec_fn=_child_setup(limits, self.cgroups))
+        except BaseException:
+            self.cgroups.remove()
+            raise
+
+    def end(self) -> JobEnd:
+        self.cgroups.kill_all()
+        # bwrap reports the job's death by signal N as exit 128+N, like Docker; a signal to bwrap itself likewise.
+        return JobEnd(exit_code=self.exit_code(), oom_killed=self.cgroups.oom_killed(), log_tail=self.log.text())
+
+    def destroy(self) -> None:
+        super().destroy()
+        self.cgroups.remove()
 
 
 def _child_setup(limits: SandboxLimits, cgroups: _Cgroups):
@@ -268,14 +238,3 @@ def _child_setup(limits: SandboxLimits, cgroups: _Cgroups):
             adjust.write(str(OOM_SCORE_ADJ))
 
     return setup
-
-
-def _tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - LOG_TAIL_BYTES))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""

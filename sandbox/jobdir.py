@@ -1,4 +1,4 @@
-"""The host side of one job's files, shared by the docker and bwrap backends: prepare, tail, read back, destroy.
+"""The host side of one job's files, shared by every backend: prepare, read back, destroy.
 
     <job_root>/<pid>-<uuid>/          0700, the worker's
         submission/spatial.py         0444 in a 0555 directory
@@ -19,6 +19,7 @@ import stat
 import uuid
 from pathlib import Path
 
+from sandbox.core import check_plain_name
 from sandbox.runner import SandboxJob
 
 JOB_UID = 65534
@@ -50,40 +51,17 @@ class JobDirectory:
             else:
                 target.chmod(0o666)
         self.out_dir.chmod(0o555)
-        self._progress_offset = 0
-        self._progress_buffer = b""
-        self.progress_bytes_seen = 0
+        self.progress_path = self.out_dir / PROGRESS_FILE
 
     @staticmethod
     def _write_read_only(directory: Path, files: dict[str, bytes]) -> None:
         directory.mkdir()
         for name, content in files.items():
-            if "/" in name or name in ("", ".", ".."):
-                raise ValueError(f"input file names must be plain names, got {name!r}")
+            check_plain_name(name)
             target = directory / name
             target.write_bytes(content)
             target.chmod(0o444)
         directory.chmod(0o555)
-
-    def read_new_progress_lines(self, cap_bytes: int) -> list[str]:
-        """Complete lines appended to progress.jsonl since the last call, never reading past `cap_bytes`."""
-        path = self.out_dir / PROGRESS_FILE
-        remaining = cap_bytes - self._progress_offset
-        if remaining <= 0:
-            return []
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(self._progress_offset)
-                chunk = handle.read(min(remaining, 1 << 20))
-        except OSError:
-            return []
-        if not chunk:
-            return []
-        self._progress_offset += len(chunk)
-        self.progress_bytes_seen = self._progress_offset
-        data = self._progress_buffer + chunk
-        *lines, self._progress_buffer = data.split(b"\n")
-        return [line.decode("utf-8", errors="replace") for line in lines if line.strip()]
 
     def output_sizes(self) -> tuple[int, int]:
         """Sizes of result.bin and progress.jsonl (lstat: the job cannot replace them, but never follow links)."""
@@ -97,10 +75,7 @@ class JobDirectory:
             return handle.read(cap_bytes)
 
     def remove(self) -> None:
-        for directory in (self.submission_dir, self.inputs_dir, self.out_dir):
-            if directory.exists():
-                directory.chmod(0o700)
-        shutil.rmtree(self.path, ignore_errors=True)
+        _remove_tree(self.path)
 
     def __enter__(self) -> "JobDirectory":
         return self
@@ -116,17 +91,22 @@ def remove_orphan_job_dirs(job_root: Path) -> int:
         return 0
     for entry in job_root.iterdir():
         pid_text, _, _ = entry.name.partition("-")
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
             continue
-        for directory in (entry / "submission", entry / "inputs", entry / "out"):
-            if directory.exists():
-                directory.chmod(0o700)
-        shutil.rmtree(entry, ignore_errors=True)
+        _remove_tree(entry)
         removed += 1
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def _remove_tree(path: Path) -> None:
+    """Removes a job directory, first making its read-only folders writable again."""
+    for directory in (path / "submission", path / "inputs", path / "out"):
+        if directory.exists():
+            directory.chmod(0o700)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -24,6 +24,7 @@ from typing import Callable, Literal, Protocol
 
 GiB = 1024**3
 MiB = 1024**2
+KiB = 1024
 
 OutcomeStatus = Literal["ok", "exited", "timeout", "memory", "output_limit", "crashed"]
 
@@ -42,6 +43,8 @@ class SandboxLimits:
     nofile: int = 256  # open files
     fsize_bytes: int = 64 * MiB  # largest file a process may write
     threads: int = 1  # BLAS / OpenMP threads inside the job
+    log_tail_bytes: int = 8 * KiB  # how much of the job's stdout+stderr comes back in SandboxOutcome.log_tail
+    cpu_shares: int = 1024  # relative CPU weight when jobs compete for cores (docker --cpu-shares; 1024 = normal)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class SandboxOutcome:
         exit_code: the process's exit code, or None when it was killed by the runner.
         duration_s: wall time from start to removal.
         result: the bytes of /job/out/result.bin, at most `limits.output_bytes`.
-        log_tail: the last few KiB of the job's stdout and stderr, for diagnostics only.
+        log_tail: the last `limits.log_tail_bytes` of the job's stdout and stderr, for diagnostics only.
         backend: the backend's name; image_digest: the sandbox image (docker) or "" (others).
     """
 
@@ -90,7 +93,8 @@ class SandboxOutcome:
 
 
 class InfrastructureError(RuntimeError):
-    """The sandbox itself failed (engine unreachable, image missing): retry, never the student's fault."""
+    """The sandbox itself failed on the trusted side (engine unreachable or erroring, a timeout talking to it,
+    an OS error preparing or reading the job, image missing): retry, never the student's fault."""
 
 
 ProgressCallback = Callable[[str], None]

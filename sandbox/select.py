@@ -1,15 +1,20 @@
 """Picks the isolation backend: docker when the engine answers and the image exists, else bwrap, else refuse.
 
-`select_runner` takes the grader's settings object (or anything with the same attribute names) and never imports
-the grader: `sandbox_backend`, `sandbox_image`, `data_dir`. The unsafe subprocess backend is used only when
-`sandbox_backend == "unsafe-subprocess"` is set explicitly.
+The one place that decides which backend runs student code (`select_runner`) and whether one could run now
+(`probe`, for health checks). Both take the grader's settings object and never import the grader: they read
+`sandbox_backend`, `sandbox_image`, `sandbox_dir`, `sandbox_engine_timeout_seconds`,
+`sandbox_container_log_bytes` and `sandbox_orphan_age_seconds`. The unsafe subprocess backend is used only when
+named ("unsafe-subprocess"), never as a fallback.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.runner import InfrastructureError, SandboxRunner
+
+BACKENDS = ("auto", "docker", "bwrap", "unsafe-subprocess")
 
 AUTO_IMAGE_SUFFIX = ":auto"  # sandbox_image "cnn-grader-sandbox:auto" = the image of the current kit and harnesses
 
@@ -58,11 +63,13 @@ def resolve_image(settings, client, *, build_missing: bool = True) -> str:
     raise InfrastructureError("no sandbox base image is present; run `grader sandbox ensure-image`")
 
 
-def docker_runner(settings):
+def docker_runner(settings, *, build_missing: bool = True):
     from sandbox.docker_backend import DockerRunner, connect
 
-    client = connect()
-    return DockerRunner(resolve_image(settings, client), job_root=job_root(settings), client=client)
+    client = connect(settings.sandbox_engine_timeout_seconds)
+    return DockerRunner(resolve_image(settings, client, build_missing=build_missing), job_root=job_root(settings),
+                        client=client, container_log_bytes=settings.sandbox_container_log_bytes,
+                        orphan_age_seconds=settings.sandbox_orphan_age_seconds)
 
 
 def bwrap_runner(settings):
@@ -71,23 +78,50 @@ def bwrap_runner(settings):
     return BwrapRunner(rootfs=sandbox_cache_dir(settings) / "rootfs", job_root=job_root(settings))
 
 
-def select_runner(settings) -> SandboxRunner:
-    """The runner for `settings.sandbox_backend`: "auto", "docker", "bwrap" or "unsafe-subprocess"."""
-    backend = settings.sandbox_backend
-    if backend == "docker":
-        return docker_runner(settings)
-    if backend == "bwrap":
-        return bwrap_runner(settings)
+def select_runner(settings, backend: str | None = None) -> SandboxRunner:
+    """The runner for `backend`, default `settings.sandbox_backend`: "auto", "docker", "bwrap" or "unsafe-subprocess"."""
+    backend = backend or settings.sandbox_backend
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown sandbox_backend {backend!r}; expected {', '.join(BACKENDS)}")
     if backend == "unsafe-subprocess":
         from sandbox.subprocess_backend import SubprocessRunner
 
         return SubprocessRunner()
+    return _first_usable(settings, backend, build_missing=True)
+
+
+@dataclass(frozen=True)
+class SandboxProbe:
+    """Whether student code could run now. Fields: ok; backend (the one that would run it, or ""); detail."""
+
+    ok: bool
+    backend: str
+    detail: str
+
+
+def probe(settings, backend: str | None = None) -> SandboxProbe:
+    """A cheap check for readiness probes: the backend `select_runner` would pick, without building anything."""
+    backend = backend or settings.sandbox_backend
+    if backend == "unsafe-subprocess":
+        return SandboxProbe(True, backend, "unsafe-subprocess (no isolation: tests only)")
+    try:
+        runner = _first_usable(settings, backend, build_missing=False)
+    except (InfrastructureError, ValueError) as error:
+        return SandboxProbe(False, "", str(error))
+    return SandboxProbe(True, runner.name, f"docker ({runner.image_id})" if runner.name == "docker" else runner.name)
+
+
+def _first_usable(settings, backend: str, *, build_missing: bool) -> SandboxRunner:
+    factories = {"docker": lambda: docker_runner(settings, build_missing=build_missing),
+                 "bwrap": lambda: bwrap_runner(settings)}
     if backend != "auto":
-        raise ValueError(f"unknown sandbox_backend {backend!r}; expected auto, docker, bwrap or unsafe-subprocess")
+        if backend not in factories:
+            raise ValueError(f"unknown sandbox_backend {backend!r}; expected {', '.join(BACKENDS)}")
+        return factories[backend]()
     reasons = []
-    for name, factory in (("docker", docker_runner), ("bwrap", bwrap_runner)):
+    for name, factory in factories.items():
         try:
-            return factory(settings)
+            return factory()
         except InfrastructureError as error:
             reasons.append(f"{name}: {error}")
     raise NoSandboxError("student code will not run: no isolating sandbox is usable on this host ("

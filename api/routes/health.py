@@ -49,28 +49,10 @@ def _check_sandbox() -> tuple[bool, str]:
 
 def _probe_sandbox() -> tuple[bool, str]:
     """Whether a backend could run a job now, without building anything (a probe must stay cheap)."""
-    from sandbox import select
+    from sandbox.select import probe
 
-    settings = get_settings()
-    backend = settings.sandbox_backend
-    if backend == "unsafe-subprocess":
-        return True, "unsafe-subprocess (no isolation: tests only)"
-    reasons = []
-    if backend in ("auto", "docker"):
-        try:
-            from sandbox.docker_backend import connect
-
-            client = connect(timeout_seconds=3)
-            image = client.images.get(select.resolve_image(settings, client, build_missing=False))
-            return True, f"docker ({image.id})"
-        except Exception as error:
-            reasons.append(f"docker: {error}")
-    if backend in ("auto", "bwrap"):
-        try:
-            return True, select.bwrap_runner(settings).name
-        except Exception as error:
-            reasons.append(f"bwrap: {error}")
-    return False, "; ".join(reasons) or f"unknown sandbox_backend {backend!r}"
+    result = probe(get_settings())
+    return result.ok, result.detail
 
 
 @router.get("/readyz")

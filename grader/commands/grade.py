@@ -29,10 +29,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from grader.pipeline import grade_submission, select_runner
+    from grader.pipeline import grade_submission
     from grader.settings import get_settings
     from grader.spec import SpecError, load_spec
     from sandbox.runner import InfrastructureError
+    from sandbox.select import select_runner
 
     try:
         source = args.path.read_bytes()

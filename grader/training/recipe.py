@@ -94,7 +94,8 @@ class StageConfig:
         overrides = dict(section.get("limits", {}))
         limits = settings.sandbox_limits(**{
             "wall_seconds": settings.training_wall_seconds, "memory_bytes": settings.training_memory_bytes,
-            "cpus": settings.training_cpus, "threads": max(1, int(settings.training_cpus)), **overrides})
+            "cpus": settings.training_cpus, "threads": max(1, int(settings.training_cpus)),
+            "cpu_shares": settings.training_cpu_shares, **overrides})
         per_batch = budget / max(1, _total_steps(recipe))
         # A loop-style layer can take minutes for a single batch: the probe gives up on the first batch after
         # this long, so such a submission is stopped (with its explanation) within about two minutes.

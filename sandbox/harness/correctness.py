@@ -28,14 +28,13 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the harness folder off sys.path
 
-from harness_common import CappedWriter, parse_harness_args  # noqa: E402
+from harness_common import MEMORY_ERROR_EXIT_CODE, CappedWriter, parse_harness_args  # noqa: E402
 from student_module import execute, new_module, parse  # noqa: E402
 
 FORMAT = 1
 ERROR_TEXT_CHARS = 2000  # longest exception text handed back per run
 PRINT_CAP_BYTES = 64 * 1024  # how much of the student's printing is passed on to the log
 WRITE_EVERY_S = 0.5  # longest stretch of finished runs that a dying process can lose
-MEMORY_ERROR_EXIT_CODE = 3  # tells the runner the process ran out of memory outside any run
 MAX_PARAMETERS = 64  # parameter shapes of a SimpleCNN handed back
 
 

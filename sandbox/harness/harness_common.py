@@ -11,6 +11,11 @@ import io
 import os
 import sys
 
+# A harness exits with this code when Python raised MemoryError outside any case; the runner reports "memory"
+# (sandbox/core.py reads the same constant, so the two sides cannot drift apart). An unusual number, so that a
+# student's own sys.exit(n) is not taken for it by accident.
+MEMORY_ERROR_EXIT_CODE = 86
+
 
 class CappedWriter(io.TextIOBase):
     """Stands in for sys.stdout/sys.stderr while student code runs: passes the first bytes on to fd 2, drops the

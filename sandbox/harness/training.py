@@ -36,7 +36,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the harness folder off sys.path
 
-from harness_common import CappedWriter, parse_harness_args  # noqa: E402
+from harness_common import MEMORY_ERROR_EXIT_CODE, CappedWriter, parse_harness_args  # noqa: E402
 from student_module import execute, new_module, parse  # noqa: E402
 
 if __name__ == "__main__" and "--kit" in sys.argv[:-1]:
@@ -48,7 +48,6 @@ import numpy as np  # noqa: E402
 FORMAT = 1
 ERROR_TEXT_CHARS = 2000  # longest exception text handed back
 PRINT_CAP_BYTES = 64 * 1024  # how much of the student's printing reaches the log
-MEMORY_ERROR_EXIT_CODE = 3
 WALL_BACKSTOP = 3.0  # a probe batch's wall-clock limit, as a multiple of its CPU-time limit
 
 STUDENT_CLASSES = {"conv2d": ("Conv2D", "Conv2d"), "maxpool2d": ("MaxPool2D", "MaxPool2d"),

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.pipeline import grade_submission, select_runner
+from grader.pipeline import grade_submission
 from grader.settings import get_settings
+from sandbox.select import select_runner
 from tests.fixtures.mutants import mutant_source
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -103,20 +103,6 @@ def test_unknown_stage_is_refused(runner):
         pipeline.grade_submission(GOOD, spec=load_spec(), stages=["nope"], runner=runner)
 
 
-def test_unsafe_backend_only_when_named(monkeypatch):
-    from grader.settings import Settings
-    from sandbox.subprocess_backend import SubprocessRunner
-
-    assert isinstance(pipeline.select_runner(Settings(), "unsafe-subprocess"), SubprocessRunner)
-    import sandbox.select
-
-    picked = []
-    monkeypatch.setattr(sandbox.select, "select_runner", lambda settings: picked.append(settings.sandbox_backend))
-    pipeline.select_runner(Settings(sandbox_backend="auto"))
-    pipeline.select_runner(Settings(sandbox_backend="auto"), "bwrap")
-    assert picked == ["auto", "bwrap"]
-
-
 def grade_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "grader.cli", "grade", *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)

@@ -11,8 +11,8 @@ import uuid
 import docker
 import pytest
 
-from sandbox.docker_backend import HOST_LABEL, JOB_LABEL, WORKER_PID_LABEL, DockerRunner, classify, cleanup_orphans
-from sandbox.runner import InfrastructureError, SandboxLimits
+from sandbox.docker_backend import HOST_LABEL, JOB_LABEL, WORKER_PID_LABEL, DockerRunner, cleanup_orphans
+from sandbox.runner import InfrastructureError
 from tests.sandbox.helpers import probe
 
 pytestmark = pytest.mark.docker
@@ -96,19 +96,6 @@ def test_image_is_pinned_by_id_when_the_tag_moves(docker_only_runner, tmp_path):
             client.images.remove("cnn-grader-sandbox:pin-test")
         except docker.errors.ImageNotFound:
             pass
-
-
-def test_classify_orders_causes():
-    limits = SandboxLimits(output_bytes=10, progress_bytes=10)
-    common = dict(result_size=0, progress_size=0, limits=limits)
-    assert classify(timed_out=True, oom_killed=True, exit_code=None, **common) == "timeout"
-    assert classify(timed_out=False, oom_killed=True, exit_code=137, **common) == "memory"
-    assert classify(timed_out=False, oom_killed=False, exit_code=137, **common) == "crashed"
-    assert classify(timed_out=False, oom_killed=False, exit_code=153, **common) == "output_limit"
-    assert classify(timed_out=False, oom_killed=False, exit_code=0, result_size=11, progress_size=0,
-                    limits=limits) == "output_limit"
-    assert classify(timed_out=False, oom_killed=False, exit_code=2, **common) == "exited"
-    assert classify(timed_out=False, oom_killed=False, exit_code=0, **common) == "ok"
 
 
 def test_a_harness_missing_from_the_image_is_an_infrastructure_error(docker_only_runner):

@@ -159,8 +159,8 @@ def test_host_environment_does_not_leak(runner, monkeypatch):
     monkeypatch.setenv("SANDBOX_TEST_SECRET", "do-not-leak")
     result = reported(runner.run(probe("import os\nreport(dict(os.environ))\n")))
     assert "hunter2" not in json.dumps(result) and "do-not-leak" not in json.dumps(result)
-    assert set(result) <= {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PATH", "HOME", "LANG",
-                           "PYTHONDONTWRITEBYTECODE", "HOSTNAME", "LC_CTYPE", "PWD"}
+    assert set(result) <= {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PATH", "HOME", "TMPDIR",
+                           "LANG", "PYTHONDONTWRITEBYTECODE", "HOSTNAME", "LC_CTYPE", "PWD"}
     assert result["OPENBLAS_NUM_THREADS"] == str(TEST_LIMITS.threads)
 
 
