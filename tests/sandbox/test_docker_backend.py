@@ -36,13 +36,15 @@ def _labelled_container(client, image_id: str, worker_pid: int, host: str | None
 
 def test_each_job_gets_a_fresh_container_that_is_removed(docker_only_runner):
     client = docker_only_runner.client
-    before = {c.id for c in client.containers.list(all=True, filters={"label": f"{JOB_LABEL}=1"})}
+    # Other checkouts run jobs on the same engine: only this process's containers count.
+    ours = {"label": [f"{JOB_LABEL}=1", f"{WORKER_PID_LABEL}={os.getpid()}"]}
+    before = {c.id for c in client.containers.list(all=True, filters=ours)}
     source = "import socket\nreport({'hostname': socket.gethostname(), 'marker': open('/proc/self/cgroup').read()})\n"
     first = docker_only_runner.run(probe(source))
     second = docker_only_runner.run(probe(source))
     assert first.status == second.status == "ok"
     assert first.result != second.result  # different cgroups: different containers
-    after = {c.id for c in client.containers.list(all=True, filters={"label": f"{JOB_LABEL}=1"})}
+    after = {c.id for c in client.containers.list(all=True, filters=ours)}
     assert after <= before
 
 
