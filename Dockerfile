@@ -23,4 +23,4 @@ RUN pip install --no-deps . && python -c "import api.main, grader.tasks"
 USER grader
 EXPOSE 8000
 # The API migrates the schema at start; the worker only waits for it (the compose file orders them).
-CMD ["sh", "-c", "alembic upgrade head && exec uvicorn --factory api.main:create_app --host 0.0.0.0 --port 8000 --proxy-headers"]
+CMD ["sh", "-c", "alembic upgrade head && exec uvicorn --factory api.main:create_app --host 0.0.0.0 --port 8000 --no-proxy-headers"]

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     worker_concurrency: int = 1  # grading processes per worker and queue; used for queue-time estimates
     readyz_check_sandbox: bool = True  # off where the API host has no sandbox engine (compose: the worker has it)
 
+    # Accounts (grader/throttle.py). Failed password logins are counted per account and per client address in a
+    # moving window, in Redis when BROKER_URL is Redis and in the database otherwise.
+    login_failures_per_account: int = 10  # failed logins of one email within the window, then 429
+    login_failures_per_client: int = 10  # failed logins from one client address (IPv6: its /64) within the window
+    login_failure_window_seconds: int = 15 * 60
+    throttle_max_rows: int = 100_000  # cap of the database-held throttle table (expired rows are pruned first)
+    # Comma-separated addresses or networks (CIDR) of reverse proxies; X-Forwarded-For is believed only from them.
+    trusted_proxies: str = ""
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":
         if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:

@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 
     python = sys.executable
     processes = [_start([python, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", args.host,
-                         "--port", str(args.port), "--log-level", "warning"], "API")]
+                         "--port", str(args.port), "--log-level", "warning",
+                         # X-Forwarded-For is judged by the TRUSTED_PROXIES setting, not by uvicorn
+                         "--no-proxy-headers"], "API")]
     if not args.no_workers:
         processes.append(_start([python, "-m", "grader.worker", "--queues", "correctness", "--beat",
                                  "--concurrency", str(settings.worker_concurrency), "--hostname",

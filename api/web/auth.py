@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import SessionDep
 from api.web.rendering import redirect, render
-from api.web.security import (clear_session, load_session, login_throttle, new_session, require_csrf,
-                              store_session)
+from api.login_guard import client_address, login_throttle, wait_message
+from api.web.security import clear_session, load_session, new_session, require_csrf, store_session
 from grader.services import access
 from grader.store import credentials
 from grader.store.models import User
@@ -54,18 +54,18 @@ def login_page(request: Request, next: str = "/dashboard") -> HTMLResponse:
 def login(request: Request, db: SessionDep, email: Annotated[str, Form()], password: Annotated[str, Form()],
           next: Annotated[str, Form()] = "/dashboard") -> Response:
     email = email.strip().lower()
-    throttle_key = (email, request.client.host if request.client else "")
-    wait = login_throttle.retry_after(throttle_key)
-    if wait:
-        return render(request, "login.html", {
-            "next_url": _safe_next(next), "email": email,
-            "error": f"Too many failed logins. Try again in {max(1, round(wait / 60))} minute(s)."}, status_code=429)
+    throttle = login_throttle(request)
+    attempt = throttle.attempt(email, client_address(request))
+    if attempt.refused:
+        page = render(request, "login.html", {"next_url": _safe_next(next), "email": email,
+                                              "error": wait_message(attempt.retry_after_seconds)}, status_code=429)
+        page.headers["Retry-After"] = str(attempt.retry_after_seconds)
+        return page
     user = credentials.authenticate_staff(db, email, password)
     if user is None or not access.may_use_dashboard(db, user):
-        login_throttle.failed(throttle_key)
         return render(request, "login.html", {"next_url": _safe_next(next), "email": email,
                                               "error": "Wrong email or password."}, status_code=401)
-    login_throttle.succeeded(throttle_key)
+    throttle.succeeded(attempt)
     response = redirect(_safe_next(next))
     session = new_session(user.id, user.session_version)  # a fresh CSRF token: a session planted before login is useless after it
     request.state.web_session = session

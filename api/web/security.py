@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, Response
@@ -88,48 +86,3 @@ async def require_csrf(request: Request) -> None:
     sent = form.get(CSRF_FIELD)
     if session.fresh or not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf_token):
         raise HTTPException(403, "the form expired or did not come from this site; reload the page and try again")
-
-
-LOGIN_FAILURES_ALLOWED = 10  # failed logins per email and client address within the window
-LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
-
-
-class LoginThrottle:
-    """Refuses logins after too many recent failures for one email from one address (per API process)."""
-
-    def __init__(self) -> None:
-        self._failures: dict[tuple[str, str], list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
-        recent = [moment for moment in self._failures.get(key, []) if now - moment < LOGIN_FAILURE_WINDOW_SECONDS]
-        if recent:
-            self._failures[key] = recent
-        else:
-            self._failures.pop(key, None)
-        return recent
-
-    def retry_after(self, key: tuple[str, str]) -> float:
-        """Seconds until another attempt is allowed (0 when it is allowed now)."""
-        now = time.monotonic()
-        with self._lock:
-            recent = self._recent(key, now)
-            if len(recent) < LOGIN_FAILURES_ALLOWED:
-                return 0.0
-            return max(1.0, recent[0] + LOGIN_FAILURE_WINDOW_SECONDS - now)
-
-    def failed(self, key: tuple[str, str]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._failures[key] = self._recent(key, now) + [now]
-
-    def succeeded(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._failures.clear()
-
-
-login_throttle = LoginThrottle()

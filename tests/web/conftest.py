@@ -8,7 +8,6 @@ from fastapi.testclient import TestClient
 from h7_support import TEST_SECRET_KEY, environment, fresh_database, seed_course, truncate_all
 
 from api.main import create_app
-from api.web.security import login_throttle
 from grader import tasks
 from grader.store.db import session_scope
 
@@ -46,6 +45,5 @@ def published(monkeypatch) -> list[tuple[int, str]]:
 
 @pytest.fixture
 def client(db_ready, published):
-    login_throttle.reset()  # failed logins of earlier tests must not throttle this one
     with TestClient(create_app(), base_url="http://testserver", follow_redirects=False) as test_client:
         yield test_client
