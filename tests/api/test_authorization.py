@@ -246,11 +246,9 @@ def open_sessions(matrix: Matrix, app) -> None:
 @pytest.fixture(scope="module")
 def matrix(service_env):
     from api.main import create_app
-    from api.web.security import login_throttle
 
     apply_environment(service_env)
     _truncate()
-    login_throttle.reset()
     world = Matrix()
     build_world(world)
     open_sessions(world, create_app())
