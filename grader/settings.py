@@ -8,17 +8,18 @@ from pathlib import Path
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from grader.secret_key import MIN_SECRET_KEY_BYTES, load_or_create_secret_key
 from sandbox.runner import GiB, KiB, MiB, SandboxLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEVELOPMENT_SECRET = "development-secret-change-me"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     environment: str = "development"  # "development", "test" or "production"
-    secret_key: str = DEVELOPMENT_SECRET  # signs sessions, results and badges; must be set outside development
+    # Signs sessions, results and badges; at least 32 bytes. Unset: generated once into DATA_DIR/secret_key (0600).
+    secret_key: str = ""
 
     # Store and broker. Empty means the embedded defaults (SQLite file, SQLite-backed kombu transport).
     database_url: str = ""
@@ -78,11 +79,19 @@ class Settings(BaseSettings):
     throttle_max_rows: int = 100_000  # cap of the database-held throttle table (expired rows are pruned first)
     # Comma-separated addresses or networks (CIDR) of reverse proxies; X-Forwarded-For is believed only from them.
     trusted_proxies: str = ""
+    health_details_public: bool = False  # /metrics and /readyz's per-check details for anyone, not only admins
+    request_max_bytes: int = 1 * MiB  # request bodies, except uploads (see api/body_limit.py)
+    live_streams_per_user: int = 3  # open progress streams (Server-Sent Events) per user
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> "Settings":
-        if self.environment == "production" and self.secret_key == DEVELOPMENT_SECRET:
-            raise ValueError("SECRET_KEY must be set to a random value outside development")
+    def _signing_key(self) -> "Settings":
+        """No default key anywhere: an unset key is generated (and kept) per data directory, a short one refused."""
+        if not self.secret_key:
+            self.secret_key = load_or_create_secret_key(self.data_dir)
+        if len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes of random text (it is "
+                             f"{len(self.secret_key.encode())}); e.g. python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(48))', or leave it unset to have one generated")
         return self
 
     def sandbox_limits(self, **overrides: float) -> SandboxLimits:

@@ -68,7 +68,7 @@ def service_env(tmp_path_factory) -> Iterator[dict[str, str]]:
     name, url = create_database()
     data_dir = tmp_path_factory.mktemp("service-data")
     env = {"DATABASE_URL": url, "BROKER_URL": REDIS_URL, "DATA_DIR": str(data_dir),
-           "SECRET_KEY": "test-secret-" + secrets.token_hex(8), "ENVIRONMENT": "test", **FAST_RECOVERY_ENV}
+           "SECRET_KEY": "test-secret-" + secrets.token_hex(16), "ENVIRONMENT": "test", **FAST_RECOVERY_ENV}
     saved = {key: os.environ.get(key) for key in env}
     redis.Redis.from_url(REDIS_URL).flushdb()
     apply_environment(env)
@@ -152,6 +152,19 @@ def make_world(*, due_at=None, daily_limit: int = 50, stages: list[str] | None =
                      instructor_token=credentials.issue_api_token(db, instructor),
                      alice_token=credentials.issue_api_token(db, alice),
                      bob_token=credentials.issue_api_token(db, bob), alice_id=alice.id, bob_id=bob.id)
+
+
+def admin_headers(email: str = "admin@example.edu") -> dict[str, str]:
+    """Bearer headers of a new site admin (the only callers who see /metrics and /readyz details)."""
+    from grader.store import credentials
+    from grader.store.db import session_scope
+    from grader.store.models import User
+
+    with session_scope() as db:
+        admin = User(email=email, name="Site admin", role="admin")
+        db.add(admin)
+        db.flush()
+        return {"Authorization": f"Bearer {credentials.issue_api_token(db, admin)}"}
 
 
 @pytest.fixture
