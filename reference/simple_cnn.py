@@ -104,20 +104,16 @@ def _timed(profile: dict | None, key: str):
 def forward(params: Mapping[str, np.ndarray], x, *, train: bool = True, profile: dict | None = None):
     """Logits (N, 10) for images x (N, 3, 32, 32); the cache for `backward` (None when train is False).
 
-    With a `profile` dict, each layer's forward seconds are added under "<layer>.forward" (layers: conv1, relu1,
-    pool1, conv2, relu2, pool2, flatten, fc1, relu3, fc2). relu1 and relu2 run after their pools, on the smaller
-    maps; the result is the same, see the comment below.
+    With a `profile` dict, each layer's forward seconds are added under "<layer>.forward" (layers: conv1, conv2,
+    pool2, relu2, flatten, fc1, relu3, fc2). conv1 includes relu1 and pool1: the three run as one pass
+    (`layers_fast.conv2d_relu_maxpool2x2_forward`). relu2 runs after its pool, on the 4x smaller map: ReLU and
+    max-pooling commute (both monotone, and ReLU's zero gradient also zeroes a pooled non-positive window), so
+    values and gradients are identical.
     """
     x = _check_input(x, params["conv1.weight"].dtype)
     with _timed(profile, "conv1.forward"):
-        conv1, conv1_cache = layers.conv2d_forward(x, params["conv1.weight"], params["conv1.bias"], stride=1,
-                                                   padding=1)
-    # ReLU and max-pooling commute (both monotone, and ReLU's zero gradient also zeroes a pooled non-positive
-    # window), so ReLU runs on the 4x smaller pooled map: identical values and gradients, a quarter of the work.
-    with _timed(profile, "pool1.forward"):
-        pool1, pool1_cache = layers.maxpool2d_forward(conv1, kernel_size=2)
-    with _timed(profile, "relu1.forward"):
-        relu1 = np.maximum(pool1, 0, out=pool1)
+        relu1, conv1_cache = layers.conv2d_relu_maxpool2x2_forward(x, params["conv1.weight"], params["conv1.bias"],
+                                                                   padding=1)
     with _timed(profile, "conv2.forward"):
         conv2, conv2_cache = layers.conv2d_forward(relu1, params["conv2.weight"], params["conv2.bias"], stride=1,
                                                    padding=1)
@@ -138,7 +134,7 @@ def forward(params: Mapping[str, np.ndarray], x, *, train: bool = True, profile:
     if not train:
         return logits, None
     cache = {
-        "params": params, "conv1": conv1_cache, "relu1": relu1, "pool1": pool1_cache, "conv2": conv2_cache,
+        "params": params, "conv1": conv1_cache, "conv2": conv2_cache,
         "relu2": relu2, "pool2": pool2_cache, "flat": flat_cache, "flat_out": flat, "relu3": relu3,
     }
     return logits, cache
@@ -172,14 +168,10 @@ def backward(dlogits, cache, *, profile: dict | None = None) -> dict[str, np.nda
         dconv2 = layers.maxpool2d_backward(dpool2, cache["pool2"])
     with _timed(profile, "conv2.backward"):
         drelu1, grads["conv2.weight"], grads["conv2.bias"] = layers.conv2d_backward(dconv2, cache["conv2"])
-    with _timed(profile, "relu1.backward"):
-        drelu1 *= cache["relu1"] > 0
-    with _timed(profile, "pool1.backward"):
-        dconv1 = layers.maxpool2d_backward(drelu1, cache["pool1"])
     with _timed(profile, "conv1.backward"):
         # The input image needs no gradient, so the first convolution skips dx (PyTorch does the same).
-        _, grads["conv1.weight"], grads["conv1.bias"] = layers.conv2d_backward(dconv1, cache["conv1"],
-                                                                               need_dx=False)
+        _, grads["conv1.weight"], grads["conv1.bias"] = layers.conv2d_relu_maxpool2x2_backward(
+            drelu1, cache["conv1"], need_dx=False)
     return {name: grads[name] for name in PARAM_SHAPES}
 
 
