@@ -1,9 +1,12 @@
-"""One SimpleCNN training step through the course kit with the fast fixture submission, vs PyTorch CPU.
+"""One SimpleCNN training step through the course kit, vs the NumPy reference's own step and PyTorch CPU.
 
-What a correct, fast student file costs per step inside the training harness: good_vectorized.py's
-Conv2D/MaxPool2D/Flatten with the kit's Linear, ReLU, CrossEntropyLoss and SGD (Nesterov, weight decay),
-batch 128, float32, 2 BLAS threads. Also times the NumPy reference step (reference/simple_cnn.py) when
-it is importable, in interleaved blocks with the others so that load from other processes hits all alike.
+Two student files are trained through the kit (its Tensor, autograd, Linear, ReLU, CrossEntropyLoss and SGD with
+Nesterov and weight decay), batch 128, float32, 2 threads, exactly as the training harness steps:
+- `bench/reference_spatial.py`: the reference's own fast layers wrapped through the kit's Function API. The layers
+  are held fixed, so its step over the reference's step (`kit_overhead_median`) is what the kit itself costs
+  (target <= 1.15x);
+- `tests/fixtures/submissions/good_vectorized.py`: what a good student's file costs (no target).
+All four steps run in interleaved blocks. Ratios are printed only when the machine was quiet (bench.machine_load).
 
 Run: `.venv/bin/python -m bench.kit_step [--steps 40]`. Prints a table and writes bench/results/kit_step.json.
 """
@@ -13,16 +16,12 @@ from __future__ import annotations
 import os
 import sys
 
-THREADS = 2
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = str(THREADS)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as bench.reference_step (same process settings for all)
 
-try:  # before NumPy, so that bench.reference_step sees the thread settings untouched
-    from bench.reference_step import reference_step as _reference_step
-    from reference import simple_cnn as _simple_cnn
-except Exception as _error:  # the reference is another helper's work and may be absent or changing
-    _reference_step = _simple_cnn = None
-    _reference_error = _error
+from bench.reference_step import reference_step  # noqa: E402  (after the thread settings, before NumPy)
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
@@ -37,13 +36,18 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT_DIR = ROOT / "reference" / "kit"
-SUBMISSION = ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
+GOOD_SUBMISSION = ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
+REFERENCE_SUBMISSION = ROOT / "bench" / "reference_spatial.py"
+TARGET_KIT_OVERHEAD = 1.15
 RESULTS = Path(__file__).resolve().parent / "results" / "kit_step.json"
 BATCH = 128
 LAYERS = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten", "fc1", "relu3", "fc2"]
 
 sys.path.insert(0, str(KIT_DIR))
 
+from bench.machine_load import open_window, ratio_text, wait_until_quiet  # noqa: E402
+from reference import simple_cnn  # noqa: E402
+from reference.parallel import reuse_freed_memory  # noqa: E402
 from tinytorch.core import autograd  # noqa: E402
 from tinytorch.core.losses import CrossEntropyLoss  # noqa: E402
 from tinytorch.core.optimizers import SGD  # noqa: E402
@@ -51,7 +55,7 @@ from tinytorch.core.tensor import Tensor  # noqa: E402
 
 
 def load_submission(path: Path):
-    spec = importlib.util.spec_from_file_location("spatial", path)
+    spec = importlib.util.spec_from_file_location(f"spatial_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -62,6 +66,7 @@ class KitStep:
 
     def __init__(self, submission, x, labels):
         np.random.seed(0)
+        self.submission = submission
         self.net = submission.SimpleCNN()
         self.parameters = [getattr(getattr(self.net, layer), name) for layer in ("conv1", "conv2", "fc1", "fc2")
                            for name in ("weight", "bias")]
@@ -90,11 +95,16 @@ class KitStep:
 
 
 def time_backward_functions(modules, split):
-    """Wrap every Function.apply in `modules` so its time is added to split['<Class>.backward']."""
+    """Wrap every Function.apply in `modules` so its time is added to split['<Class>.backward'].
+
+    Returns a function that puts the original `apply` methods back.
+    """
+    originals = []
     for module in modules:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, autograd.Function) and "apply" in cls.__dict__:
                 original = cls.apply
+                originals.append((cls, original))
 
                 def timed(self, grad_output, _original=original, _name=cls.__name__):
                     start = time.perf_counter()
@@ -104,21 +114,32 @@ def time_backward_functions(modules, split):
 
                 cls.apply = timed
 
+    def restore():
+        for cls, original in originals:
+            cls.apply = original
+
+    return restore
+
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="timed steps per implementation")
+    parser.add_argument("--wait", type=float, default=0.0,
+                        help="seconds to wait for a quiet machine (load average <= 1.5) before measuring")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.wait:
+        wait_until_quiet(timeout_s=args.wait)
 
     import torch
 
     torch.set_num_threads(THREADS)
+    malloc_tuned = reuse_freed_memory()  # as bench.reference_step; the training harness runs with glibc defaults
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, 3, 32, 32)).astype(np.float32)
     labels = rng.integers(0, 10, BATCH)
-    submission = load_submission(SUBMISSION)
-    kit_step = KitStep(submission, x, labels)
+    kit_reference = KitStep(load_submission(REFERENCE_SUBMISSION), x, labels)
+    kit_good = KitStep(load_submission(GOOD_SUBMISSION), x, labels)
 
     model = torch.nn.Sequential(
         torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -133,17 +154,14 @@ def main(argv: list[str] | None = None) -> dict:
         loss.backward()
         torch_optimizer.step()
 
-    steps = {"kit": kit_step, "torch": torch_step}
-    if _reference_step is not None:
-        params, state = _simple_cnn.init_params(0, np.float32), {}
-        steps["reference"] = lambda: _reference_step(params, state, x, labels)
-    else:
-        print(f"(reference step not timed: {_reference_error})")
-
+    params, state = simple_cnn.init_params(0, np.float32), {}
+    steps = {"kit_reference_layers": kit_reference, "reference": lambda: reference_step(params, state, x, labels),
+             "kit_good_vectorized": kit_good, "torch": torch_step}
     for step in steps.values():
         for _ in range(3):
             step()
     wall, cpu = defaultdict(list), defaultdict(list)
+    window = open_window()
     block = 5
     for _ in range(max(1, args.steps // block)):
         for name, step in steps.items():
@@ -152,50 +170,70 @@ def main(argv: list[str] | None = None) -> dict:
                 step()
                 wall[name].append(time.perf_counter() - start)
                 cpu[name].append(time.process_time() - start_cpu)
+    window.close()
 
-    split = defaultdict(list)
-    kit_step.split = split
-    time_backward_functions([submission, sys.modules["tinytorch.core.tensor"], sys.modules["tinytorch.core.layers"],
-                             sys.modules["tinytorch.core.losses"]], split)
-    for _ in range(max(5, args.steps // 4)):
-        kit_step()
-    kit_split = {key: 1000 * statistics.fmean(values) * (len(values) / max(5, args.steps // 4))
-                 for key, values in split.items()}
+    splits = {}
+    repeats = max(5, args.steps // 4)
+    for name, kit_step, modules in (("kit_reference_layers", kit_reference, [kit_reference.submission]),
+                                    ("kit_good_vectorized", kit_good, [kit_good.submission])):
+        split = defaultdict(list)
+        kit_step.split = split
+        restore = time_backward_functions(modules + [sys.modules["tinytorch.core.tensor"],
+                                                     sys.modules["tinytorch.core.layers"],
+                                                     sys.modules["tinytorch.core.losses"]], split)
+        for _ in range(repeats):
+            kit_step()
+        restore()
+        kit_step.split = None
+        splits[name] = dict(sorted(((key, 1000 * sum(values) / repeats) for key, values in split.items()),
+                                   key=lambda item: -item[1]))
 
+    median = {name: statistics.median(times) for name, times in wall.items()}
+    overhead = median["kit_reference_layers"] / median["reference"]
     result = {
-        "benchmark": "SimpleCNN training step with the course kit and tests/fixtures/submissions/good_vectorized.py",
-        "batch": BATCH, "dtype": "float32", "threads": THREADS, "steps": len(wall["kit"]),
-        "wall_ms_median": {name: 1000 * statistics.median(times) for name, times in wall.items()},
+        "benchmark": "SimpleCNN training step through the course kit: the reference's layers wrapped as a student "
+                     "file (kit overhead) and good_vectorized.py, vs the reference's step and PyTorch",
+        "batch": BATCH, "dtype": "float32", "threads": THREADS, "steps": len(wall["reference"]),
+        "wall_ms_median": {name: 1000 * value for name, value in median.items()},
         "wall_ms_min": {name: 1000 * min(times) for name, times in wall.items()},
         "cpu_ms_median": {name: 1000 * statistics.median(times) for name, times in cpu.items()},
-        "kit_over_torch_median": statistics.median(wall["kit"]) / statistics.median(wall["torch"]),
-        "kit_over_torch_min": min(wall["kit"]) / min(wall["torch"]),
-        "kit_split_ms_per_step": dict(sorted(kit_split.items(), key=lambda item: -item[1])),
-        "load_average_1min": os.getloadavg()[0],
+        "kit_overhead_median": overhead,
+        "kit_overhead_text": ratio_text(overhead, window, TARGET_KIT_OVERHEAD),
+        "target_kit_overhead": TARGET_KIT_OVERHEAD,
+        "good_over_reference_median": median["kit_good_vectorized"] / median["reference"],
+        "good_over_torch_median": median["kit_good_vectorized"] / median["torch"],
+        "kit_reference_layers_over_torch_median": median["kit_reference_layers"] / median["torch"],
+        "reference_over_torch_median": median["reference"] / median["torch"],
+        "ratios_reported": window.quiet, "machine": window.as_dict(),
+        "kit_split_ms_per_step": splits,
+        "load_average_1min": window.load_before, "malloc_reuse_freed_memory": malloc_tuned,
+        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
         "numpy": np.__version__, "torch": torch.__version__,
-        "note": "interleaved blocks of 5 steps on 2 cores shared with other work; the split is measured in "
-                "separate steps (backward entries are per Function class, summed over its calls in a step)",
+        "note": "interleaved blocks of 5 steps; the split is measured in separate steps (backward entries are per "
+                "Function class, summed over its calls in a step)",
     }
-    if "reference" in wall:
-        result["kit_over_reference_median"] = statistics.median(wall["kit"]) / statistics.median(wall["reference"])
-    _print(result)
+    _print(result, window)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return result
 
 
-def _print(result: dict) -> None:
-    print(f"SimpleCNN step, batch {result['batch']}, float32, {result['threads']} threads, {result['steps']} steps each")
+def _print(result: dict, window) -> None:
+    print(f"SimpleCNN step, batch {result['batch']}, float32, {result['threads']} threads, {result['steps']} steps "
+          f"each ({window.describe()})")
     for name in result["wall_ms_median"]:
-        print(f"  {name:10s} median {result['wall_ms_median'][name]:7.1f} ms  min {result['wall_ms_min'][name]:7.1f} ms"
+        print(f"  {name:22s} median {result['wall_ms_median'][name]:7.1f} ms  min {result['wall_ms_min'][name]:7.1f} ms"
               f"  cpu {result['cpu_ms_median'][name]:7.1f} ms")
-    print(f"  kit / torch: {result['kit_over_torch_median']:.2f}x (median), {result['kit_over_torch_min']:.2f}x (min)")
-    if "kit_over_reference_median" in result:
-        print(f"  kit / reference: {result['kit_over_reference_median']:.2f}x (median)")
-    print(f"  load average {result['load_average_1min']:.1f}; kit split (ms per step):")
-    for key, value in result["kit_split_ms_per_step"].items():
-        print(f"    {key:28s} {value:7.2f}")
+    print(f"  kit overhead (reference layers through the kit / reference step): {result['kit_overhead_text']}")
+    for label, key in (("good_vectorized.py through the kit / reference", "good_over_reference_median"),
+                       ("good_vectorized.py through the kit / PyTorch", "good_over_torch_median"),
+                       ("reference / PyTorch", "reference_over_torch_median")):
+        print(f"  {label}: {ratio_text(result[key], window)}")
+    for name, split in result["kit_split_ms_per_step"].items():
+        print(f"  {name} split (ms per step):")
+        for key, value in split.items():
+            print(f"    {key:28s} {value:7.2f}")
 
 
 if __name__ == "__main__":
