@@ -28,8 +28,8 @@ from grader.result import GradingResult, StageResult
 from grader.settings import Settings, get_settings
 from grader.spec import Spec, load_spec
 from grader.stage import EventCallback, StageContext, StageOutput
+from grader.kits import runner_for
 from sandbox.runner import SandboxRunner
-from sandbox.select import select_runner
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,8 @@ def grade_submission(source: bytes, *, spec: Spec | None = None, stages: Iterabl
         source: the file's bytes as uploaded.
         spec: the assignment spec (default: grader/specs/default.toml).
         stages: names of the stages to run, in the spec's order (default: every stage of the spec).
-        runner: the sandbox backend (default: `select_runner(settings)`).
+        runner: the sandbox backend (default: `runner_for(spec, settings)`: sandbox.select's choice, with the
+            spec's uploaded kit if it names one).
         on_event: receives dict events: stage_started, progress, stage_finished.
         settings: defaults to `get_settings()`.
 
@@ -145,7 +146,7 @@ def grade_submission(source: bytes, *, spec: Spec | None = None, stages: Iterabl
     wanted = _wanted_stages(spec, stages)
     if len(source) > settings.submission_max_bytes:
         return _too_large(source, spec, wanted, settings)
-    context = StageContext(source=source, spec=spec, runner=runner or select_runner(settings), settings=settings,
+    context = StageContext(source=source, spec=spec, runner=runner or runner_for(spec, settings), settings=settings,
                            on_event=on_event)
     result: GradingResult | None = None
     name: str | None = wanted[0] if wanted else None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from grader.checks import FLATTEN_MODES, CatalogueOptions
+from grader.kits import KIT_REFERENCE
 from reference.architectures import MODULE_TEXT, Architecture, ArchitectureError, resolve
 from sandbox.runner import SandboxLimits
 
@@ -81,6 +82,7 @@ class Spec:
     source: str = ""
     architecture: Architecture = MODULE_TEXT
     course: str = "module_text"  # the course version the assignment follows (feedback on other versions' files)
+    kit: str | None = None  # "sha256:..." of an uploaded course kit (grader/kits.py); None: the built-in kit
 
     @property
     def stage_names(self) -> list[str]:
@@ -121,10 +123,14 @@ def parse_spec(text: str, *, source: str = "<string>") -> Spec:
     course = str(assignment.get("course", architecture.name if architecture.name in COURSES else "module_text"))
     if course not in COURSES:
         raise SpecError(f"{source}: assignment.course must be one of {', '.join(COURSES)}, got {course!r}")
+    kit = assignment.get("kit")
+    if kit is not None and (not isinstance(kit, str) or KIT_REFERENCE.match(kit) is None):
+        raise SpecError(f"{source}: assignment.kit must be the reference an upload returned, "
+                        f"sha256:<64 hex digits>; got {kit!r}")
     return Spec(name=str(assignment.get("name", "assignment")), title=str(assignment.get("title", "")),
                 pass_mark=pass_mark, stages={name: dict(section) for name, section in stages.items()},
                 correctness=_correctness(stages["correctness"], source), source=source,
-                architecture=architecture, course=course)
+                architecture=architecture, course=course, kit=kit)
 
 
 def _architecture(section: dict, source: str) -> Architecture:

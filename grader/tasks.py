@@ -17,6 +17,7 @@ from typing import Any
 from celery import Celery
 
 from grader import pipeline
+from grader.kits import runner_for
 from grader.queues import TRAINING_QUEUE, queue_for_stage
 from grader.result import GradingResult
 from grader.settings import get_settings
@@ -137,21 +138,22 @@ class _EventRecorder:
 _runner_cache: dict[str, Any] = {}
 
 
-def _sandbox_runner():
-    """The sandbox backend of this worker process, chosen once (docker, else bwrap; see sandbox.select)."""
-    if "runner" not in _runner_cache:
-        from sandbox.select import select_runner
-
-        _runner_cache["runner"] = select_runner(get_settings())
-    return _runner_cache["runner"]
+def _sandbox_runner(spec: Spec):
+    """The sandbox backend of this worker process, chosen once per course kit (docker, else bwrap; see
+    sandbox.select): assignments with an uploaded kit get a runner whose jobs see that kit."""
+    key = spec.kit or "runner"
+    if key not in _runner_cache:
+        _runner_cache[key] = runner_for(spec, get_settings())
+    return _runner_cache[key]
 
 
 def _grade_stage(claim: run_store.Claim, recorder: _EventRecorder) -> tuple[GradingResult, float, str, str]:
     """Run the claimed stage through the flow, after the stages recorded before: (result, seconds, image digest,
     backend)."""
-    runner = _sandbox_runner()
+    spec = _spec_of(claim)
+    runner = _sandbox_runner(spec)
     started = time.monotonic()
-    result = pipeline.grade_stage(claim.source, claim.stage, spec=_spec_of(claim), runner=runner,
+    result = pipeline.grade_stage(claim.source, claim.stage, spec=spec, runner=runner,
                                   earlier=claim.partial_result, on_event=recorder)
     image_digest = str(result.extra.get("image_digest") or getattr(runner, "image_id", "") or "")
     return result, time.monotonic() - started, image_digest, str(getattr(runner, "name", ""))

@@ -4,7 +4,8 @@ The one place that decides which backend runs student code (`select_runner`) and
 (`probe`, for health checks). Both take the grader's settings object and never import the grader: they read
 `sandbox_backend`, `sandbox_image`, `sandbox_dir`, `sandbox_engine_timeout_seconds`,
 `sandbox_container_log_bytes` and `sandbox_orphan_age_seconds`. The unsafe subprocess backend is used only when
-named ("unsafe-subprocess"), never as a fallback.
+named ("unsafe-subprocess"), never as a fallback. With `kit_dir` (a directory holding an uploaded course's
+tinytorch/), the runner's jobs see that kit instead of the built-in one (a per-kit image for docker).
 """
 
 from __future__ import annotations
@@ -63,22 +64,32 @@ def resolve_image(settings, client, *, build_missing: bool = True) -> str:
     raise InfrastructureError("no sandbox base image is present; run `grader sandbox ensure-image`")
 
 
-def docker_runner(settings, *, build_missing: bool = True):
+def docker_runner(settings, *, build_missing: bool = True, kit_dir: Path | None = None):
     from sandbox.docker_backend import DockerRunner, connect
 
     client = connect(settings.sandbox_engine_timeout_seconds)
-    return DockerRunner(resolve_image(settings, client, build_missing=build_missing), job_root=job_root(settings),
-                        client=client, container_log_bytes=settings.sandbox_container_log_bytes,
+    if kit_dir is None:
+        image = resolve_image(settings, client, build_missing=build_missing)
+    else:
+        from sandbox.image import build
+
+        kit_image = build.ensure_kit_image(client, Path(kit_dir) / "tinytorch", cache_dir=sandbox_cache_dir(settings))
+        image = kit_image.image_id
+    return DockerRunner(image, job_root=job_root(settings), client=client,
+                        container_log_bytes=settings.sandbox_container_log_bytes,
                         orphan_age_seconds=settings.sandbox_orphan_age_seconds)
 
 
-def bwrap_runner(settings):
+def bwrap_runner(settings, kit_dir: Path | None = None):
     from sandbox.bwrap_backend import BwrapRunner
 
-    return BwrapRunner(rootfs=sandbox_cache_dir(settings) / "rootfs", job_root=job_root(settings))
+    rootfs = sandbox_cache_dir(settings) / "rootfs"
+    if kit_dir is not None:
+        return BwrapRunner(rootfs=rootfs, job_root=job_root(settings), kit_dir=kit_dir)
+    return BwrapRunner(rootfs=rootfs, job_root=job_root(settings))
 
 
-def select_runner(settings, backend: str | None = None) -> SandboxRunner:
+def select_runner(settings, backend: str | None = None, *, kit_dir: Path | None = None) -> SandboxRunner:
     """The runner for `backend`, default `settings.sandbox_backend`: "auto", "docker", "bwrap" or "unsafe-subprocess"."""
     backend = backend or settings.sandbox_backend
     if backend not in BACKENDS:
@@ -86,8 +97,8 @@ def select_runner(settings, backend: str | None = None) -> SandboxRunner:
     if backend == "unsafe-subprocess":
         from sandbox.subprocess_backend import SubprocessRunner
 
-        return SubprocessRunner()
-    return _first_usable(settings, backend, build_missing=True)
+        return SubprocessRunner() if kit_dir is None else SubprocessRunner(kit_dir=Path(kit_dir))
+    return _first_usable(settings, backend, build_missing=True, kit_dir=kit_dir)
 
 
 @dataclass(frozen=True)
@@ -111,9 +122,9 @@ def probe(settings, backend: str | None = None) -> SandboxProbe:
     return SandboxProbe(True, runner.name, f"docker ({runner.image_id})" if runner.name == "docker" else runner.name)
 
 
-def _first_usable(settings, backend: str, *, build_missing: bool) -> SandboxRunner:
-    factories = {"docker": lambda: docker_runner(settings, build_missing=build_missing),
-                 "bwrap": lambda: bwrap_runner(settings)}
+def _first_usable(settings, backend: str, *, build_missing: bool, kit_dir: Path | None = None) -> SandboxRunner:
+    factories = {"docker": lambda: docker_runner(settings, build_missing=build_missing, kit_dir=kit_dir),
+                 "bwrap": lambda: bwrap_runner(settings, kit_dir)}
     if backend != "auto":
         if backend not in factories:
             raise ValueError(f"unknown sandbox_backend {backend!r}; expected {', '.join(BACKENDS)}")

@@ -32,8 +32,8 @@ def run(args) -> int:
     from grader.pipeline import grade_submission
     from grader.settings import get_settings
     from grader.spec import SpecError, load_spec
+    from grader.kits import KitError, runner_for
     from sandbox.runner import InfrastructureError
-    from sandbox.select import select_runner
 
     try:
         source = args.path.read_bytes()
@@ -50,7 +50,7 @@ def run(args) -> int:
     settings = get_settings()
     on_event = None if args.json else _ProgressPrinter()
     try:
-        runner = select_runner(settings, args.sandbox)
+        runner = runner_for(spec, settings, args.sandbox)
         if args.sandbox == "unsafe-subprocess" and not args.json:
             print("warning: the unsafe-subprocess backend isolates nothing; never use it for untrusted files",
                   file=sys.stderr)
@@ -58,6 +58,8 @@ def run(args) -> int:
                                   settings=settings)
     except InfrastructureError as error:
         return _fail(args, f"the sandbox is not available: {error}")
+    except KitError as error:
+        return _fail(args, str(error))
     if on_event is not None:
         on_event.finish()
     if args.json:

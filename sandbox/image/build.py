@@ -249,8 +249,41 @@ def ensure_image(client, *, offline: bool | None = None, cache_dir: Path, log: L
         except docker.errors.ImageNotFound:
             pass
     base = ensure_base_image(client, cache_dir, log) if offline else CONNECTED_BASE_IMAGE
+    ref = _build_job_image(client, tag, base, kit_package_dir(), offline=offline, log=log)
+    _tag_latest(client, ref)
+    return ref
+
+
+def ensure_kit_image(client, kit_package: Path, *, cache_dir: Path, log: Log = _print) -> ImageRef:
+    """The job image of an uploaded course kit (`kit_package` is its tinytorch/ directory), built when missing.
+
+    Same base, Dockerfile and harnesses as the default image; only /opt/kit differs. Built offline on the base
+    image when that is present (the connected base otherwise), and tagged `kit-<content hash>`, never `latest`.
+    """
+    import docker.errors
+
+    base, offline = None, True
+    for candidate in (base_image_tag(), CONNECTED_BASE_IMAGE):
+        try:
+            client.images.get(candidate)
+            base, offline = candidate, candidate != CONNECTED_BASE_IMAGE
+            break
+        except docker.errors.ImageNotFound:
+            continue
+    if base is None:
+        base = ensure_base_image(client, cache_dir, log)
+    tag = f"{IMAGE_REPOSITORY}:kit-{content_hash(base, kit_dir=kit_package)}"
+    try:
+        return ImageRef(tag, client.images.get(tag).id)
+    except docker.errors.ImageNotFound:
+        return _build_job_image(client, tag, base, kit_package, offline=offline, log=log)
+
+
+def _build_job_image(client, tag: str, base: str, kit_package: Path, *, offline: bool, log: Log) -> ImageRef:
+    import docker.errors
+
     log(f"building {tag} from {base} with the kit and {len(list(HARNESS_DIR.glob('*.py')))} harness file(s)")
-    context = _context_tar(HARNESS_DIR, kit_package_dir())
+    context = _context_tar(HARNESS_DIR, kit_package)
     try:
         image, _ = client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
                                        pull=False, buildargs={"BASE_IMAGE": base, "NUMPY_VERSION": NUMPY_VERSION},
@@ -260,7 +293,6 @@ def ensure_image(client, *, offline: bool | None = None, cache_dir: Path, log: L
         lines = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in error.build_log)
         raise InfrastructureError(f"building the sandbox image failed: {error}\n{lines[-2000:]}") from error
     ref = ImageRef(tag, image.id)
-    _tag_latest(client, ref)
     log(f"built {tag} ({ref.image_id[:19]})")
     return ref
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.pipeline import grade_submission, select_runner
+from grader.pipeline import grade_submission
 from grader.settings import get_settings
 from grader.spec import load_spec, parse_spec
 from grader.stages.correctness import max_score
+from sandbox.select import select_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBMISSIONS = ROOT / "tests" / "fixtures" / "submissions"

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from grader.datasets.cifar10 import prepare
-from grader.pipeline import grade_submission, select_runner
+from grader.pipeline import grade_submission
 from grader.settings import get_settings
 from grader.spec import load_spec
 from grader.training.recipe import StageConfig
 from grader.training.weights import load_weights
 from reference import simple_cnn
 from reference.architectures import CURRENT_COURSE
+from sandbox.select import select_runner
 from sandbox.subprocess_backend import SubprocessRunner
 from tests.fixtures.cifar10 import write_tiny_archive
 

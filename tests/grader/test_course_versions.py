@@ -51,8 +51,8 @@ def test_spec_architecture_and_flatten():
     spec = load_spec(ROOT / "grader" / "specs" / "current_course.toml")
     assert spec.architecture is CURRENT_COURSE and spec.course == "current_course"
     assert spec.correctness.flatten == "none" and spec.catalogue_options.flatten == "none"
-    custom = parse_spec(DEFAULT_TEXT.replace('name = "module_text"', 'layers = ["Conv2d(3, 8, 3)", "ReLU", '
-                                                                       '"MaxPool2d(2)", "Flatten", "Linear(1800, 10)"]'))
+    layers = 'layers = ["Conv2d(3, 8, 3)", "ReLU", "MaxPool2d(2)", "Flatten", "Linear(1800, 10)"]'
+    custom = parse_spec(DEFAULT_TEXT.replace('name = "module_text"', layers))
     assert list(custom.architecture.parameter_shapes().values()) == [(8, 3, 3, 3), (8,), (1800, 10), (10,)]
     assert custom.course == "module_text"
 
