@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.kits import runner_for
-from grader.kits import KitError, kit_root, store_kit
+from grader.kits import KitError, kit_root, runner_for, store_kit
 from grader.pipeline import grade_submission
 from grader.self_test import run_self_test
 from grader.settings import get_settings
