@@ -1,7 +1,9 @@
 """`make bench`: every benchmark in turn, each in its own process; figures land in bench/results/*.json.
 
-The CIFAR-10 runs take tens of minutes on 2 cores; `python -m bench.run_all --skip cifar10_seeds` leaves out the
-longest one.
+Before each benchmark it waits (up to --wait seconds) for the 1-minute load average to fall to 1.5 or below and
+prints the load average before and after it; the step benchmarks withhold their ratios themselves when the machine
+was busy (bench.machine_load). The CIFAR-10 runs take tens of minutes on 2 cores; `python -m bench.run_all --skip
+cifar10_seeds` leaves out the longest one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import subprocess
 import sys
 import time
+
+from bench.machine_load import LOAD_LIMIT, load_average, wait_until_quiet
 
 BENCHMARKS = [
     "reference_step",  # reference training step vs PyTorch CPU, per-layer split
@@ -28,15 +32,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=None)
     parser.add_argument("--skip", nargs="+", choices=BENCHMARKS, default=[])
+    parser.add_argument("--wait", type=float, default=600.0,
+                        help=f"seconds to wait before each benchmark for the load average to reach {LOAD_LIMIT}")
     args = parser.parse_args(argv)
     failed = []
     for name in args.only or BENCHMARKS:
         if name in args.skip:
             continue
         print(f"\n=== bench.{name}", flush=True)
+        quiet = wait_until_quiet(timeout_s=args.wait, log=lambda text: print(f"    {text}", flush=True))
+        load_before = load_average()
+        if not quiet:
+            print(f"    running on a busy machine (load average {load_before:.2f}): its figures are not "
+                  "comparable with idle ones, and ratios are withheld", flush=True)
         started = time.monotonic()
         code = subprocess.call([sys.executable, "-m", f"bench.{name}"])
-        print(f"=== bench.{name}: exit {code} after {time.monotonic() - started:.0f} s", flush=True)
+        print(f"=== bench.{name}: exit {code} after {time.monotonic() - started:.0f} s (load average "
+              f"{load_before:.2f} before, {load_average():.2f} after)", flush=True)
         if code != 0:
             failed.append(name)
     if failed:
