@@ -1,7 +1,11 @@
 """Speed-probe feedback: compare the student's per-layer milliseconds (timed in the sandbox) with the reference's.
 
-The reference layers are timed here, outside the sandbox, on the same shapes (one batch), so the student reads
-"your Conv2D backward is 300x slower than a vectorized one" next to the layer that costs the time.
+Both sides are measured against the same yardstick (sandbox/harness/calibration.py: the matrix products of a
+vectorized step). In the sandbox each layer is timed on the full batch right after one yardstick measurement; here
+the reference layer is timed on the same shapes interleaved with the same yardstick. A layer's cost is its time in
+yardsticks, so the ratio the student reads ("your Conv2D backward is 300x slower than a vectorized one") does not
+depend on how busy either machine was, and the vectorized figure is shown in the student's own machine's
+milliseconds of that moment.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from reference import layers_fast
+from sandbox.harness.calibration import Yardstick, matmul_shapes
 
 STUDENT_KINDS = {"conv2d": "Conv2D", "maxpool2d": "MaxPool2D", "avgpool2d": "AvgPool2D", "flatten": "Flatten"}
 HINTS = {
@@ -24,14 +29,8 @@ HINTS = {
 }
 
 
-@lru_cache(maxsize=64)
-def reference_layer_ms(kind: str, input_shape: tuple[int, ...], kwargs_items: tuple, repeats: int = 3
-                       ) -> tuple[float, float] | None:
-    """Best-of-`repeats` (forward_ms, backward_ms) of the fast reference layer on random float32 `input_shape`.
-
-    The minimum, not the median: on a shared host other jobs only ever add time.
-    """
-    kwargs = dict(kwargs_items)
+def _reference_phases(kind: str, input_shape: tuple[int, ...], kwargs: dict):
+    """(forward(), backward(out, cache)) of the fast reference layer on random float32 input, or None."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(input_shape).astype(np.float32)
     if kind == "conv2d":
@@ -39,39 +38,56 @@ def reference_layer_ms(kind: str, input_shape: tuple[int, ...], kwargs_items: tu
         w = rng.standard_normal((int(kwargs["out_channels"]), input_shape[1], k, k)).astype(np.float32)
         b = np.zeros(int(kwargs["out_channels"]), dtype=np.float32)
         stride, padding = kwargs.get("stride", 1), kwargs.get("padding", 0)
-
-        def forward():
-            return layers_fast.conv2d_forward(x, w, b, stride=stride, padding=padding)
-
-        def backward(out, cache):
-            return layers_fast.conv2d_backward(np.ones_like(out), cache)
-    elif kind in ("maxpool2d", "avgpool2d"):
+        return (lambda: layers_fast.conv2d_forward(x, w, b, stride=stride, padding=padding),
+                lambda out, cache: layers_fast.conv2d_backward(np.ones_like(out), cache))
+    if kind in ("maxpool2d", "avgpool2d"):
         size, stride = kwargs.get("kernel_size", 2), kwargs.get("stride")
         forward_fn = layers_fast.maxpool2d_forward if kind == "maxpool2d" else layers_fast.avgpool2d_forward
         backward_fn = layers_fast.maxpool2d_backward if kind == "maxpool2d" else layers_fast.avgpool2d_backward
+        return (lambda: forward_fn(x, kernel_size=size, stride=stride),
+                lambda out, cache: backward_fn(np.ones_like(out), cache))
+    if kind == "flatten":
+        return (lambda: layers_fast.flatten_forward(x),
+                lambda out, cache: layers_fast.flatten_backward(np.ones_like(out), cache))
+    return None
 
-        def forward():
-            return forward_fn(x, kernel_size=size, stride=stride)
 
-        def backward(out, cache):
-            return backward_fn(np.ones_like(out), cache)
-    elif kind == "flatten":
-        def forward():
-            return layers_fast.flatten_forward(x)
+@lru_cache(maxsize=4)
+def _yardstick(architecture_items: tuple, batch_size: int) -> Yardstick:
+    architecture = [[kind, name, dict(kwargs)] for kind, name, kwargs in architecture_items]
+    return Yardstick(matmul_shapes(architecture, batch_size))
 
-        def backward(out, cache):
-            return layers_fast.flatten_backward(np.ones_like(out), cache)
-    else:
+
+@lru_cache(maxsize=64)
+def reference_layer_units(kind: str, input_shape: tuple[int, ...], kwargs_items: tuple, architecture_items: tuple,
+                          batch_size: int, repeats: int = 3) -> tuple[float, float] | None:
+    """(forward, backward) of the fast reference layer on `input_shape`, in yardsticks (architecture, batch_size).
+
+    Each repeat times the yardstick, the forward and the backward back to back; the smallest ratio of each phase
+    is kept (on a shared host other jobs only ever add time, and they add it to both sides of a ratio alike).
+    """
+    phases = _reference_phases(kind, input_shape, dict(kwargs_items))
+    if phases is None:
         return None
-    forward_times, backward_times = [], []
+    forward, backward = phases
+    yardstick = _yardstick(architecture_items, batch_size)
+    forward_units, backward_units = [], []
     for _ in range(repeats):
+        before = yardstick.measure()
         start = time.perf_counter()
         out, cache = forward()
-        forward_times.append(time.perf_counter() - start)
+        forward_seconds = time.perf_counter() - start
         start = time.perf_counter()
         backward(out, cache)
-        backward_times.append(time.perf_counter() - start)
-    return min(forward_times) * 1000, min(backward_times) * 1000
+        backward_seconds = time.perf_counter() - start
+        scale = min(before, yardstick.measure())
+        forward_units.append(forward_seconds / scale)
+        backward_units.append(backward_seconds / scale)
+    return min(forward_units), min(backward_units)
+
+
+def architecture_key(architecture: Sequence) -> tuple:
+    return tuple((kind, name, tuple(sorted(kwargs.items()))) for kind, name, kwargs in architecture)
 
 
 def _duration(seconds: float | None) -> str:
@@ -91,40 +107,21 @@ def _ms(value: float) -> str:
 def explain(stopped: Mapping, layers: Sequence[Mapping], architecture: Sequence, *, batch_size: int) -> dict:
     """The student's message and a per-layer table (rows) for a run stopped by the speed probe."""
     kwargs_by_name = {name: kwargs for _kind, name, kwargs in architecture}
-    rows = []
-    for layer in layers:
-        kind, name = layer.get("kind", ""), layer.get("name", "")
-        row = {"layer": name, "kind": kind, "student": bool(layer.get("student")), "status": layer.get("status"),
-               "timed_out": layer.get("timed_out"),
-               "samples": layer.get("samples"), "forward_ms": layer.get("forward_ms"),
-               "backward_ms": layer.get("backward_ms")}
-        if layer.get("status") == "timeout":
-            row["at_least_ms"] = layer.get("limit_ms")
-        shape = tuple(int(n) for n in layer.get("input_shape", []))
-        if kind in STUDENT_KINDS and len(shape) == 4 and name in kwargs_by_name:
-            full_shape = (batch_size, *shape[1:])
-            reference = reference_layer_ms(kind, full_shape, tuple(sorted(kwargs_by_name[name].items())))
-            if reference is not None:
-                row["reference_forward_ms"], row["reference_backward_ms"] = (round(v, 3) for v in reference)
-                for phase in ("forward", "backward"):
-                    mine, ref = row.get(f"{phase}_ms"), row[f"reference_{phase}_ms"]
-                    if mine is not None and ref:
-                        row[f"{phase}_ratio"] = round(mine / max(ref, 1e-3), 1)
-        rows.append(row)
+    rows = [_row(layer, kwargs_by_name, architecture_key(architecture), batch_size) for layer in layers]
 
     projected, budget = stopped.get("projected_s"), stopped.get("budget_s")
     over = f", {projected / budget:.1f}x the budget" if projected and budget else ""
     bound = "at least " if stopped.get("lower_bound") else "about "
     lines = [f"Training was stopped by the speed probe: at this speed the run would take {bound}"
-             f"{_duration(projected)}{over} of {_duration(budget)}."]
-    if stopped.get("detail"):
-        lines[0] += f" ({stopped['detail']})"
+             f"{_duration(projected)}{over} of {_duration(budget)} (times of an idle grading machine: each step "
+             f"was measured against a fixed amount of matrix arithmetic timed beside it, so a busy machine does not "
+             f"count against you)."]
     findings = []
     for row in rows:
         if not row["student"]:
             continue
         label = f"{STUDENT_KINDS.get(row['kind'], row['kind'])} {row['layer']}"
-        estimated = (f" (estimated from {row['samples']} image)" if row.get("samples") not in (None, batch_size)
+        estimated = (f" (measured on {row['samples']} images)" if row.get("samples") not in (None, batch_size)
                      else "")
         for phase in ("forward", "backward"):
             mine, ref = row.get(f"{phase}_ms"), row.get(f"reference_{phase}_ms")
@@ -157,3 +154,29 @@ def explain(stopped: Mapping, layers: Sequence[Mapping], architecture: Sequence,
     else:
         lines.append("No per-layer timings came back.")
     return {"message": "\n".join(lines), "rows": rows}
+
+
+def _row(layer: Mapping, kwargs_by_name: Mapping, architecture_items: tuple, batch_size: int) -> dict:
+    """One table row: the student's full-batch timings, and a vectorized layer's at the same yardstick."""
+    kind, name = layer.get("kind", ""), layer.get("name", "")
+    row = {"layer": name, "kind": kind, "student": bool(layer.get("student")), "status": layer.get("status"),
+           "timed_out": layer.get("timed_out"), "samples": layer.get("samples"),
+           "forward_ms": layer.get("forward_ms"), "backward_ms": layer.get("backward_ms"),
+           "calibration_ms": layer.get("calibration_ms")}
+    if layer.get("status") == "timeout":
+        row["at_least_ms"] = layer.get("limit_ms")
+    shape = tuple(int(n) for n in layer.get("input_shape", []))
+    yardstick_ms = layer.get("calibration_ms")
+    if kind not in STUDENT_KINDS or len(shape) != 4 or name not in kwargs_by_name or not yardstick_ms:
+        return row
+    units = reference_layer_units(kind, shape, tuple(sorted(kwargs_by_name[name].items())), architecture_items,
+                                  batch_size)
+    if units is None:
+        return row
+    for phase, unit in zip(("forward", "backward"), units):
+        reference = unit * yardstick_ms
+        row[f"reference_{phase}_ms"] = round(reference, 3)
+        mine = row.get(f"{phase}_ms")
+        if mine is not None and reference:
+            row[f"{phase}_ratio"] = round(mine / max(reference, 1e-3), 1)
+    return row

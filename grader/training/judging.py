@@ -14,6 +14,7 @@ from grader.datasets.cifar10 import PreparedCifar10
 from grader.result import StageResult, TestResult
 from grader.stage import StageOutput
 from grader.training.evaluation import test_accuracy
+from grader.training.host import raise_if_host_too_slow
 from grader.training.plotting import curve_image
 from grader.training.progress import ProgressLog
 from grader.training.recipe import StageConfig
@@ -38,6 +39,7 @@ def score_for(accuracy: float, config: StageConfig) -> float:
 def judge_outcome(outcome: SandboxOutcome, log: ProgressLog, config: StageConfig, prepared: PreparedCifar10,
                   source: bytes, started: float) -> StageOutput:
     """Turn the sandbox outcome and the progress events into the stage's result."""
+    raise_if_host_too_slow(outcome, log, config)
     curve = log.curve()
     record = _training_record(log, config, curve)
     details: dict[str, Any] = {"sandbox_status": outcome.status, "backend": outcome.backend,

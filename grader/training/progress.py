@@ -18,19 +18,20 @@ _EVENT_FIELDS: dict[str, dict[str, tuple]] = {
               "python": (str,)},
     "batch": {"epoch": (int,), "batch": (int,), "batches": (int,), "loss": _NUMBER, "train_accuracy": _NUMBER,
               "elapsed_s": _NUMBER, "projected_s": _NUMBER},
-    "probe": {"batch_ms": _NUMBER, "batch_wall_ms": _NUMBER, "projected_s": _NUMBER, "budget_s": _NUMBER},
+    "probe": {"batch_ms": _NUMBER, "batch_wall_ms": _NUMBER, "step_units": _NUMBER, "yardstick_ms": _NUMBER,
+              "load_factor": _NUMBER, "tainted": (bool,), "projected_s": _NUMBER, "budget_s": _NUMBER},
     "epoch": {"epoch": (int,), "loss": _NUMBER, "train_accuracy": _NUMBER, "lr": _NUMBER, "epoch_s": _NUMBER,
-              "elapsed_s": _NUMBER, "projected_s": _NUMBER},
+              "elapsed_s": _NUMBER, "projected_s": _NUMBER, "charged_s": _NUMBER, "load_factor": _NUMBER},
     "stopped": {"reason": (str,), "detail": (str,), "lower_bound": (bool,), "projected_s": _NUMBER, "budget_s": _NUMBER,
-                "elapsed_s": _NUMBER, "epoch": (int,)},
+                "elapsed_s": _NUMBER, "epoch": (int,), "charged_s": _NUMBER, "load_factor": _NUMBER,
+                "projected_wall_s": _NUMBER},
     "layers": {"batch_size": (int,), "layers": (list,)},
     "error": {"kind": (str,), "message": (str,), "where": (list,), "epoch": (int,), "batch": (int,)},
-    "done": {"epochs": (int,), "train_s": _NUMBER, "steps": (int,)},
+    "done": {"epochs": (int,), "train_s": _NUMBER, "charged_s": _NUMBER, "steps": (int,)},
 }
 _LAYER_FIELDS = {"name": (str,), "kind": (str,), "student": (bool,), "input_shape": (list,), "samples": (int,),
                  "status": (str,), "timed_out": (str,), "forward_ms": _NUMBER, "backward_ms": _NUMBER,
-                 "limit_ms": _NUMBER,
-                 "error": (str,)}
+                 "limit_ms": _NUMBER, "calibration_ms": _NUMBER, "error": (str,)}
 _TEXT_CHARS = 500
 _NUMBER_LIMIT = 1e12
 

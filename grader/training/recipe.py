@@ -14,6 +14,7 @@ from sandbox.runner import SandboxLimits
 # The recipe the harness follows. Chosen and measured in bench/cifar10_seeds.py and bench/cifar10_reference.py
 # (figures in bench/results/): the reference layers clear 75% with margin in 12 epochs. `[stages.cifar10]` in the
 # assignment spec overrides any key (nested tables merge).
+REFERENCE_YARDSTICK_SECONDS = 0.060
 DEFAULT_RECIPE: dict[str, Any] = {
     "seed": 0,
     "epochs": 12,
@@ -25,18 +26,26 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "augmentation": {"crop_padding": 4, "horizontal_flip": True},
     # Per-channel statistics of the training images scaled to [0, 1] (shared/datasets/README.md, float64).
     "normalize": {"mean": [0.4913, 0.4821, 0.4465], "std": [0.2452, 0.2428, 0.2606]},
+    # What the speed probe's yardstick (sandbox/harness/calibration.py: the matrix products of one vectorized
+    # SimpleCNN step at batch 128) takes on an idle reference grading machine. It turns the harness's
+    # machine-relative measurements into the reference seconds budgets are written in; derived by
+    # bench/speed_calibration.py from the reference step's cost in yardsticks and its idle time (102 ms).
+    "calibration": {"reference_seconds": REFERENCE_YARDSTICK_SECONDS},
 }
 # Stage options that are not part of the harness recipe (defaults; the spec section overrides them).
 DEFAULT_OPTIONS: dict[str, Any] = {
     "max_score": 40.0,
     "full_accuracy": 0.75,  # full points at or above this test accuracy
     "partial_accuracy": 0.60,  # linear partial credit from here up to full_accuracy; zero below
-    "budget_seconds": None,  # projected-training-time budget; None: settings.training_budget_seconds
+    "budget_seconds": None,  # reference seconds (an idle grading machine's); None: settings.training_budget_seconds
     "train_subset": None,  # tests only: train on this many images
     "max_batches_per_epoch": None,  # tests only
+    "budget_steps": None,  # tests and benchmarks only: judge the probe as if the run had this many steps
     "test_subset": None,  # tests only: evaluate on N evenly spaced test images
     "report_every_batches": 20,
-    "probe": {"warmup_batches": 1, "batches": 4, "layer_seconds": 8.0, "profile_seconds": 50.0},
+    # Seconds of wall time; the harness scales a batch's deadline to the machine's load, up to batch_cap_seconds.
+    "probe": {"warmup_batches": 1, "batches": 5, "layer_seconds": 6.0, "profile_seconds": 40.0,
+              "batch_cap_seconds": 40.0, "calibrate_every": 25},
 }
 # Names the stage section may give as `architecture` (the spec's top-level [architecture] is the usual place).
 ARCHITECTURES = {"simple_cnn": MODULE_TEXT, **BUILT_IN}
@@ -74,7 +83,7 @@ class StageConfig:
         options = _merge(DEFAULT_OPTIONS, {k: v for k, v in section.items() if k in DEFAULT_OPTIONS})
         recipe = _merge(DEFAULT_RECIPE, {k: v for k, v in section.items() if k in DEFAULT_RECIPE})
         budget = float(options["budget_seconds"] or settings.training_budget_seconds)
-        for key in ("train_subset", "max_batches_per_epoch", "report_every_batches", "probe"):
+        for key in ("train_subset", "max_batches_per_epoch", "budget_steps", "report_every_batches", "probe"):
             if options.get(key) is not None:
                 recipe[key] = options[key]
         recipe["budget_seconds"] = budget
@@ -96,10 +105,13 @@ class StageConfig:
             "wall_seconds": settings.training_wall_seconds, "memory_bytes": settings.training_memory_bytes,
             "cpus": settings.training_cpus, "threads": max(1, int(settings.training_cpus)),
             "cpu_shares": settings.training_cpu_shares, **overrides})
-        per_batch = budget / max(1, _total_steps(recipe))
+        per_batch = budget / max(1, int(recipe.get("budget_steps") or _total_steps(recipe)))
         # A loop-style layer can take minutes for a single batch: the probe gives up on the first batch after
-        # this long, so such a submission is stopped (with its explanation) within about two minutes.
-        recipe["probe"] = {"first_batch_seconds": min(60.0, max(10.0, 20 * per_batch)), **recipe["probe"]}
+        # this long (scaled to the machine's load, capped at batch_cap_seconds of wall time), so such a
+        # submission is stopped (with its explanation) within about two minutes.
+        recipe["probe"] = {"first_batch_seconds": min(40.0, max(10.0, 20 * per_batch)), **recipe["probe"]}
+        # The harness stops a run this host cannot finish in time as the host's fault (rescheduled), not a timeout.
+        recipe["wall_seconds"] = float(limits.wall_seconds)
         return cls(recipe=recipe, architecture=network.name, network=network, max_score=float(options["max_score"]),
                    full_accuracy=full, partial_accuracy=partial,
                    budget_seconds=budget, test_subset=options["test_subset"], limits=limits)

@@ -17,9 +17,15 @@ Outputs:
     /job/out/result.bin       an .npz of float32 parameters (names of the architecture), rewritten after every
                               epoch so that a run killed at the wall-clock limit still hands back its last epoch.
 
-The speed probe times the first batches after a warm-up, projects the whole run and stops early when the
-projection exceeds the budget; it then times each layer alone (forward and backward) on the same batch, with a
-SIGALRM deadline per measurement and a smaller batch when a layer is very slow, and reports those milliseconds.
+Time is judged against the same machine at the same moment. A yardstick of known cost (the matrix products a
+vectorized step performs, calibration.py) is measured between the probe's steps and every few dozen steps after;
+a step's cost is its time in multiples of the yardstick, and every budget and projection is in reference seconds
+(the time on an idle reference grading machine, where the yardstick takes `calibration.reference_seconds`). The
+probe times the first batches after a warm-up, projects the whole run and stops early when the projection exceeds
+the budget; it then times each layer alone (forward and backward) on the full batch, with a SIGALRM deadline per
+measurement, and reports those milliseconds with the yardstick measured just before. A file within budget that
+this host is too slow to finish before the container's wall limit ends with {"event": "stopped", "reason":
+"host_slow"}: the grader reschedules it, it is not the student's time.
 """
 
 from __future__ import annotations
@@ -44,11 +50,11 @@ if __name__ == "__main__" and "--kit" in sys.argv[:-1]:
     sys.path.insert(0, sys.argv[sys.argv.index("--kit") + 1])
 
 import numpy as np  # noqa: E402
+from calibration import Yardstick, matmul_shapes, thread_count  # noqa: E402
 
 FORMAT = 1
 ERROR_TEXT_CHARS = 2000  # longest exception text handed back
 PRINT_CAP_BYTES = 64 * 1024  # how much of the student's printing reaches the log
-WALL_BACKSTOP = 3.0  # a probe batch's wall-clock limit, as a multiple of its CPU-time limit
 
 STUDENT_CLASSES = {"conv2d": ("Conv2D", "Conv2d"), "maxpool2d": ("MaxPool2D", "MaxPool2d"),
                    "avgpool2d": ("AvgPool2D", "AvgPool2d"), "flatten": ("Flatten",)}
@@ -63,7 +69,6 @@ def _on_alarm(signum, frame):
 
 
 def _disarm() -> None:
-    signal.setitimer(signal.ITIMER_PROF, 0)
     signal.setitimer(signal.ITIMER_REAL, 0)
 
 
@@ -305,18 +310,68 @@ def data_of(value):
 # The run
 
 
+class MachineClock:
+    """Converts this machine's wall seconds, at this moment, into reference seconds.
+
+    The yardstick (the matrix products of a vectorized step, calibration.py) takes `reference_seconds` on an idle
+    reference grading machine. When it takes three times that here and now, each wall second here and now is a
+    third of a reference second. Budgets and projections are in reference seconds, so a busy host neither costs a
+    correct file its points nor lets a slow one through on an idle host. The time spent on the yardstick itself
+    is not charged.
+    """
+
+    KEEP = 5  # the factor is the median of this many recent measurements
+
+    def __init__(self, yardstick: Yardstick, reference_seconds: float, baseline_threads: int):
+        self.yardstick, self.reference_seconds = yardstick, reference_seconds
+        self.baseline_threads = baseline_threads
+        self.samples: list[float] = []
+        self.tainted = False
+        self.charged = 0.0
+        self.mark = time.perf_counter()
+
+    def calibrate(self) -> float:
+        """Measure the yardstick once (seconds) and charge the time since the last measurement."""
+        if self.baseline_threads and thread_count() > self.baseline_threads:
+            # A thread of the submission's could slow the yardstick down and so make the submission look fast.
+            self.tainted = True
+        started = time.perf_counter()
+        seconds = self.yardstick.measure()
+        self.samples = (self.samples + [seconds])[-self.KEEP:]
+        self.charged += (started - self.mark) / self.factor()
+        self.mark = time.perf_counter()
+        return seconds
+
+    def factor(self) -> float:
+        """How many times slower than the idle reference machine this one is now; never below 1 when tainted."""
+        if not self.samples:
+            return 1.0
+        factor = float(np.median(self.samples)) / self.reference_seconds
+        return max(factor, 1.0) if self.tainted else factor
+
+    def charged_now(self) -> float:
+        """Reference seconds used so far."""
+        return self.charged + (time.perf_counter() - self.mark) / self.factor()
+
+
+class Stop(Exception):
+    """The run ends early (speed, budget, host, divergence); the event saying why is already written."""
+
+
 class Trainer:
-    def __init__(self, args, recipe: dict, init: dict, progress: Progress):
+    """One training run: build the network, probe its speed against the yardstick, train, report."""
+
+    def __init__(self, args, recipe: dict, init: dict, progress: Progress, baseline_threads: int = 0):
         self.args, self.recipe, self.init, self.progress = args, recipe, init, progress
-        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+        self.baseline_threads = baseline_threads
+        self.started = time.perf_counter()
         self.result_path = os.path.join(args.out, "result.bin")
+        self.step = 0
+        self.ratios: list[float] = []  # probe: step time / yardstick time, interleaved
+        self.probe_walls: list[float] = []
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
-
-    def charged(self) -> float:
-        """Time charged against the budget: wall time, or CPU time when that is less (a busy host's waiting)."""
-        return min(self.elapsed(), time.process_time() - self.cpu_started)
 
     def load_data(self):
         data_dir = os.path.join(self.args.data, self.recipe.get("data_dir", "cifar10"))
@@ -331,9 +386,9 @@ class Trainer:
             images = np.asarray(images)  # 150 MB, read once: faster batches than page faults on the mapping
         return images, labels
 
-    def write_params(self, network: Network) -> None:
+    def write_params(self) -> None:
         buffer = io.BytesIO()
-        np.savez(buffer, **network.numpy_params())
+        np.savez(buffer, **self.network.numpy_params())
         with open(self.result_path, "wb") as handle:
             handle.write(buffer.getvalue())
 
@@ -350,131 +405,200 @@ class Trainer:
     def initial_lr(self) -> float:
         return learning_rate(self.recipe["schedule"], 0, 1)
 
-    def run(self, kit: Kit, module) -> int:
-        recipe = self.recipe
-        np.random.seed(recipe["seed"] % 2**32)  # for student code that draws from the global generator
-        rng = np.random.default_rng(recipe["seed"])
-        images, labels = self.load_data()
-        mean = np.asarray(recipe["normalize"]["mean"], dtype=np.float64)
-        std = np.asarray(recipe["normalize"]["std"], dtype=np.float64)
-        batch_size, epochs = int(recipe["batch_size"]), int(recipe["epochs"])
-        per_epoch = batches_per_epoch(len(labels), batch_size)
-        max_batches = recipe.get("max_batches_per_epoch")
-        if max_batches:
-            per_epoch = min(per_epoch, int(max_batches))
-        total_steps = per_epoch * epochs
-        aug = recipe.get("augmentation", {})
-        budget = float(recipe["budget_seconds"])
-        probe = recipe.get("probe", {})
-        warmup, probe_batches = int(probe.get("warmup_batches", 1)), int(probe.get("batches", 4))
-        first_batch_limit = float(probe.get("first_batch_seconds", 60.0))
-        report_every = int(recipe.get("report_every_batches", 20))
+    # -- setting up
 
+    def plan(self) -> None:
+        """Sizes, probe settings and budget from the recipe."""
+        recipe = self.recipe
+        self.batch_size, self.epochs = int(recipe["batch_size"]), int(recipe["epochs"])
+        self.per_epoch = batches_per_epoch(len(self.labels), self.batch_size)
+        if recipe.get("max_batches_per_epoch"):
+            self.per_epoch = min(self.per_epoch, int(recipe["max_batches_per_epoch"]))
+        self.total_steps = self.per_epoch * self.epochs
+        # Tests and benchmarks run a few batches but may ask for the verdict on the full plan's length.
+        self.budget_steps = int(recipe.get("budget_steps") or self.total_steps)
+        self.budget = float(recipe["budget_seconds"])
+        self.wall_limit = float(recipe.get("wall_seconds") or 0.0)
+        probe = recipe.get("probe", {})
+        self.warmup, self.probe_batches = int(probe.get("warmup_batches", 1)), int(probe.get("batches", 4))
+        self.first_batch_seconds = float(probe.get("first_batch_seconds", 40.0))
+        self.batch_cap_seconds = float(probe.get("batch_cap_seconds", 40.0))
+        self.calibrate_every = max(1, int(probe.get("calibrate_every", 25)))
+        self.report_every = int(recipe.get("report_every_batches", 20))
+        self.mean = np.asarray(recipe["normalize"]["mean"], dtype=np.float64)
+        self.std = np.asarray(recipe["normalize"]["std"], dtype=np.float64)
+
+    def build(self, kit: Kit, module) -> None:
+        """Network, loss, optimizer (student constructors run here, under a deadline) and the yardstick."""
+        recipe = self.recipe
         signal.setitimer(signal.ITIMER_REAL, float(recipe.get("build_seconds", 30.0)))
         try:
-            network = Network(kit, module, recipe["architecture"], self.init)
-            loss_fn = kit.CrossEntropyLoss(label_smoothing=float(recipe.get("label_smoothing", 0.0)))
-            optimizer = self.make_optimizer(kit, network)
+            self.network = Network(kit, module, recipe["architecture"], self.init)
+            self.loss_fn = kit.CrossEntropyLoss(label_smoothing=float(recipe.get("label_smoothing", 0.0)))
+            self.optimizer = self.make_optimizer(kit, self.network)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        self.progress.say({"event": "start", "epochs": epochs, "batches": per_epoch, "batch_size": batch_size,
-                           "train_images": int(len(labels)), "budget_s": budget, **environment()}, essential=True)
+        self.kit = kit
+        calibration = recipe.get("calibration", {})
+        yardstick = Yardstick(matmul_shapes(recipe["architecture"], self.batch_size))
+        self.clock = MachineClock(yardstick, float(calibration.get("reference_seconds", 0.05)), self.baseline_threads)
 
-        step, timed, timed_seconds, timed_wall, projected = 0, 0, 0.0, 0.0, None
-        curve = []
-        for epoch in range(1, epochs + 1):
-            epoch_start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-            for index, batch in enumerate(epoch_batches(len(labels), batch_size, rng)):
-                if index >= per_epoch:
-                    break
-                x_uint8 = augment(images[batch], rng, crop_padding=int(aug.get("crop_padding", 0)),
-                                  flip=bool(aug.get("horizontal_flip", False)))
-                x = normalize(x_uint8, mean, std)
-                y = labels[batch]
-                optimizer.lr = learning_rate(recipe["schedule"], step, total_steps)
-                batch_start, batch_cpu = time.perf_counter(), time.process_time()
-                in_probe = step < warmup + probe_batches
-                if in_probe:
-                    # One batch of a loop-style layer can take minutes: bound it, then judge the projection. The
-                    # bound is on CPU time (a busy host must not stop a fast submission), with a wall-clock backstop.
-                    limit = first_batch_limit if step < warmup else max(budget / total_steps * 20, 5.0)
-                    signal.setitimer(signal.ITIMER_PROF, limit)
-                    signal.setitimer(signal.ITIMER_REAL, limit * WALL_BACKSTOP)
-                try:
-                    logits = network.forward(kit.Tensor(x))
-                    loss = loss_fn(logits, kit.Tensor(y))
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                except Deadline:
-                    _disarm()
-                    return self.stop_slow(kit, module, x, y, network, loss_fn, total_steps, limit * total_steps,
-                                          f"one training batch took more than {limit:.0f} s", lower_bound=True)
-                finally:
-                    if in_probe:
-                        _disarm()
-                seconds = time.perf_counter() - batch_start
-                # The projection uses the smaller of wall and CPU time: on a busy host the wall clock counts
-                # time spent waiting for a core, which says nothing about the submission's speed.
-                charged = min(seconds, time.process_time() - batch_cpu)
-                step += 1
-                loss_value = float(data_of(loss).reshape(-1)[0])
-                if not math.isfinite(loss_value):
-                    self.progress.say({"event": "error", "kind": "diverged", "epoch": epoch, "batch": index + 1,
-                                       "message": "the training loss became NaN or infinite"}, essential=True)
-                    self.write_params(network)
-                    return 0
-                predictions = data_of(logits).argmax(axis=1)
-                correct += int((predictions == y).sum())
-                seen += len(y)
-                loss_sum += loss_value * len(y)
-                if warmup <= step - 1 < warmup + probe_batches:
-                    timed += 1
-                    timed_seconds += charged
-                    timed_wall += seconds
-                    if timed == probe_batches:
-                        per_batch = timed_seconds / timed
-                        projected = self.elapsed() + per_batch * (total_steps - step)
-                        self.progress.say({"event": "probe", "batch_ms": round(per_batch * 1000, 2),
-                                           "batch_wall_ms": round(timed_wall / timed * 1000, 2),
-                                           "projected_s": round(projected, 1), "budget_s": budget}, essential=True)
-                        if projected > budget:
-                            return self.stop_slow(kit, module, x, y, network, loss_fn, total_steps, projected,
-                                                  "projected training time over the budget")
-                if (index + 1) % report_every == 0 or index + 1 == per_epoch:
-                    done = step / total_steps
-                    self.progress.say({
-                        "event": "batch", "epoch": epoch, "batch": index + 1, "batches": per_epoch,
-                        "loss": round(loss_sum / seen, 5), "train_accuracy": round(correct / seen, 5),
-                        "elapsed_s": round(self.elapsed(), 2),
-                        "projected_s": round(self.elapsed() / done, 1) if done else None})
-            entry = {"event": "epoch", "epoch": epoch, "loss": round(loss_sum / max(seen, 1), 5),
-                     "train_accuracy": round(correct / max(seen, 1), 5),
-                     "lr": round(learning_rate(recipe["schedule"], max(step - 1, 0), total_steps), 6),
-                     "epoch_s": round(time.perf_counter() - epoch_start, 2), "elapsed_s": round(self.elapsed(), 2),
-                     "projected_s": round(self.elapsed() / (step / total_steps), 1)}
-            curve.append(entry)
-            self.write_params(network)
-            self.progress.say(entry, essential=True)
-            if self.charged() > budget and epoch < epochs:
-                self.progress.say({"event": "stopped", "reason": "budget", "epoch": epoch,
-                                   "elapsed_s": round(self.elapsed(), 1), "budget_s": budget}, essential=True)
-                return 0
-        self.progress.say({"event": "done", "epochs": epochs, "train_s": round(self.elapsed(), 2),
-                           "steps": step}, essential=True)
+    # -- the run
+
+    def run(self, kit: Kit, module) -> int:
+        np.random.seed(self.recipe["seed"] % 2**32)  # for student code that draws from the global generator
+        self.rng = np.random.default_rng(self.recipe["seed"])
+        self.images, self.labels = self.load_data()
+        self.plan()
+        self.build(kit, module)
+        self.progress.say({"event": "start", "epochs": self.epochs, "batches": self.per_epoch,
+                           "batch_size": self.batch_size, "train_images": int(len(self.labels)),
+                           "budget_s": self.budget, **environment()}, essential=True)
+        self.clock.calibrate()
+        self.last_calibration = (time.perf_counter(), 0)
+        try:
+            for epoch in range(1, self.epochs + 1):
+                self.run_epoch(epoch)
+        except Stop:
+            return 0
+        self.progress.say({"event": "done", "epochs": self.epochs, "train_s": round(self.elapsed(), 2),
+                           "charged_s": round(self.clock.charged_now(), 2), "steps": self.step}, essential=True)
         return 0
 
-    def stop_slow(self, kit, module, x, y, network, loss_fn, total_steps, projected, reason,
-                  lower_bound: bool = False) -> int:
+    def run_epoch(self, epoch: int) -> None:
+        epoch_start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+        aug = self.recipe.get("augmentation", {})
+        for index, batch in enumerate(epoch_batches(len(self.labels), self.batch_size, self.rng)):
+            if index >= self.per_epoch:
+                break
+            x = normalize(augment(self.images[batch], self.rng, crop_padding=int(aug.get("crop_padding", 0)),
+                                  flip=bool(aug.get("horizontal_flip", False))), self.mean, self.std)
+            y = self.labels[batch]
+            self.optimizer.lr = learning_rate(self.recipe["schedule"], self.step, self.total_steps)
+            logits, loss = self.probe_step(x, y) if self.step < self.warmup + self.probe_batches else self.train_step(x, y)
+            self.step += 1
+            loss_value = float(data_of(loss).reshape(-1)[0])
+            if not math.isfinite(loss_value):
+                self.progress.say({"event": "error", "kind": "diverged", "epoch": epoch, "batch": index + 1,
+                                   "message": "the training loss became NaN or infinite"}, essential=True)
+                self.write_params()
+                raise Stop()
+            correct += int((data_of(logits).argmax(axis=1) == y).sum())
+            seen += len(y)
+            loss_sum += loss_value * len(y)
+            if self.step % self.calibrate_every == 0:
+                self.recalibrate()
+            if (index + 1) % self.report_every == 0 or index + 1 == self.per_epoch:
+                self.report_batch(epoch, index, loss_sum / seen, correct / seen)
+        self.end_epoch(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), time.perf_counter() - epoch_start)
+
+    def recalibrate(self) -> None:
+        """Measure the yardstick again; past the probe, stop early when this host cannot finish in time."""
+        now = time.perf_counter()
+        wall_per_step = (now - self.last_calibration[0]) / max(1, self.step - self.last_calibration[1])
+        self.clock.calibrate()
+        self.last_calibration = (time.perf_counter(), self.step)
+        if self.ratios and len(self.ratios) >= self.probe_batches:
+            self.check_host(wall_per_step, self.clock.charged_now() / (self.step / self.budget_steps))
+
+    def train_step(self, x, y):
+        logits = self.network.forward(self.kit.Tensor(x))
+        loss = self.loss_fn(logits, self.kit.Tensor(y))
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return logits, loss
+
+    def probe_step(self, x, y):
+        """A step timed between two yardstick measurements, under a wall-clock deadline scaled to the machine."""
+        before = self.clock.samples[-1]
+        base = self.first_batch_seconds if self.step < self.warmup else max(self.budget / self.budget_steps * 20, 5.0)
+        # One batch of a loop-style layer can take minutes; the cap keeps such a file's verdict within two minutes.
+        limit = min(base * max(1.0, self.clock.factor()), self.batch_cap_seconds)
+        signal.setitimer(signal.ITIMER_REAL, limit)
+        started = time.perf_counter()
+        try:
+            logits, loss = self.train_step(x, y)
+        except Deadline:
+            _disarm()
+            self.stop_slow(x, limit / self.clock.factor() * self.budget_steps,
+                           f"one training batch took more than {limit:.0f} s", lower_bound=True)
+        finally:
+            _disarm()
+        seconds = time.perf_counter() - started
+        after = self.clock.calibrate()
+        if self.step >= self.warmup:
+            # The faster of the two neighbours: a yardstick that happened to lose the CPU must not discount the step.
+            self.ratios.append(seconds / min(before, after))
+            self.probe_walls.append(seconds)
+            if len(self.ratios) == self.probe_batches:
+                self.judge_probe(x)
+        return logits, loss
+
+    def judge_probe(self, x) -> None:
+        """Project the run in reference seconds from the probe's step/yardstick ratios; stop when over budget."""
+        units = float(np.median(self.ratios))
+        per_step = units * self.clock.reference_seconds
+        remaining = self.budget_steps - self.step - 1
+        projected = self.clock.charged_now() + per_step * remaining
+        self.progress.say({"event": "probe", "batch_ms": round(per_step * 1000, 2),
+                           "batch_wall_ms": round(float(np.median(self.probe_walls)) * 1000, 2),
+                           "step_units": round(units, 3), "yardstick_ms": round(self.clock.samples[-1] * 1000, 2),
+                           "load_factor": round(self.clock.factor(), 3), "tainted": self.clock.tainted,
+                           "projected_s": round(projected, 1), "budget_s": self.budget}, essential=True)
+        if projected > self.budget:
+            self.stop_slow(x, projected, "projected training time over the budget")
+        self.check_host(float(np.median(self.probe_walls)), projected)
+
+    def check_host(self, wall_per_step: float, projected: float) -> None:
+        """A file within budget that this host cannot finish before the wall limit is the host's problem."""
+        if not self.wall_limit or self.clock.tainted:
+            return
+        projected_wall = self.elapsed() + wall_per_step * (self.total_steps - self.step)
+        if projected_wall > 0.9 * self.wall_limit and projected <= self.budget:
+            self.progress.say({"event": "stopped", "reason": "host_slow", "projected_s": round(projected, 1),
+                               "projected_wall_s": round(projected_wall, 1), "budget_s": self.budget,
+                               "load_factor": round(self.clock.factor(), 3), "elapsed_s": round(self.elapsed(), 1)},
+                              essential=True)
+            raise Stop()
+
+    def report_batch(self, epoch: int, index: int, loss: float, accuracy: float) -> None:
+        done = self.step / self.total_steps
+        self.progress.say({"event": "batch", "epoch": epoch, "batch": index + 1, "batches": self.per_epoch,
+                           "loss": round(loss, 5), "train_accuracy": round(accuracy, 5),
+                           "elapsed_s": round(self.elapsed(), 2),
+                           "projected_s": round(self.elapsed() / done, 1) if done else None})
+
+    def end_epoch(self, epoch: int, loss: float, accuracy: float, seconds: float) -> None:
+        """Save the parameters, report the epoch, stop when the budget is spent or the host is too slow."""
+        charged = self.clock.charged_now()
+        entry = {"event": "epoch", "epoch": epoch, "loss": round(loss, 5), "train_accuracy": round(accuracy, 5),
+                 "lr": round(learning_rate(self.recipe["schedule"], max(self.step - 1, 0), self.total_steps), 6),
+                 "epoch_s": round(seconds, 2), "elapsed_s": round(self.elapsed(), 2),
+                 "projected_s": round(self.elapsed() / (self.step / self.total_steps), 1),
+                 "charged_s": round(charged, 2), "load_factor": round(self.clock.factor(), 3)}
+        self.write_params()
+        self.progress.say(entry, essential=True)
+        if epoch == self.epochs:
+            return
+        if charged > self.budget:
+            self.progress.say({"event": "stopped", "reason": "budget", "epoch": epoch,
+                               "elapsed_s": round(self.elapsed(), 1), "charged_s": round(charged, 1),
+                               "budget_s": self.budget}, essential=True)
+            raise Stop()
+        self.check_host(seconds / self.per_epoch, charged / (self.step / self.budget_steps))
+
+    def stop_slow(self, x, projected: float, reason: str, lower_bound: bool = False) -> None:
         """Over budget: measure each layer alone on this batch and report where the time goes."""
-        budget = float(self.recipe["budget_seconds"])
         self.progress.say({"event": "stopped", "reason": "speed", "detail": reason, "lower_bound": lower_bound,
-                           "projected_s": round(projected, 1), "budget_s": budget,
+                           "projected_s": round(projected, 1), "budget_s": self.budget,
+                           "load_factor": round(self.clock.factor(), 3),
                            "elapsed_s": round(self.elapsed(), 1)}, essential=True)
-        layers = profile_layers(kit, network, x, float(self.recipe.get("probe", {}).get("layer_seconds", 10.0)),
-                                float(self.recipe.get("probe", {}).get("profile_seconds", 60.0)))
+        probe = self.recipe.get("probe", {})
+        layers = profile_layers(self.kit, self.network, x, self.clock, float(probe.get("layer_seconds", 6.0)),
+                                float(probe.get("profile_seconds", 40.0)))
         self.progress.say({"event": "layers", "batch_size": int(x.shape[0]), "layers": layers}, essential=True)
-        return 0
+        raise Stop()
 
 
 def output_shape(kind: str, kwargs: dict, shape: tuple) -> tuple:
@@ -494,15 +618,16 @@ def output_shape(kind: str, kwargs: dict, shape: tuple) -> tuple:
     return tuple(shape)
 
 
-def profile_layers(kit: Kit, network: Network, x: np.ndarray, layer_seconds: float, total_seconds: float) -> list:
-    """Forward and backward milliseconds of every layer alone, on that layer's input for batch x.
+def profile_layers(kit: Kit, network: Network, x: np.ndarray, clock: MachineClock, layer_seconds: float,
+                   total_seconds: float) -> list:
+    """Forward and backward milliseconds of every layer alone, on that layer's input for the whole batch x.
 
-    Each layer is first timed on one image; when the whole batch would clearly fit in `layer_seconds` it is timed
-    on the whole batch, otherwise the one-image time is scaled to the batch (`samples` says which). Forward and
-    backward each get their own SIGALRM deadline; a phase that runs out is reported as a lower bound and the next
-    layer is timed on random input of the right shape. The whole profile is bounded by `total_seconds`.
+    Each layer is timed on the full batch, right after a yardstick measurement (`calibration_ms`) so that the
+    grader can compare it with a vectorized layer on the same machine at the same moment. Forward and backward
+    each get their own SIGALRM deadline; a phase that runs out is reported as a lower bound (`limit_ms`, still
+    for the full batch) and the next layer is timed on random input of the right shape. The whole profile is
+    bounded by `total_seconds`.
     """
-    full = x.shape[0]
     started = time.perf_counter()
     records = []
     activation = x
@@ -513,36 +638,25 @@ def profile_layers(kit: Kit, network: Network, x: np.ndarray, layer_seconds: flo
         if left <= 1:
             record["status"] = "skipped"
             break
-        # One image first: a loop-style layer takes seconds per image, and the estimate is what matters then.
-        samples = 1
         limit = min(layer_seconds, left / 2)
-        outcome = _time_layer(kit, layer, np.ascontiguousarray(activation[:1]), limit)
-        if outcome["status"] == "ok" and full > 1:
-            estimate = (outcome["forward_ms"] + outcome["backward_ms"]) / 1000 * full
-            left = total_seconds - (time.perf_counter() - started)
-            if estimate < min(layer_seconds, left / 2) / 2:
-                samples = full
-                outcome = _time_layer(kit, layer, np.ascontiguousarray(activation), min(layer_seconds, left / 2))
-        scale = full / samples
-        record.update(samples=samples, status=outcome["status"])
+        record["calibration_ms"] = round(clock.calibrate() * 1000, 3)
+        outcome = _time_layer(kit, layer, np.ascontiguousarray(activation), limit)
+        record.update(samples=int(activation.shape[0]), status=outcome["status"])
         if "timed_out" in outcome:
             record["timed_out"] = outcome["timed_out"]
         for key in ("forward_ms", "backward_ms"):
             if key in outcome:
-                record[key] = round(outcome[key] * scale, 3)
+                record[key] = round(outcome[key], 3)
         if "error" in outcome:
             record["error"] = outcome["error"][:300]
         if outcome["status"] == "timeout":
-            record["limit_ms"] = round(limit * 1000 * scale, 1)
+            record["limit_ms"] = round(limit * 1000, 1)
         out = outcome.get("out")
-        if out is None or out.shape[0] != samples:
+        if out is None or out.shape[0] != activation.shape[0]:
             shape = output_shape(kind, kwargs, tuple(activation.shape))
             activation = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
             continue
         activation = out
-        if samples != full:
-            # Later layers need the full batch's activations: repeat the sample's output (timing is value-blind).
-            activation = np.concatenate([activation] * full)
     return records
 
 
@@ -611,8 +725,8 @@ def main() -> int:
     progress = Progress(os.path.join(args.out, "progress.jsonl"), int(recipe.get("progress_line_bytes", 4096)),
                         int(recipe.get("progress_total_bytes", 1024 * 1024)))
     signal.signal(signal.SIGALRM, _on_alarm)
-    signal.signal(signal.SIGPROF, _on_alarm)
     kit = Kit()
+    baseline_threads = thread_count()  # before the submission runs: the harness's and BLAS's own threads
     stderr_fd = os.dup(2)
     sys.stdout = CappedWriter(stderr_fd, PRINT_CAP_BYTES)
     sys.stderr = sys.stdout
@@ -620,7 +734,7 @@ def main() -> int:
     if module is None:
         progress.say({"event": "error", **error}, essential=True)
         return 0
-    trainer = Trainer(args, recipe, init, progress)
+    trainer = Trainer(args, recipe, init, progress, baseline_threads)
     try:
         return trainer.run(kit, module)
     except MemoryError:

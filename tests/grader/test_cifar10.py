@@ -10,6 +10,8 @@ import dataclasses
 import hashlib
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +22,13 @@ from grader.pipeline import grade_submission
 from grader.settings import get_settings
 from grader.spec import load_spec
 from grader.stages.training import build_job
+from grader.training.host import raise_if_host_too_slow
 from grader.training.judging import score_for
-from grader.training.progress import parse_progress_line
+from grader.training.progress import ProgressLog, parse_progress_line
 from grader.training.recipe import StageConfig
 from grader.training.weights import load_weights
 from reference import simple_cnn
+from sandbox.runner import InfrastructureError, SandboxOutcome
 from sandbox.subprocess_backend import SubprocessRunner
 from tests.fixtures.cifar10 import write_tiny_archive
 from tests.fixtures.mutants import mutant_source
@@ -349,6 +353,112 @@ def test_loop_style_submission_is_stopped_with_a_per_layer_explanation(settings)
     assert conv1["status"] == "timeout" or conv1["forward_ratio"] > 10
     assert any(e.get("event") == "stopped" and e.get("reason") == "speed" for e in events)
     assert result.to_json()["cifar10"]["epochs"] == 0
+    # Every layer was timed on the whole batch (a timeout is a lower bound for the whole batch), never
+    # extrapolated from one image, beside a yardstick measurement of the same moment.
+    timed = [row for row in stage.details["speed_probe"] if row["status"] in ("ok", "timeout")]
+    assert timed and all(row["samples"] == 32 and row["calibration_ms"] > 0 for row in timed)
+    assert "estimated" not in stage.message and "per batch of 32" in stage.message
+
+
+# Speed is judged against the same machine at the same moment ------------------------------------------------
+
+BURNER = "while True: pass"
+PRODUCTION_PROBE = {"batch_size": 128, "epochs": 3, "max_batches_per_epoch": None, "budget_seconds": 1800.0,
+                    "budget_steps": 12 * 391, "probe": {"warmup_batches": 1, "batches": 5}}
+
+
+@pytest.mark.docker
+def test_a_busy_host_does_not_cost_a_good_file_its_verdict(settings):
+    """Two CPU-bound processes beside the job (and whatever else this shared machine runs): the probe's verdict on
+    the full production plan (12 epochs of 391 batches of 128 in 30 reference minutes) stays "within budget"."""
+    from sandbox.select import docker_runner
+
+    burners = [subprocess.Popen([sys.executable, "-c", BURNER]) for _ in range(2)]
+    try:
+        result, events = grade_cifar10(GOOD_VECTORIZED, settings, docker_runner(settings), **PRODUCTION_PROBE)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    stage = result.stages[0]
+    probe = next(e for e in events if e.get("event") == "probe")
+    assert stage.status == "graded", stage.message
+    assert probe["load_factor"] > 1.0, probe  # the machine was measurably slower than the idle reference
+    assert not probe["tainted"] and probe["projected_s"] < 1800.0, probe
+    assert not any(e.get("event") == "stopped" for e in events)
+
+
+THREAD_SPINNER = b'''
+import threading as _threading
+def _spin():
+    while True:
+        pass
+_threading.Thread(target=_spin, daemon=True).start()
+'''
+
+
+def test_a_thread_spinning_beside_the_yardstick_earns_no_discount(settings):
+    """A submission could slow the yardstick with a thread of its own to look fast; the probe notices and then
+    never counts the machine as slower than the reference."""
+    result, events = grade_cifar10(THREAD_SPINNER + GOOD_VECTORIZED, settings, SubprocessRunner(),
+                                   epochs=2, probe={"warmup_batches": 1, "batches": 2})
+    probe = next(e for e in events if e.get("event") == "probe")
+    assert probe["tainted"] is True and probe["load_factor"] >= 1.0, probe
+
+
+def _log(*events) -> ProgressLog:
+    return ProgressLog(events=[dict(event) for event in events])
+
+
+def _timeout_outcome(duration_s: float) -> SandboxOutcome:
+    return SandboxOutcome(status="timeout", exit_code=None, duration_s=duration_s, result=b"", log_tail="",
+                          backend="docker")
+
+
+def test_a_host_too_slow_for_a_run_on_budget_is_an_infrastructure_fault(settings):
+    config = StageConfig.from_spec(small_spec(epochs=12).stages["cifar10"], settings)
+    host_slow = _log({"event": "stopped", "reason": "host_slow", "projected_s": 900.0, "projected_wall_s": 4000.0,
+                      "load_factor": 4.0, "budget_s": 1800.0})
+    ok = SandboxOutcome(status="ok", exit_code=0, duration_s=10.0, result=b"", log_tail="", backend="docker")
+    with pytest.raises(InfrastructureError, match="too slow"):
+        raise_if_host_too_slow(ok, host_slow, config)
+    # The wall limit cut a run that was still reporting progress and within budget: the host's fault too.
+    progressing = _log({"event": "probe", "projected_s": 900.0, "tainted": False},
+                       {"event": "epoch", "epoch": 2, "charged_s": 200.0, "elapsed_s": 2600.0},
+                       {"event": "batch", "epoch": 3, "elapsed_s": 2690.0})
+    with pytest.raises(InfrastructureError, match="wall limit"):
+        raise_if_host_too_slow(_timeout_outcome(2700.0), progressing, config)
+
+
+def test_a_hang_or_a_run_over_budget_stays_the_students_timeout(settings):
+    config = StageConfig.from_spec(small_spec(epochs=12).stages["cifar10"], settings)
+    hung = _log({"event": "probe", "projected_s": 900.0, "tainted": False},
+                {"event": "batch", "epoch": 1, "elapsed_s": 60.0})
+    raise_if_host_too_slow(_timeout_outcome(2700.0), hung, config)
+    over = _log({"event": "probe", "projected_s": 900.0, "tainted": False},
+                {"event": "epoch", "epoch": 1, "charged_s": 1000.0, "elapsed_s": 2650.0})
+    raise_if_host_too_slow(_timeout_outcome(2700.0), over, config)
+    tainted = _log({"event": "probe", "projected_s": 900.0, "tainted": True},
+                   {"event": "batch", "epoch": 1, "elapsed_s": 2690.0})
+    raise_if_host_too_slow(_timeout_outcome(2700.0), tainted, config)
+
+
+def test_no_layer_implementation_is_importable_inside_the_sandbox():
+    """The yardstick is bare matrix products: nothing in the image (harnesses, kit) computes a convolution or a
+    pooling a student could import instead of writing their own."""
+    import ast
+
+    from sandbox.runner import HARNESS_DIR, KIT_DIR
+
+    names = []
+    for path in [*HARNESS_DIR.glob("*.py"), *KIT_DIR.rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.append((path.name, node.name))
+    assert len(names) > 50
+    suspicious = [(file, name) for file, name in names
+                  if any(word in name.lower() for word in ("conv", "pool", "im2col", "col2im", "window", "stride"))]
+    assert suspicious == []
 
 
 # Recipe pieces of the harness ------------------------------------------------------------------------------
