@@ -6,11 +6,11 @@ from fastapi import FastAPI
 
 from api import web
 from api.errors import install_error_handlers
-from api.routes import assignments, audit, auth, badges, courses, health, me, runs, submissions
+from api.routes import assignments, audit, auth, badges, courses, health, kits, me, runs, submissions
 from grader import __version__
 
 API_ROUTERS = (auth.router, me.router, courses.router, assignments.router, submissions.router, runs.router,
-               audit.router, health.router, badges.router)
+               audit.router, health.router, badges.router, kits.router)
 
 
 def create_app() -> FastAPI:

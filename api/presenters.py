@@ -24,7 +24,8 @@ def assignment_public(assignment: Assignment) -> AssignmentPublic:
         due_at=assignment.due_at, late_policy=assignment.late_policy,
         daily_submission_limit=assignment.daily_submission_limit, limits=assignment.limits,
         stage_weights=assignment.stage_weights, stages=assignment.stages, max_score=assignment.max_score,
-        pass_mark=assignment.pass_mark, spec_version=assignment.spec_version, created_at=assignment.created_at)
+        pass_mark=assignment.pass_mark, spec_version=assignment.spec_version, created_at=assignment.created_at,
+        self_test=assignment.self_test)
 
 
 def run_public(db: Session, run: GradingRun) -> RunPublic:

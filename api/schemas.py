@@ -60,6 +60,9 @@ class AssignmentCreate(BaseModel):
                                                              "fraction of full marks); default: the spec's")
     stages: list[Literal["correctness", "cifar10"]] | None = Field(
         None, description="stages to run (default: every stage of the spec that carries points)")
+    reference_solution: str | None = Field(
+        None, max_length=256 * 1024, description="the instructor's spatial.py: when given, the assignment is "
+        "created only if it earns every correctness point (the self-test)")
 
 
 class AssignmentUpdate(BaseModel):
@@ -86,6 +89,29 @@ class AssignmentPublic(BaseModel):
     pass_mark: float
     spec_version: str
     created_at: datetime
+    self_test: dict[str, Any] | None = None
+
+
+class SelfTestFailure(BaseModel):
+    check: str
+    output: str
+
+
+class SelfTestPublic(BaseModel):
+    """The last self-test of an assignment's reference solution."""
+
+    passed: bool
+    score: float
+    max_score: float
+    failing: list[SelfTestFailure]
+    message: str
+    at: str | None = None
+    spec_version: str | None = None
+
+
+class KitUploaded(BaseModel):
+    kit: str = Field(description='reference for the spec: [assignment] kit = "sha256:..."')
+    files: int
 
 
 class AssignmentWithSpec(AssignmentPublic):

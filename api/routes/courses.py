@@ -8,7 +8,7 @@ from api.deps import CurrentUser, SessionDep
 from api.presenters import assignment_public, enrollment_public
 from api.schemas import (AssignmentCreate, AssignmentPublic, CourseCreate, CoursePublic, EnrollmentPublic,
                          RosterEntry, RosterImportResult)
-from grader.services import access, courses
+from grader.services import access, courses, kits
 from grader.services.policy import Action
 
 router = APIRouter(prefix="/api/v1/courses", tags=["courses"])
@@ -59,6 +59,8 @@ def create_assignment(slug: str, body: AssignmentCreate, db: SessionDep, user: C
         late_policy=body.late_policy.model_dump(), daily_submission_limit=body.daily_submission_limit,
         training_cpu_minutes_per_day=body.training_cpu_minutes_per_day, pass_mark=body.pass_mark,
         stages=body.stages)
+    if body.reference_solution is not None:
+        kits.require_passing_self_test(db, assignment, body.reference_solution.encode())
     return assignment_public(assignment)
 
 

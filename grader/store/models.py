@@ -128,6 +128,9 @@ class Assignment(Base):
     stage_weights: Mapped[dict[str, Any]] = mapped_column(default=dict)  # stage name -> points
     max_score: Mapped[float] = mapped_column(Float, default=100.0)
     pass_mark: Mapped[float] = mapped_column(Float, default=100.0)  # score at or above which a submission passes
+    # The last self-test of the instructor's reference solution (grader/self_test.py SelfTest.to_json() plus
+    # "at" and "spec_version"); None when none was run.
+    self_test: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     course: Mapped[Course] = relationship(back_populates="assignments")

@@ -56,6 +56,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/v1/courses/{slug}/assignments"): COURSE_MEMBERS,
     ("GET", "/api/v1/assignments/{slug}"): COURSE_MEMBERS,
     ("PATCH", "/api/v1/assignments/{slug}"): INSTRUCTOR_ONLY,
+    ("POST", "/api/v1/courses/{slug}/kits"): row(401, 403, 403, 403, 201, 404, 201),
+    ("POST", "/api/v1/assignments/{slug}/self-test"): row(401, 403, 403, 403, 200, 404, 200),
     ("POST", "/api/v1/assignments/{slug}/submissions"): row(401, 202, 202, 202, 202, 404, 202),
     ("GET", "/api/v1/assignments/{slug}/submissions"): COURSE_MEMBERS,
     ("GET", "/api/v1/assignments/{slug}/grades.csv"): STAFF_READ,
@@ -282,6 +284,8 @@ def _body(matrix: Matrix, caller: str, method: str, template: str) -> dict:
         "/api/v1/assignments/{slug}": {"json": {"title": "Renamed"}},
         "/api/v1/assignments/{slug}/submissions": {"files": {"file": ("spatial.py", good_source(tag))}},
         "/api/v1/submissions/{submission_id}/override": {"json": {"score": 30, "reason": "manual review"}},
+        "/api/v1/courses/{slug}/kits": {"files": {"file": ("tinytorch.tar.gz", _kit_archive())}},
+        "/api/v1/assignments/{slug}/self-test": {"files": {"file": ("spatial.py", good_source(tag))}},
     }
     body = bodies.get(template, {})
     if template.startswith(("/dashboard", "/login", "/logout", "/student")) and method == "POST":
@@ -297,6 +301,20 @@ def _body(matrix: Matrix, caller: str, method: str, template: str) -> dict:
             body = {"files": {"file": ("roster.csv", b"email,name\ndave@example.edu,D\n")}}
         body = {**body, "data": data}
     return body
+
+
+def _kit_archive() -> bytes:
+    """The built-in kit as an upload (a .tar.gz holding tinytorch/)."""
+    import io
+    import tarfile
+    from pathlib import Path
+
+    kit = Path(__file__).resolve().parents[2] / "reference" / "kit"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted((kit / "tinytorch").rglob("*.py")):
+            archive.add(path, arcname=str(path.relative_to(kit)))
+    return buffer.getvalue()
 
 
 def call(matrix: Matrix, caller: str, method: str, template: str):
