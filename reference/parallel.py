@@ -1,8 +1,14 @@
 """Process-level speed helpers for the fast reference: element-wise work on threads, and malloc tuning.
 
 BLAS already spreads each matrix product over its threads; NumPy's element-wise passes (pooling, im2col copies)
-run on one core. They release the GIL, though, so splitting a large pass into per-channel chunks run on a few
+run on one core. They release the GIL, though, so splitting a large pass into per-image chunks run on a few
 Python threads uses the other cores too, as PyTorch does.
+
+That only pays if the other core is free: after every matrix product OpenBLAS's idle worker busy-waits for about
+0.1 s (2^28 cycles) before it sleeps, and a training step runs a matrix product every few milliseconds, so the
+worker would always be spinning on the core the element-wise chunks need. Processes that train with the reference
+set OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles: sleep at once) in their environment before NumPy is imported, as the
+benchmarks and the sandbox's job environment do; waking the worker again costs microseconds per product.
 """
 
 from __future__ import annotations

@@ -88,4 +88,5 @@ def test_environment_names_nothing_of_the_host(monkeypatch):
     environment = job_environment(SandboxLimits(threads=2))
     assert "SECRET_KEY" not in environment and environment["OMP_NUM_THREADS"] == "2"
     assert set(environment) == {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PATH", "HOME",
-                                "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE"}
+                                "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "OPENBLAS_THREAD_TIMEOUT",
+                                "GLIBC_TUNABLES"}
