@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from grader.settings import Settings
 from grader.training.progress import PROGRESS_LINE_BYTES
+from grader.checks import CLASS_NAMES
 from reference.architectures import BUILT_IN, MODULE_TEXT, Architecture
 from sandbox.runner import SandboxLimits
 
@@ -95,6 +96,8 @@ class StageConfig:
         else:
             network = architecture
         recipe["architecture"] = network.as_recipe(flatten)
+        recipe["class_names"] = {kind: list(CLASS_NAMES[kind]) for kind in ("conv2d", "maxpool2d", "avgpool2d",
+                                                                             "flatten")}
         recipe["progress_line_bytes"] = PROGRESS_LINE_BYTES
         recipe["progress_total_bytes"] = settings.sandbox_progress_bytes
         full, partial = float(options["full_accuracy"]), float(options["partial_accuracy"])

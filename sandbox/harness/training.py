@@ -720,6 +720,10 @@ def main() -> int:
     sys.dont_write_bytecode = True
     with open(os.path.join(args.inputs, "recipe.json"), encoding="utf-8") as handle:
         recipe = json.load(handle)
+    # The grader names the classes to look for (the spec's), as it does for the correctness job.
+    for kind, names in dict(recipe.get("class_names", {})).items():
+        if kind in STUDENT_CLASSES and isinstance(names, list) and all(isinstance(name, str) for name in names):
+            STUDENT_CLASSES[kind] = tuple(names)
     loaded = np.load(os.path.join(args.inputs, "init.npz"), allow_pickle=False)
     init = {key: loaded[key] for key in loaded.files}
     progress = Progress(os.path.join(args.out, "progress.jsonl"), int(recipe.get("progress_line_bytes", 4096)),
