@@ -129,14 +129,22 @@ def main(argv: list[str] | None = None) -> int:
             response = httpx.post(f"{base}/api/v1/assignments/load-hw/submissions", timeout=60,
                                   headers={"Authorization": f"Bearer {token}"},
                                   files={"file": ("spatial.py", source + f"\n# load {index}\n".encode())})
-            return response.status_code, response.json(), time.perf_counter() - started
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"text": response.text[:500]}
+            return response.status_code, body, time.perf_counter() - started
 
         started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             posted = list(pool.map(post, range(args.submissions)))
         post_seconds = time.perf_counter() - started
         accepted = [body for code, body, _ in posted if code == 202]
+        refused = [(index, code, body) for index, (code, body, _) in enumerate(posted) if code != 202]
         print(f"posted {len(accepted)}/{args.submissions} in {post_seconds:.1f}s", flush=True)
+        for index, code, body in refused:
+            # Every upload must be accepted: one answered otherwise is a lost upload, whatever happens next.
+            print(f"FAILED: upload {index} answered {code}: {json.dumps(body)[:300]}", file=sys.stderr, flush=True)
 
         reads, stop = [0], threading.Event()
         lock = threading.Lock()
@@ -186,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                          if run.finished_at]
             job_seconds = [float(run.stage_seconds.get("correctness", 0)) for run in runs if run.stage_seconds]
             integrity = {
-                "posted": args.submissions, "accepted_202": len(accepted), "stored": len(submissions),
+                "posted": args.submissions, "accepted_202": len(accepted), "not_202": len(refused),
+                "stored": len(submissions),
                 "runs": len(runs), "runs_per_submission_max": max(len(s.runs) for s in submissions),
                 "graded": sum(run.status == "graded" for run in runs),
                 "not_graded": sorted({run.status for run in runs} - {"graded"}),
@@ -215,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(json.dumps(result, indent=2, default=str))
-        ok = (integrity["stored"] == integrity["runs"] == integrity["graded"] == integrity["done_events"]
-              == integrity["signatures_valid"] == args.submissions)
+        ok = (not refused and integrity["accepted_202"] == integrity["stored"] == integrity["runs"]
+              == integrity["graded"] == integrity["done_events"] == integrity["signatures_valid"] == args.submissions)
+        if not ok:
+            print(f"FAILED: {len(refused)} upload(s) not accepted; integrity {json.dumps(integrity)}",
+                  file=sys.stderr, flush=True)
         return 0 if ok else 1
     finally:
         for process in processes:

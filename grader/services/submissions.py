@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from grader.store.overrides import record_override
 # CPython 3.11's parser is not safe to run from several threads at once ("AST constructor recursion depth
 # mismatch" under a burst of uploads); the API parses in its thread pool, so one parse at a time.
 _PARSE_LOCK = threading.Lock()
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,12 @@ def python_text(raw: bytes) -> str:
     except SyntaxError as error:
         raise Invalid(f"spatial.py does not parse as Python: {error.msg} at line {error.lineno}. "
                       "Fix it and submit again (this upload did not count).") from error
-    except (RecursionError, MemoryError, ValueError) as error:
+    except (RecursionError, ValueError) as error:
         raise Invalid("spatial.py could not be parsed as Python (it nests too deeply).") from error
+    except Exception:  # noqa: BLE001 - SystemError, MemoryError: the parser failed, not the file
+        # Only a file's own fault may refuse it. The pre-check is a courtesy (the sandbox reports syntax errors
+        # at import), so an upload it could not check is kept and graded rather than lost.
+        logger.warning("syntax pre-check failed for a reason other than the file; upload kept", exc_info=True)
     return text
 
 
