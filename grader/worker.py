@@ -1,7 +1,8 @@
 """Start a Celery worker: `python -m grader.worker [--queues correctness,training] [--concurrency N] [--beat]`.
 
 Before taking jobs it removes sandbox containers left behind by a worker that died (their runs are re-queued by
-the sweep, so nothing they were doing is lost).
+the sweep, so nothing they were doing is lost). Stopping it (SIGTERM, Ctrl-C) ends the jobs it is running at once:
+each pool process removes its job's sandbox before it exits, and the job goes back to the queue.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_init, worker_shutting_down
 
 from grader.settings import get_settings
 from grader.tasks import celery_app
@@ -26,10 +27,31 @@ def _remove_orphaned_sandboxes(**_kwargs) -> None:
         from sandbox import docker_backend
         from sandbox.select import job_root
 
-        removed = docker_backend.cleanup_orphans(docker_backend.connect(timeout_seconds=5), job_root(settings))
+        removed = docker_backend.cleanup_orphans(docker_backend.connect(settings.sandbox_engine_timeout_seconds),
+                                                 job_root(settings),
+                                                 orphan_age_seconds=settings.sandbox_orphan_age_seconds)
         log.info("removed %d orphaned sandbox container(s)", removed)
     except Exception as error:  # no engine here: the sandbox selection refuses jobs later with a clear message
         log.warning("orphan cleanup skipped: %s", error)
+
+
+@worker_process_init.connect
+def _remove_sandbox_when_terminated(**_kwargs) -> None:
+    """In each pool process: SIGTERM unwinds the running job, whose runner removes its sandbox on the way out."""
+    import signal
+
+    from sandbox.interrupts import raise_on_termination
+
+    raise_on_termination((signal.SIGTERM,))
+
+
+@worker_shutting_down.connect
+def _interrupt_running_jobs(**_kwargs) -> None:
+    """A stopping worker does not wait for its jobs (a training job runs for up to its 45-minute wall clock, longer
+    than any stop grace period): its pool processes are told to stop now; their jobs are re-queued."""
+    from sandbox.interrupts import terminate_children
+
+    terminate_children()
 
 
 def worker_argv(queues: str, concurrency: int, beat: bool, hostname: str | None = None) -> list[str]:

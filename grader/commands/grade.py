@@ -33,8 +33,10 @@ def run(args) -> int:
     from grader.settings import get_settings
     from grader.spec import SpecError, load_spec
     from grader.kits import KitError, runner_for
+    from sandbox.interrupts import Interrupted, raise_on_termination
     from sandbox.runner import InfrastructureError
 
+    raise_on_termination()  # SIGTERM, Ctrl-C, a closed terminal: the job's sandbox is removed before exiting
     try:
         source = args.path.read_bytes()
     except OSError as error:
@@ -60,6 +62,9 @@ def run(args) -> int:
         return _fail(args, f"the sandbox is not available: {error}")
     except KitError as error:
         return _fail(args, str(error))
+    except Interrupted as interruption:
+        _fail(args, f"{interruption}; grading stopped and its sandbox was removed")
+        return interruption.exit_code
     if on_event is not None:
         on_event.finish()
     if args.json:
