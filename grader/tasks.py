@@ -183,7 +183,6 @@ def record_and_advance(claim: run_store.Claim, result: GradingResult, seconds: f
 @celery_app.task(name="grader.grade_run", bind=True, max_retries=None)
 def grade_run(self, run_id: int) -> str:
     """Grade the current stage of a run, if it is still queued; safe to deliver any number of times."""
-    from sandbox.interrupts import Interrupted
     from sandbox.runner import InfrastructureError
 
     worker = f"{socket.gethostname()}:{self.request.hostname or ''}"
@@ -202,8 +201,9 @@ def grade_run(self, run_id: int) -> str:
             run_store.release(db, claim, "The sandbox was not available; your file is queued again.")
         log.warning("run %s: infrastructure fault, retrying: %s", run_id, error)
         raise self.retry(countdown=min(60, 5 * claim.attempt), exc=error, queue=queue_for_stage(claim.stage))
-    except Interrupted:
-        # The worker is stopping: the runner already removed the sandbox; the run waits for the next worker.
+    except (SystemExit, KeyboardInterrupt):
+        # The worker is stopping (billiard turns SIGTERM into SystemExit in a pool process): the runner already
+        # removed the sandbox on the way out; the run waits in its queue for the next worker.
         with session_scope() as db:
             run_store.release(db, claim, "The grading machine was restarted; your file is queued again.")
         raise

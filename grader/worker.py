@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from celery.signals import worker_init, worker_process_init, worker_shutting_down
+from celery.signals import task_prerun, worker_init, worker_shutting_down
 
 from grader.settings import get_settings
 from grader.tasks import celery_app
@@ -35,23 +35,25 @@ def _remove_orphaned_sandboxes(**_kwargs) -> None:
         log.warning("orphan cleanup skipped: %s", error)
 
 
-@worker_process_init.connect
-def _remove_sandbox_when_terminated(**_kwargs) -> None:
-    """In each pool process: SIGTERM unwinds the running job, whose runner removes its sandbox on the way out."""
-    import signal
-
-    from sandbox.interrupts import raise_on_termination
-
-    raise_on_termination((signal.SIGTERM,))
-
-
 @worker_shutting_down.connect
 def _interrupt_running_jobs(**_kwargs) -> None:
     """A stopping worker does not wait for its jobs (a training job runs for up to its 45-minute wall clock, longer
-    than any stop grace period): its pool processes are told to stop now; their jobs are re-queued."""
+    than any stop grace period): its pool processes are told to stop now. Billiard turns SIGTERM into SystemExit
+    there, so the runner's `finally` removes the job's sandbox on the way out; the run is put back in its queue."""
     from sandbox.interrupts import terminate_children
 
     terminate_children()
+
+
+@task_prerun.connect
+def _finish_cleanup_on_a_second_sigterm(**_kwargs) -> None:
+    """In the pool process, before each job: after billiard's SIGTERM handler has begun the clean-up, a second
+    SIGTERM (the worker's and a process-group kill's) is ignored instead of killing the process half-way."""
+    import signal
+
+    from sandbox.interrupts import ignore_repeats_after
+
+    ignore_repeats_after(signal.SIGTERM)
 
 
 def worker_argv(queues: str, concurrency: int, beat: bool, hostname: str | None = None) -> list[str]:

@@ -3,7 +3,8 @@
 A process killed by SIGTERM's default action runs no `finally`: its container would keep running until its own
 wall-clock limit (45 minutes for training). Raised as `Interrupted` in the main thread instead, the exception
 unwinds through the runner's `finally`, which removes the container (or kills the process group) before the
-process ends. `grader grade` and every Celery pool process install this.
+process ends. `grader grade` installs it; Celery's pool processes get the same from billiard (SIGTERM raises
+SystemExit there), and a stopping worker signals them with `terminate_children`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,23 @@ def raise_on_termination(signals: Iterable[int] = TERMINATION_SIGNALS) -> None:
 
     for signum in handled:
         signal.signal(signum, handler)
+
+
+def ignore_repeats_after(signum: int = signal.SIGTERM) -> None:
+    """Wraps the current handler of `signum` so that once it has run, further `signum`s are ignored: a second
+    SIGTERM (a process-group kill after the parent's own) must not cut off the clean-up the first one began."""
+    current = signal.getsignal(signum)
+    if not callable(current) or getattr(current, "ignores_repeats", False):
+        return
+
+    def handler(number: int, frame) -> None:
+        try:
+            current(number, frame)
+        finally:
+            signal.signal(number, signal.SIG_IGN)
+
+    handler.ignores_repeats = True  # type: ignore[attr-defined]
+    signal.signal(signum, handler)
 
 
 def terminate_children(signum: int = signal.SIGTERM) -> list[int]:
