@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 from . import autograd
+from ._parallel import elementwise
 from .autograd import Function, _TensorBase, run_backward
 
 # A loop-style layer allocates several small objects per output element; with the default
@@ -343,7 +344,7 @@ class Tensor(_TensorBase):
         return _result(np.abs(self.data), AbsBackward, (self,))
 
     def relu(self):
-        out = np.maximum(self.data, 0)
+        out = elementwise(np.maximum, np.empty_like(self.data), self.data, 0)
         return _result(out, ReLUBackward, (self,), out)
 
     def sigmoid(self):
@@ -577,7 +578,14 @@ class ReLUBackward(Function):
         self.out = out
 
     def apply(self, grad_output):
-        return (grad_output * (self.out > 0),)
+        grad_output = np.asarray(grad_output)
+        if grad_output.shape != self.out.shape:
+            return (grad_output * (self.out > 0),)
+        return (elementwise(_relu_gradient, np.empty_like(grad_output), grad_output, self.out),)
+
+
+def _relu_gradient(grad_output, out_of_relu, out):
+    return np.multiply(grad_output, out_of_relu > 0, out=out)
 
 
 class SigmoidBackward(Function):
