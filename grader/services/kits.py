@@ -27,6 +27,8 @@ def upload_kit(raw: bytes) -> StoredKit:
 def self_test(db: Session, assignment: Assignment, solution: bytes) -> SelfTest:
     """Grade the reference solution under the assignment's spec and kit; keep the outcome on the assignment."""
     settings = get_settings()
+    if not solution.strip():
+        raise Invalid("The reference solution is empty: upload the spatial.py that should earn every point.")
     if len(solution) > settings.submission_max_bytes:
         raise TooLarge(f"The reference solution is larger than {settings.submission_max_bytes} bytes.")
     try:

@@ -7,6 +7,8 @@ import io
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.mutants import mutant_source
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +28,7 @@ def kit_upload() -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.docker  # the self-test grades in the API process's sandbox
 def test_kit_upload_then_assignment_with_self_test(client, world):
     headers = world.headers("instructor")
     uploaded = client.post(f"/api/v1/courses/{world.course}/kits", headers=headers,

@@ -57,7 +57,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/v1/assignments/{slug}"): COURSE_MEMBERS,
     ("PATCH", "/api/v1/assignments/{slug}"): INSTRUCTOR_ONLY,
     ("POST", "/api/v1/courses/{slug}/kits"): row(401, 403, 403, 403, 201, 404, 201),
-    ("POST", "/api/v1/assignments/{slug}/self-test"): row(401, 403, 403, 403, 200, 404, 200),
+    # An empty solution: refused (422) before any sandbox runs; the self-test itself is in test_api_kits.py.
+    ("POST", "/api/v1/assignments/{slug}/self-test"): row(401, 403, 403, 403, 422, 404, 422),
     ("POST", "/api/v1/assignments/{slug}/submissions"): row(401, 202, 202, 202, 202, 404, 202),
     ("GET", "/api/v1/assignments/{slug}/submissions"): COURSE_MEMBERS,
     ("GET", "/api/v1/assignments/{slug}/grades.csv"): STAFF_READ,
@@ -285,7 +286,7 @@ def _body(matrix: Matrix, caller: str, method: str, template: str) -> dict:
         "/api/v1/assignments/{slug}/submissions": {"files": {"file": ("spatial.py", good_source(tag))}},
         "/api/v1/submissions/{submission_id}/override": {"json": {"score": 30, "reason": "manual review"}},
         "/api/v1/courses/{slug}/kits": {"files": {"file": ("tinytorch.tar.gz", _kit_archive())}},
-        "/api/v1/assignments/{slug}/self-test": {"files": {"file": ("spatial.py", good_source(tag))}},
+        "/api/v1/assignments/{slug}/self-test": {"files": {"file": ("spatial.py", b"")}},
     }
     body = bodies.get(template, {})
     if template.startswith(("/dashboard", "/login", "/logout", "/student")) and method == "POST":
