@@ -102,6 +102,16 @@ def test_file_using_kit_only_names_grades_under_the_uploaded_kit(stored):
     assert uploaded.score == pytest.approx(max_score(spec))
 
 
+def test_uploaded_kit_is_bound_into_the_bwrap_sandbox(stored):
+    settings = get_settings()
+    spec = spec_with_kit(stored.reference)
+    runner = runner_for(spec, settings, "bwrap")
+    assert runner.kit_dir == stored.root
+    result = grade_submission(USES_EXTRA.encode(), spec=spec, stages=["correctness"], settings=settings,
+                              runner=runner)
+    assert result.score == pytest.approx(max_score(spec)), [t.output for t in result.tests if t.status != "passed"]
+
+
 @pytest.mark.docker
 def test_uploaded_kit_runs_in_its_own_docker_image(stored):
     settings = get_settings()
