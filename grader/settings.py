@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     api_base_url: str = "http://127.0.0.1:8000"
     submission_max_bytes: int = 256 * 1024  # largest accepted spatial.py
     result_reuse: bool = True  # identical resubmissions reuse a finished result
-    # Queueing (H6). A run's lease is renewed by its worker's heartbeat; the sweep re-queues expired ones.
+    # Queueing. A run's lease is renewed by its worker's heartbeat; the sweep re-queues expired ones.
     broker_visibility_timeout_seconds: float = 3 * 3600.0  # longer than the longest job (training_wall_seconds)
     run_lease_seconds: float = 90.0  # a running run whose worker stopped renewing for this long is re-queued
     run_heartbeat_seconds: float = 15.0  # how often a worker renews the lease of its running run
