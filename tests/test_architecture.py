@@ -6,11 +6,14 @@ ones inside functions:
 - no api/routes module imports another route module or the dashboard (api/web);
 - no sandbox backend (sandbox/*_backend.py) imports another backend: what they share lives beside them;
 - nothing in grader/ imports api/.
+
+And docs/architecture.md stays true: every module it names exists, its walk has at most eight steps.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,26 @@ def test_each_rule_catches_a_planted_import(tmp_path, path, text, rule):
     (tmp_path / path).write_text(text)
     found = violations(tmp_path)
     assert len(found) == 1 and rule in found[0], found
+
+
+ARCHITECTURE_DOC = ROOT / "docs" / "architecture.md"
+
+
+def named_paths(text: str) -> list[str]:
+    """Every file or folder a text names in backticks: `grader/pipeline.py`, `grader/checks/`."""
+    return re.findall(r"`((?:api|grader|sandbox|reference|tests|scripts|alembic|bench)/[\w./]*)`", text)
+
+
+def test_the_architecture_doc_names_only_modules_that_exist():
+    text = ARCHITECTURE_DOC.read_text(encoding="utf-8")
+    paths = named_paths(text)
+    assert len(paths) > 20
+    missing = [path for path in paths if not (ROOT / path).exists()]
+    assert missing == [], f"docs/architecture.md names modules that do not exist: {missing}"
+
+
+def test_the_walk_has_at_most_eight_steps_each_naming_its_module():
+    walk = ARCHITECTURE_DOC.read_text(encoding="utf-8").split("## One submission")[1].split("\n## ")[0]
+    steps = re.split(r"\n(?=\d+\. )", walk.strip())[1:]
+    assert 1 <= len(steps) <= 8 and [int(step.split(".")[0]) for step in steps] == list(range(1, len(steps) + 1))
+    assert all(any(path.endswith(".py") for path in named_paths(step)) for step in steps)
