@@ -14,7 +14,9 @@ from api.deps import SessionDep, publish_after_response
 from api.web import actions
 from api.web.auth import CsrfChecked, Staff
 from api.web.rendering import redirect, render
+from grader.kits import MAX_UPLOAD_BYTES as MAX_KIT_BYTES
 from grader.services import access, badges, courses, grades, submissions
+from grader.services import kits as kit_service
 from grader.services import runs as run_service
 from grader.services.errors import ServiceError
 from grader.services.policy import Action
@@ -46,6 +48,18 @@ async def upload_roster(slug: str, request: Request, db: SessionDep, user: Staff
     summary, tokens = actions.roster_summary(entries)
     return render(request, "roster_result.html", {"user": user, "course": course, "summary": summary,
                                                   "tokens": tokens})
+
+
+@router.post("/dashboard/courses/{slug}/kits", dependencies=[CsrfChecked])
+async def upload_kit(slug: str, db: SessionDep, user: Staff, file: UploadFile) -> Response:
+    course = access.course_for(db, slug, user, Action.EDIT_ASSIGNMENTS)
+    try:
+        stored = kit_service.upload_kit(await file.read(MAX_KIT_BYTES + 1))
+    except ServiceError as error:
+        return redirect(f"/dashboard/courses/{course.slug}", f"Kit not stored: {error}")
+    return redirect(f"/dashboard/courses/{course.slug}",
+                    f'Kit stored ({stored.files} Python files). Put kit = "{stored.reference}" in the [assignment] '
+                    "table of an assignment's spec to grade against it.")
 
 
 @router.post("/dashboard/submissions/{submission_id}/regrade", dependencies=[CsrfChecked])

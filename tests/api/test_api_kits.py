@@ -70,3 +70,21 @@ def test_kit_upload_then_assignment_with_self_test(client, world):
                                 "csrf_token": csrf})
     page = client.get("/dashboard/assignments/with-kit").text
     assert "Self-test FAILED" in page and "conv2d.forward" in page
+
+
+def test_dashboard_kit_upload(client, world):
+    import re
+
+    login_page = client.get("/login").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login_page).group(1)
+    client.post("/login", data={"email": world.instructor_email, "password": world.instructor_password,
+                                "csrf_token": csrf})
+    page = client.get(f"/dashboard/courses/{world.course}").text
+    assert 'data-testid="kit-form"' in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    stored = client.post(f"/dashboard/courses/{world.course}/kits", data={"csrf_token": csrf},
+                         files={"file": ("tinytorch.tar.gz", kit_upload())})
+    assert 'kit = &#34;sha256:' in stored.text or 'kit = "sha256:' in stored.text
+    refused = client.post(f"/dashboard/courses/{world.course}/kits", data={"csrf_token": csrf},
+                          files={"file": ("x.zip", b"nope")})
+    assert "Kit not stored" in refused.text

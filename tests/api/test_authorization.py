@@ -90,6 +90,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/dashboard/courses/{slug}"): DASHBOARD_STAFF,
     ("POST", "/dashboard/courses/{slug}/assignments"): row(LOGIN, LOGIN, LOGIN, 403, 303, 404, 303),
     ("POST", "/dashboard/courses/{slug}/roster"): row(LOGIN, LOGIN, LOGIN, 403, 200, 404, 200),
+    ("POST", "/dashboard/courses/{slug}/kits"): row(LOGIN, LOGIN, LOGIN, 403, 303, 404, 303),
     ("GET", "/dashboard/assignments/{slug}"): DASHBOARD_STAFF,
     ("GET", "/dashboard/assignments/{slug}/live.json"): DASHBOARD_STAFF,
     ("GET", "/dashboard/assignments/{slug}/charts/{name}.svg"): DASHBOARD_STAFF,
@@ -300,6 +301,8 @@ def _body(matrix: Matrix, caller: str, method: str, template: str) -> dict:
             data.update(slug=f"dash-{tag}", title="T")
         elif template == "/dashboard/courses/{slug}/roster":
             body = {"files": {"file": ("roster.csv", b"email,name\ndave@example.edu,D\n")}}
+        elif template == "/dashboard/courses/{slug}/kits":
+            body = {"files": {"file": ("tinytorch.tar.gz", _kit_archive())}}
         body = {**body, "data": data}
     return body
 
