@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, HTTPException, status
+from fastapi import BackgroundTasks, Depends, HTTPException, Path, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,9 @@ def get_db() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_db)]
+
+ROW_ID_MAX = 2**31 - 1  # ids are Postgres `integer`s: a larger number is a 422, not a database error
+RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX, description="a row id")]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token issued by the course (students) or "
                                                    "`POST /api/v1/auth/token` (instructors).")

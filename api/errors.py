@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from grader.services.errors import Conflict, Forbidden, Invalid, LimitReached, NotFound, ServiceError, TooLarge
 
@@ -40,6 +41,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _refused(_request: Request, error: ServiceError) -> JSONResponse:
         return service_error_response(error)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, error: DataError) -> JSONResponse:
+        # The database refused a value the request carried (a NUL byte in a text, a number out of range):
+        # the caller's input, not a fault of the service.
+        log.warning("refused a value on %s %s: %s", request.method, request.url.path, error.orig)
+        return JSONResponse({"detail": "Invalid request: a value is out of range or contains a character that "
+                                       "cannot be stored (such as a NUL byte)."}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.badge_images import (CACHE_SECONDS, Badge, empty_badge, pending_badge, render_endpoint_json, render_svg,
                               score_badge)
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, RowId, SessionDep
 from api.links import badge_links, public_base_url
 from api.schemas import BadgeLinkPublic
 from grader.services import access, badges
@@ -56,7 +56,7 @@ def badge_json(badge_token: str, db: SessionDep, show: ShowQuery = "score") -> J
 
 
 @router.post("/api/v1/assignments/{slug}/badges/{user_id}/rotate", tags=["badges"])
-def rotate_badge(slug: str, user_id: int, request: Request, db: SessionDep, user: CurrentUser) -> BadgeLinkPublic:
+def rotate_badge(slug: str, user_id: RowId, request: Request, db: SessionDep, user: CurrentUser) -> BadgeLinkPublic:
     """Course staff: give a student's badge a new token; the old URL stops working at once."""
     assignment = access.assignment_for(db, slug, user, Action.ROTATE_BADGE)
     student = access.enrolled_user(db, assignment.course, user_id)

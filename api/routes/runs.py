@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, RowId, SessionDep
 from api.presenters import run_public
 from api.schemas import RunPublic, VerifyPublic
 from grader.services import access
@@ -25,12 +25,12 @@ def list_runs(db: SessionDep, user: CurrentUser, assignment: str | None = None, 
 
 
 @router.get("/{run_id}")
-def read_run(run_id: int, db: SessionDep, user: CurrentUser) -> RunPublic:
+def read_run(run_id: RowId, db: SessionDep, user: CurrentUser) -> RunPublic:
     return run_public(db, access.run_for(db, run_id, user))
 
 
 @router.get("/{run_id}/verify")
-def verify(run_id: int, db: SessionDep, user: CurrentUser) -> VerifyPublic:
+def verify(run_id: RowId, db: SessionDep, user: CurrentUser) -> VerifyPublic:
     """Check the server's HMAC over submission sha256, spec and grader versions, image digest and score."""
     run = access.run_for(db, run_id, user)
     return VerifyPublic(run_id=run.id, valid=verify_run(run), signature=run.signature, signed_fields=signed_fields(run))

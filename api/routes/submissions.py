@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 
-from api.deps import CurrentUser, SessionDep, publish_after_response
+from api.deps import ROW_ID_MAX, CurrentUser, RowId, SessionDep, publish_after_response
 from api.presenters import run_public, submission_public
 from api.schemas import OverrideCreate, RegradeAccepted, RunPublic, SubmissionPublic
 from grader.services import access, submissions
@@ -29,14 +29,14 @@ STREAM_MAX_SECONDS = 3 * 3600.0  # a client reconnects after this, with Last-Eve
 
 
 @router.get("/{submission_id}")
-def read_submission(submission_id: int, db: SessionDep, user: CurrentUser) -> SubmissionPublic:
+def read_submission(submission_id: RowId, db: SessionDep, user: CurrentUser) -> SubmissionPublic:
     """Status, place in the queue, estimated start and (once graded) the result."""
     return submission_public(db, access.submission_for(db, submission_id, user), user)
 
 
 @router.get("/{submission_id}/file", response_class=Response,
             responses={200: {"content": {"text/x-python": {}}}})
-def read_submission_file(submission_id: int, db: SessionDep, user: CurrentUser) -> Response:
+def read_submission_file(submission_id: RowId, db: SessionDep, user: CurrentUser) -> Response:
     submission = access.submission_for(db, submission_id, user)
     return Response(submission.content, media_type="text/x-python; charset=utf-8",
                     headers={"Content-Disposition": f'inline; filename="{submission.filename}"',
@@ -87,8 +87,8 @@ async def _event_stream(submission_id: int, viewer_id: int, last_id: int) -> Asy
 @router.get("/{submission_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Server-Sent Events: `progress`, `status`, then one `done`"}})
-def stream_events(submission_id: int, db: SessionDep, user: CurrentUser,
-                  last_event_id: Annotated[int | None, Header(alias="Last-Event-ID")] = None) -> StreamingResponse:
+def stream_events(submission_id: RowId, db: SessionDep, user: CurrentUser,
+                  last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, le=ROW_ID_MAX)] = None) -> StreamingResponse:
     """Progress of the grading as Server-Sent Events (event types `progress`, `status`, `done`; data is JSON)."""
     access.submission_for(db, submission_id, user)
     return StreamingResponse(_event_stream(submission_id, user.id, last_event_id or 0),
@@ -97,7 +97,7 @@ def stream_events(submission_id: int, db: SessionDep, user: CurrentUser,
 
 
 @router.post("/{submission_id}/regrade", status_code=status.HTTP_202_ACCEPTED)
-def regrade_submission(submission_id: int, db: SessionDep, user: CurrentUser,
+def regrade_submission(submission_id: RowId, db: SessionDep, user: CurrentUser,
                        background: BackgroundTasks) -> RegradeAccepted:
     """Grade the submission again; the new score counts (and is audited) when the run finishes."""
     submission = access.submission_for(db, submission_id, user, Action.REGRADE)
@@ -107,7 +107,7 @@ def regrade_submission(submission_id: int, db: SessionDep, user: CurrentUser,
 
 
 @router.post("/{submission_id}/override", status_code=status.HTTP_201_CREATED)
-def override_score(submission_id: int, body: OverrideCreate, db: SessionDep, user: CurrentUser) -> RunPublic:
+def override_score(submission_id: RowId, body: OverrideCreate, db: SessionDep, user: CurrentUser) -> RunPublic:
     """Set the score by hand: a signed run carrying the reason, recorded in the audit log."""
     submission = access.submission_for(db, submission_id, user, Action.OVERRIDE)
     return run_public(db, submissions.override(db, submission, user, score=body.score, reason=body.reason))

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, BackgroundTasks, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import SessionDep, publish_after_response
+from api.deps import RowId, SessionDep, publish_after_response
 from api.web import actions
 from api.web.auth import CsrfChecked, Staff
 from api.web.rendering import redirect, render
@@ -63,7 +63,7 @@ async def upload_kit(slug: str, db: SessionDep, user: Staff, file: UploadFile) -
 
 
 @router.post("/dashboard/submissions/{submission_id}/regrade", dependencies=[CsrfChecked])
-def regrade_submission(submission_id: int, db: SessionDep, user: Staff, background: BackgroundTasks) -> Response:
+def regrade_submission(submission_id: RowId, db: SessionDep, user: Staff, background: BackgroundTasks) -> Response:
     submission = access.submission_for(db, submission_id, user, Action.REGRADE)
     run = submissions.regrade(db, submission, user)
     publish_after_response(background, [run])
@@ -116,7 +116,7 @@ def grades_csv(slug: str, db: SessionDep, user: Staff, policy: Literal["best", "
 
 
 @router.post("/dashboard/assignments/{slug}/badges/{user_id}/rotate", dependencies=[CsrfChecked])
-def rotate_badge(slug: str, user_id: int, db: SessionDep, user: Staff) -> Response:
+def rotate_badge(slug: str, user_id: RowId, db: SessionDep, user: Staff) -> Response:
     assignment = access.assignment_for(db, slug, user, Action.ROTATE_BADGE)
     student = access.enrolled_user(db, assignment.course, user_id)
     badges.rotate(db, student, assignment)

@@ -8,7 +8,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-from api.deps import SessionDep
+from api.deps import RowId, SessionDep
 from api.web import actions, charts, queries
 from api.web.auth import Staff
 from api.web.rendering import number, redirect, render, when
@@ -80,7 +80,7 @@ def assignment_chart(slug: str, name: str, db: SessionDep, user: Staff) -> Respo
 
 
 @router.get("/dashboard/submissions/{submission_id}")
-def submission_page(submission_id: int, request: Request, db: SessionDep, user: Staff) -> HTMLResponse:
+def submission_page(submission_id: RowId, request: Request, db: SessionDep, user: Staff) -> HTMLResponse:
     submission = access.submission_for(db, submission_id, user, SEE)
     run = run_service.status_run(submission)
     source = submission.content.decode("utf-8", errors="replace")
@@ -92,7 +92,7 @@ def submission_page(submission_id: int, request: Request, db: SessionDep, user: 
 
 
 @router.get("/dashboard/submissions/{submission_id}/file")
-def submission_file(submission_id: int, db: SessionDep, user: Staff) -> Response:
+def submission_file(submission_id: RowId, db: SessionDep, user: Staff) -> Response:
     """The uploaded file as an attachment (never rendered by the browser)."""
     submission = access.submission_for(db, submission_id, user, SEE)
     filename = f"submission-{submission.id}-{submission.filename}".replace('"', "")
@@ -102,7 +102,7 @@ def submission_file(submission_id: int, db: SessionDep, user: Staff) -> Response
 
 
 @router.get("/dashboard/submissions/{submission_id}/runs/{run_id}/curve.svg")
-def training_curve(submission_id: int, run_id: int, db: SessionDep, user: Staff) -> Response:
+def training_curve(submission_id: RowId, run_id: RowId, db: SessionDep, user: Staff) -> Response:
     submission = access.submission_for(db, submission_id, user, SEE)
     run = next((run for run in submission.runs if run.id == run_id), None)
     if run is None:
@@ -124,7 +124,7 @@ def live_queue(db: SessionDep, user: Staff, course: str | None = None) -> JSONRe
 
 
 @router.get("/dashboard/submissions/{submission_id}/live.json")
-def live_submission(submission_id: int, db: SessionDep, user: Staff) -> JSONResponse:
+def live_submission(submission_id: RowId, db: SessionDep, user: Staff) -> JSONResponse:
     run = run_service.status_run(access.submission_for(db, submission_id, user, SEE))
     if run is None:
         return JSONResponse({"status": "none", "finished": False, "score_text": "", "progress_text": ""})

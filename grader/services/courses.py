@@ -163,7 +163,12 @@ def create_assignment(db: Session, course: Course, *, slug: str, title: str, spe
 
 
 def update_assignment(db: Session, assignment: Assignment, changes: dict[str, Any]) -> Assignment:
-    """Change title, due date, late policy, daily limit or pass mark (only the keys given)."""
+    """Change title, due date, late policy, daily limit or pass mark (only the keys given; a null due date
+    removes it)."""
+    required = [name for name in ("title", "daily_submission_limit", "late_policy", "pass_mark")
+                if name in changes and changes[name] is None]
+    if required:
+        raise Invalid(f"{required[0]} cannot be null; leave it out to keep the current value.")
     for name in ("title", "due_at", "daily_submission_limit"):
         if name in changes:
             setattr(assignment, name, changes[name])

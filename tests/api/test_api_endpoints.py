@@ -324,3 +324,14 @@ def test_readyz_is_503_when_the_broker_is_unreachable(client, service_env):
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["broker"]["ok"] is False and checks["database"]["ok"] is True
+
+
+@pytest.mark.parametrize("method, url", [
+    ("GET", "/api/v1/submissions/99999999999"), ("GET", "/api/v1/runs/2147483648/verify"),
+    ("POST", "/api/v1/assignments/spatial-hw/badges/99999999999/rotate"), ("GET", "/api/v1/runs?status=%00"),
+    ("GET", "/api/v1/assignments/a%00b"), ("GET", "/api/v1/courses/a%00b/roster"), ("GET", "/badges/a%00b.svg"),
+    ("GET", "/api/v1/runs?assignment=%00&batch_id=%00")])
+def test_unstorable_input_is_422_not_500(client, world, method, url):
+    """Ids beyond Postgres `integer` and text with NUL bytes (found by fuzzing) are the caller's error."""
+    response = client.request(method, url, headers=world.headers("instructor"))
+    assert response.status_code == 422 and "detail" in response.json(), response.text
