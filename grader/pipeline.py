@@ -27,7 +27,7 @@ from grader import __version__
 from grader.result import GradingResult, StageResult
 from grader.settings import Settings, get_settings
 from grader.spec import Spec, load_spec
-from grader.stage import EventCallback, StageContext, StageOutput
+from grader.stages import EventCallback, StageContext, StageOutput
 from grader.kits import runner_for
 from sandbox.runner import SandboxRunner
 

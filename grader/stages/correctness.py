@@ -25,7 +25,7 @@ from grader.checks.simplecnn import parameter_problems
 from grader.diagnosis import compare, diagnose
 from grader.result import StageResult, TestResult
 from grader.spec import Spec
-from grader.stage import StageContext, StageOutput
+from grader.stages import StageContext, StageOutput
 from sandbox.runner import GiB, SandboxJob, SandboxOutcome
 
 STAGE = "correctness"

@@ -18,7 +18,7 @@ import numpy as np
 
 from grader.datasets.cifar10 import PreparedCifar10
 from grader.spec import Spec
-from grader.stage import StageContext, StageOutput
+from grader.stages import StageContext, StageOutput
 from grader.training.evaluation import ensure_dataset
 from grader.training.judging import STAGE, failed_output, judge_outcome
 from grader.training.progress import ProgressLog, parse_progress_line

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from grader import speed_probe
 from grader.datasets.cifar10 import PreparedCifar10
 from grader.result import StageResult, TestResult
-from grader.stage import StageOutput
+from grader.stages import StageOutput
 from grader.training.evaluation import test_accuracy
 from grader.training.host import raise_if_host_too_slow
 from grader.training.plotting import curve_image

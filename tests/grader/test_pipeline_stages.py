@@ -12,7 +12,7 @@ import pytest
 from grader import pipeline
 from grader.result import GradingResult, StageResult
 from grader.spec import load_spec, parse_spec
-from grader.stage import StageOutput
+from grader.stages import StageOutput
 from tests.fixtures.mutants import mutant_source
 
 ROOT = Path(__file__).resolve().parents[2]
