@@ -140,9 +140,8 @@ def train_one(seed: int, recipe: dict, data, harness, eval_from: int, log, engin
             if torch_engine is not None:
                 loss, logits = torch_engine.step(x, y, lr)
             else:
-                logits, cache = simple_cnn.forward(params, x)
-                loss, dlogits = simple_cnn.softmax_cross_entropy(logits, y, recipe["label_smoothing"])
-                grads = simple_cnn.backward(dlogits, cache)
+                loss, logits, grads = simple_cnn.train_gradients(params, x, y,
+                                                                 label_smoothing=recipe["label_smoothing"])
                 simple_cnn.sgd_step(params, grads, state, lr=lr, momentum=opt["momentum"],
                                     weight_decay=opt["weight_decay"], nesterov=opt["nesterov"])
             step += 1

@@ -15,16 +15,22 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import glob
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 # Below this many elements a pass is not split: thread hand-off (tens of microseconds) would cost more.
 PARALLEL_MIN_ELEMENTS = 1 << 18
 
 _threads: int | None = None
 _executor: ThreadPoolExecutor | None = None
+_executor_size = 0
+_local = threading.local()  # .serial: this thread is one data-parallel worker; its passes stay on it
+_blas_set_local = None  # OpenBLAS's per-thread thread count setter (0.3.27+), once looked up
 
 
 def _default_threads() -> int:
@@ -57,23 +63,88 @@ def set_num_threads(count: int) -> None:
         _executor = None
 
 
+def _ensure_executor(workers: int) -> None:
+    """A pool of at least `workers` threads (and num_threads() - 1) besides the caller."""
+    global _executor, _executor_size
+    wanted = max(workers, num_threads() - 1, 1)
+    if _executor is None or _executor_size < wanted:
+        if _executor is not None:
+            _executor.shutdown(wait=True)
+        _executor, _executor_size = ThreadPoolExecutor(max_workers=wanted, thread_name_prefix="reference"), wanted
+
+
 def run_chunks(work: Callable[[int, int], None], n_items: int, total_elements: int) -> None:
     """Call work(start, stop) over [0, n_items) split into contiguous chunks, one per thread, and wait.
 
     `work` must write only its own chunk's part of any output. Small passes run in the calling thread.
     """
-    global _executor
     chunks = min(num_threads(), n_items)
-    if chunks <= 1 or total_elements < PARALLEL_MIN_ELEMENTS:
+    if chunks <= 1 or total_elements < PARALLEL_MIN_ELEMENTS or getattr(_local, "serial", False):
         work(0, n_items)
         return
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=num_threads() - 1, thread_name_prefix="reference")
+    _ensure_executor(chunks - 1)
     bounds = [n_items * k // chunks for k in range(chunks + 1)]
     futures = [_executor.submit(work, bounds[k], bounds[k + 1]) for k in range(1, chunks)]
     work(bounds[0], bounds[1])
     for future in futures:
         future.result()
+
+
+def _find_blas_set_local():
+    """ctypes function openblas_set_num_threads_local(int) -> int of the OpenBLAS NumPy uses, or None."""
+    import numpy as np
+
+    package = os.path.dirname(os.path.dirname(np.__file__))
+    for pattern in ("numpy.libs/libscipy_openblas*.so*", "numpy.libs/libopenblas*.so*", "numpy/.libs/lib*openblas*.so*"):
+        for path in glob.glob(os.path.join(package, pattern)):
+            try:
+                function = ctypes.CDLL(path).openblas_set_num_threads_local
+            except (OSError, AttributeError):
+                continue
+            function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
+            return function
+    return None
+
+
+def can_pin_blas_per_thread() -> bool:
+    """Whether BLAS calls can be limited to one thread for the calling thread only (OpenBLAS >= 0.3.27)."""
+    global _blas_set_local
+    if _blas_set_local is None:
+        _blas_set_local = _find_blas_set_local() or False
+    return bool(_blas_set_local)
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Within the block, the calling thread's element-wise passes and BLAS calls use that thread only.
+
+    For data-parallel workers (`map_workers`): each runs its slice of a batch on its own core, so nothing inside
+    may spread over the other cores as well.
+    """
+    previous = getattr(_local, "serial", False)
+    _local.serial = True
+    blas_previous = _blas_set_local(1) if can_pin_blas_per_thread() else None
+    try:
+        yield
+    finally:
+        _local.serial = previous
+        if blas_previous is not None:
+            _blas_set_local(blas_previous)
+
+
+def map_workers(work: Callable[[int], object], count: int) -> list:
+    """[work(0), ..., work(count - 1)], each on its own thread (the caller runs work(0)), each single-threaded."""
+
+    def run(index: int):
+        with single_threaded():
+            return work(index)
+
+    if count <= 1:
+        return [run(0)] if count == 1 else []
+    _ensure_executor(count - 1)
+    futures = [_executor.submit(run, index) for index in range(1, count)]
+    first = run(0)
+    return [first] + [future.result() for future in futures]
 
 
 def reuse_freed_memory() -> bool:

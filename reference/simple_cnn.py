@@ -19,6 +19,7 @@ from typing import Mapping
 import numpy as np
 
 from reference import layers_fast as layers
+from reference import parallel
 from reference import network
 from reference.architectures import MODULE_TEXT, Architecture
 
@@ -173,6 +174,57 @@ def backward(dlogits, cache, *, profile: dict | None = None) -> dict[str, np.nda
         _, grads["conv1.weight"], grads["conv1.bias"] = layers.conv2d_relu_maxpool2x2_backward(
             drelu1, cache["conv1"], need_dx=False)
     return {name: grads[name] for name in PARAM_SHAPES}
+
+
+# Below this many images per worker, splitting a batch costs more than it saves.
+MIN_IMAGES_PER_WORKER = 16
+
+
+def train_gradients(params: Mapping[str, np.ndarray], x, labels, *, label_smoothing: float = 0.0,
+                    workers: int | None = None):
+    """Loss, logits and parameter gradients of one training batch, the batch split over `workers` threads.
+
+    Each worker runs forward, loss and backward on its slice of the batch on one core (its NumPy passes and BLAS
+    calls stay on its thread), then the slices' gradients are summed: the same values as one pass over the whole
+    batch up to float rounding, with no hand-over between cores inside a layer. Used for training; `forward` and
+    `backward` remain the one-pass API.
+
+    Args:
+        params: the SimpleCNN parameters.
+        x: images (N, 3, 32, 32); labels: (N,) integers.
+        label_smoothing: as in `softmax_cross_entropy`.
+        workers: threads to split over; default `reference.parallel.num_threads()` when OpenBLAS can be held to one
+            thread per worker, else 1 (one pass, with BLAS and element-wise passes spread as usual).
+
+    Returns:
+        (loss, logits, grads): the batch-mean loss (float), logits (N, 10), gradients by parameter name.
+    """
+    x = _check_input(x, params["conv1.weight"].dtype)
+    labels = np.asarray(labels)
+    n_batch = x.shape[0]
+    if workers is None:
+        workers = parallel.num_threads() if parallel.can_pin_blas_per_thread() else 1
+    workers = max(1, min(workers, n_batch // MIN_IMAGES_PER_WORKER))
+    if workers == 1:
+        logits, cache = forward(params, x)
+        loss, dlogits = softmax_cross_entropy(logits, labels, label_smoothing)
+        return loss, logits, backward(dlogits, cache)
+    bounds = [n_batch * k // workers for k in range(workers + 1)]
+
+    def work(index: int):
+        part = slice(bounds[index], bounds[index + 1])
+        logits, cache = forward(params, x[part])
+        loss, dlogits = softmax_cross_entropy(logits, labels[part], label_smoothing)
+        share = (part.stop - part.start) / n_batch  # each slice's mean, weighted to the batch mean
+        dlogits *= dlogits.dtype.type(share)
+        return loss * share, logits, backward(dlogits, cache)
+
+    results = parallel.map_workers(work, workers)
+    grads = results[0][2]
+    for _, _, other in results[1:]:
+        for name, value in other.items():
+            grads[name] += value
+    return sum(loss for loss, _, _ in results), np.concatenate([logits for _, logits, _ in results]), grads
 
 
 def predict(params: Mapping[str, np.ndarray], x, batch_size: int = 1000, *,

@@ -47,6 +47,29 @@ def test_forward_loss_and_gradients_match_torch(dtype, tol):
         np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol * np.abs(expected).max(), err_msg=name)
 
 
+@pytest.mark.parametrize("workers, batch", [(2, 37), (3, 48), (2, 8)])
+def test_data_parallel_gradients_match_torch_on_the_whole_batch(workers, batch):
+    """Slices of the batch on separate threads, gradients summed: the whole batch's loss, logits and gradients."""
+    params = simple_cnn.init_params(3)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, batch)
+    loss, logits, grads = simple_cnn.train_gradients(params, x, labels, label_smoothing=0.1, workers=workers)
+
+    # PyTorch in float64: its own float32 conv1 gradient strays by ~0.5% of the largest entry at this batch size.
+    torch_params = as_torch({name: value.astype(np.float64) for name, value in params.items()})
+    torch_logits = torch_forward(torch_params, x.astype(np.float64))
+    torch_loss = F.cross_entropy(torch_logits, torch.tensor(labels), label_smoothing=0.1)
+    torch_loss.backward()
+    np.testing.assert_allclose(logits, torch_logits.detach().numpy(), rtol=2e-4, atol=2e-4)
+    assert loss == pytest.approx(torch_loss.item(), rel=2e-4)
+    assert list(grads) == list(simple_cnn.PARAM_SHAPES)
+    for name, grad in grads.items():
+        expected = torch_params[name].grad.numpy()
+        assert grad.dtype == np.float32
+        np.testing.assert_allclose(grad, expected, rtol=2e-4, atol=2e-4 * np.abs(expected).max(), err_msg=name)
+
+
 def test_predict_matches_forward_in_batches_and_needs_no_cache():
     params = simple_cnn.init_params(3)
     x = np.random.default_rng(4).standard_normal((7, 3, 32, 32)).astype(np.float32)
