@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 BACKENDS = ("docker", "bwrap", "unsafe-subprocess")
@@ -20,7 +21,8 @@ def register(subparsers) -> None:
     parser.add_argument("--stages", default=None,
                         help="comma-separated stages to run, e.g. correctness or correctness,cifar10 "
                              "(default: every stage of the spec)")
-    parser.add_argument("--json", action="store_true", help="print exactly one JSON object (Gradescope-compatible)")
+    parser.add_argument("--json", action="store_true",
+                        help="print exactly one JSON object (Gradescope's results.json fields, plus stages)")
     parser.add_argument("--spec", type=Path, default=None, help="assignment spec TOML (default: the module's)")
     parser.add_argument("--sandbox", choices=BACKENDS, default=None,
                         help="sandbox backend (default: settings, i.e. docker, else bwrap). unsafe-subprocess "
@@ -29,6 +31,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    started = time.monotonic()
     from grader.pipeline import grade_submission
     from grader.settings import get_settings
     from grader.spec import SpecError, load_spec
@@ -68,7 +71,9 @@ def run(args) -> int:
     if on_event is not None:
         on_event.finish()
     if args.json:
-        print(json.dumps(result.to_json()))
+        from grader.gradescope.results import grade_json
+
+        print(json.dumps(grade_json(result, execution_time=time.monotonic() - started)))
     else:
         print(format_report(result))
     if result.max_score > 0 and result.score >= spec.pass_mark * result.max_score - 1e-9:
@@ -79,7 +84,8 @@ def run(args) -> int:
 def _fail(args, message: str) -> int:
     if args.json:
         print(json.dumps({"score": 0.0, "max_score": 0.0, "status": "error", "stages": [], "tests": [],
-                          "grader_version": _version(), "message": message}))
+                          "grader_version": _version(), "message": message, "output": message,
+                          "execution_time": 0.0}))
     else:
         print(f"grader grade: {message}", file=sys.stderr)
     return 2

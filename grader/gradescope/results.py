@@ -1,0 +1,69 @@
+"""A GradingResult as Gradescope's results.json (https://gradescope-autograders.readthedocs.io/en/latest/specs/).
+
+Gradescope knows two test statuses, "passed" and "failed"; a check that timed out or crashed is "failed" and says
+which in its output. The top-level `output` is the text shown above the tests: the score per stage and each
+stage's message. `execution_time` is in seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grader.result import GradingResult, TestResult
+
+GRADESCOPE_TEST_STATUSES = ("passed", "failed")
+# What a check's own status adds in front of its feedback when Gradescope can only say "failed".
+STATUS_NOTES = {"timeout": "This check ran out of time.", "error": "This check could not run."}
+
+
+def test_status(test: TestResult) -> str:
+    return "passed" if test.status == "passed" else "failed"
+
+
+def test_output(test: TestResult) -> str:
+    note = STATUS_NOTES.get(test.status, "")
+    return f"{note}\n{test.output}".strip() if note else test.output
+
+
+def summary(result: GradingResult) -> str:
+    """Text for the whole submission: total, each stage with its score and message, then the run's message."""
+    lines = [f"Score: {result.score:g} / {result.max_score:g}"]
+    for stage in result.stages:
+        lines.append(f"{stage.name}: {stage.score:g} / {stage.max_score:g} ({stage.status})")
+        if stage.message:
+            lines.extend(f"  {line}" for line in stage.message.splitlines())
+    failed = sum(1 for test in result.tests if test.status != "passed")
+    if result.tests:
+        lines.append(f"{len(result.tests) - failed} of {len(result.tests)} checks passed"
+                     + ("; each failed check below says what differed and, where it can tell, why." if failed else "."))
+    if result.message:
+        lines.append(result.message)
+    return "\n".join(lines)
+
+
+def results_json(result: GradingResult, *, execution_time: float, stdout_visibility: str = "hidden",
+                 visibility: str = "visible") -> dict[str, Any]:
+    """Exactly the documented fields Gradescope reads: score, execution_time, output, visibility,
+    stdout_visibility and tests[] (name, score, max_score, status, output, visibility)."""
+    return {
+        "score": round(result.score, 6),
+        "execution_time": round(execution_time, 2),
+        "output": summary(result),
+        "visibility": visibility,
+        "stdout_visibility": stdout_visibility,
+        "tests": [{"name": test.name, "score": round(test.score, 6), "max_score": round(test.max_score, 6),
+                   "status": test_status(test), "output": test_output(test), "visibility": test.visibility}
+                  for test in result.tests],
+    }
+
+
+def grade_json(result: GradingResult, *, execution_time: float) -> dict[str, Any]:
+    """What `grader grade --json` prints: the full result, with Gradescope's statuses, output and execution_time,
+    in the same document as the stages and details other tools read."""
+    data = result.to_json()
+    for test, record in zip(result.tests, data["tests"]):
+        record["status"] = test_status(test)
+        record["output"] = test_output(test)
+    data["output"] = summary(result)
+    data["execution_time"] = round(execution_time, 2)
+    return data

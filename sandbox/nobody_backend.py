@@ -1,0 +1,175 @@
+"""A process of its own as uid 65534, for hosts that allow neither Docker nor user namespaces (bwrap).
+
+Made for Gradescope's autograder container, where the grader runs as root in a throw-away container per
+submission and the kernel usually refuses the namespaces bubblewrap needs. The job runs the harness with the
+system Python (`-I`, an empty environment) as uid/gid 65534 with no supplementary groups, in its own session,
+under rlimits (address space, CPU seconds, processes, open files, file size, no core dumps) and the wall clock.
+It sees the job's files as the other backends lay them out (JobDirectory), reads the kit and harnesses from
+directories the caller prepared world-readable, and cannot write anything but its two output files and its own
+private temporary directory. Whatever it started is killed afterwards, including processes that left its
+session: every process of uid 65534 is killed (kill(-1) as that uid), which is why this backend must be the only
+user of uid 65534 on the machine.
+
+What it cannot enforce (the caller says so in its output): no network isolation, no private view of the file
+system (the job can read whatever is world-readable; the grader keeps its own files, the reference and the spec
+in a 0700 directory), memory is bounded as address space (RLIMIT_AS), not resident memory, and there is no CPU
+quota beyond RLIMIT_CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sandbox.docker_backend import LOG_TAIL_BYTES, classify, container_environment
+from sandbox.jobdir import JOB_GID, JOB_UID, JobDirectory
+from sandbox.runner import (InfrastructureError, ProgressCallback, SandboxJob, SandboxLimits, SandboxOutcome,
+                            harness_argv)
+
+POLL_SECONDS = 0.05
+KILL_GRACE_SECONDS = 5
+CPU_GRACE_SECONDS = 5  # RLIMIT_CPU sits above the wall limit: the wall clock decides, this is a backstop
+MEMORY_ERROR_EXIT_CODE = 3  # the harness exits with this when Python raised MemoryError outside a case
+
+
+def nobody_usable() -> str | None:
+    """None when jobs can run here as uid 65534, else why not."""
+    if os.geteuid() != 0:
+        return "only root can start a job as uid 65534"
+    others = _processes_of(JOB_UID)
+    if others:
+        # Killing every process of the uid after a job would also kill these (another sandbox's jobs).
+        return f"other processes of uid {JOB_UID} run on this machine ({len(others)}); this backend needs it alone"
+    return None
+
+
+def _processes_of(uid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+class NobodyRunner:
+    """Runs jobs as uid 65534 in a plain child process. See the module doc for what it cannot enforce."""
+
+    name = "nobody-process"
+
+    def __init__(self, *, job_root: Path, kit_dir: Path, harness_dir: Path, python: str = "/usr/bin/python3",
+                 check: bool = True) -> None:
+        self.job_root = Path(job_root).resolve()
+        self.kit_dir = Path(kit_dir).resolve()
+        self.harness_dir = Path(harness_dir).resolve()
+        self.python = python
+        if check:
+            reason = nobody_usable()
+            if reason:
+                raise InfrastructureError(reason)
+
+    def run(self, job: SandboxJob, on_progress: ProgressCallback | None = None) -> SandboxOutcome:
+        started = time.monotonic()
+        limits = job.limits
+        if not job.harness.isidentifier():
+            raise ValueError(f"harness names are plain module names, got {job.harness!r}")
+        harness_file = self.harness_dir / f"{job.harness}.py"
+        if not harness_file.is_file():
+            raise InfrastructureError(f"no harness named {job.harness!r} in {self.harness_dir}")
+        if job.data_dirs:
+            raise InfrastructureError("the nobody-process backend runs correctness jobs only (no data directories)")
+        with JobDirectory(self.job_root, job) as job_dir:
+            for path in (self.job_root, job_dir.path):
+                path.chmod(0o711)
+            private_tmp = job_dir.path / "tmp"
+            private_tmp.mkdir(mode=0o700)
+            os.chown(private_tmp, JOB_UID, JOB_GID)
+            environment = {**container_environment(limits), "HOME": str(private_tmp), "TMPDIR": str(private_tmp)}
+            argv = harness_argv(str(harness_file), python=self.python, kit=str(self.kit_dir),
+                                submission=str(job_dir.submission_dir / "spatial.py"), inputs=str(job_dir.inputs_dir),
+                                data=str(job_dir.path / "no-data"), out=str(job_dir.out_dir), args=job.args)
+            log_path = job_dir.path / "log"
+            try:
+                with open(log_path, "wb") as log:
+                    process = subprocess.Popen(argv, cwd=private_tmp, env=environment, stdin=subprocess.DEVNULL,
+                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                               close_fds=True, user=JOB_UID, group=JOB_GID, extra_groups=[],
+                                               preexec_fn=_child_limits(limits))
+            except OSError as error:
+                raise InfrastructureError(f"could not start {self.python}: {error}") from error
+            try:
+                timed_out = _wait(process, job_dir, limits, on_progress)
+            finally:
+                kill_every_job_process()
+                process.wait()
+            for line in job_dir.read_new_progress_lines(limits.progress_bytes):
+                if on_progress:
+                    on_progress(line)
+            result_size, progress_size = job_dir.output_sizes()
+            result = job_dir.read_result(limits.output_bytes)
+            log_tail = _tail(log_path)
+        returncode = process.returncode
+        exit_code = None if timed_out else (128 - returncode if returncode < 0 else returncode)
+        out_of_memory = not timed_out and (returncode == MEMORY_ERROR_EXIT_CODE or
+                                           (returncode != 0 and "MemoryError" in log_tail[-300:]))
+        status = classify(timed_out=timed_out or returncode == -signal.SIGXCPU, oom_killed=out_of_memory,
+                          exit_code=exit_code, result_size=result_size, progress_size=progress_size, limits=limits)
+        return SandboxOutcome(status=status, exit_code=exit_code, duration_s=time.monotonic() - started,
+                              result=result if status != "output_limit" else b"", log_tail=log_tail,
+                              backend=self.name)
+
+
+def kill_every_job_process() -> None:
+    """Kills every process of uid 65534, also those that left the job's session (kill(-1) as that uid)."""
+    subprocess.run([sys.executable, "-I", "-S", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"],
+                   user=JOB_UID, group=JOB_GID, extra_groups=[], env={}, check=False, capture_output=True)
+
+
+def _child_limits(limits: SandboxLimits):
+    cpu_seconds = int(limits.wall_seconds) + CPU_GRACE_SECONDS
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))  # per uid: this job is its only user
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.nofile, limits.nofile))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.fsize_bytes, limits.fsize_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+    return apply
+
+
+def _wait(process: subprocess.Popen, job_dir: JobDirectory, limits: SandboxLimits,
+          on_progress: ProgressCallback | None) -> bool:
+    """True when the wall clock ran out (the job is then killed)."""
+    deadline = time.monotonic() + limits.wall_seconds
+    while True:
+        try:
+            process.wait(POLL_SECONDS)
+            return False
+        except subprocess.TimeoutExpired:
+            pass
+        for line in job_dir.read_new_progress_lines(limits.progress_bytes):
+            if on_progress:
+                on_progress(line)
+        if time.monotonic() >= deadline:
+            return True
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - LOG_TAIL_BYTES))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
