@@ -135,9 +135,7 @@ def run(root: Path = AUTOGRADER_ROOT) -> int:
                 "The autograder could not run your file, through no fault of yours. Please submit again; if this "
                 "message stays, tell your instructor.", max_score=bundle["max_score"],
                 grader_version=bundle["grader_version"])
-        if note:
-            result.message = f"{note}\n{result.message}".strip()
-    document = results_json(result, execution_time=time.monotonic() - started)
+    document = results_json(result, execution_time=time.monotonic() - started, note=note if source else "")
     paths["results"].parent.mkdir(parents=True, exist_ok=True)
     paths["results"].write_text(json.dumps(document, indent=1))
     print(f"{bundle['assignment']}: {result.score:g} / {result.max_score:g} ({result.status}), "

@@ -25,30 +25,29 @@ def test_output(test: TestResult) -> str:
     return f"{note}\n{test.output}".strip() if note else test.output
 
 
-def summary(result: GradingResult) -> str:
-    """Text for the whole submission: total, each stage with its score and message, then the run's message."""
-    lines = [f"Score: {result.score:g} / {result.max_score:g}"]
+def summary(result: GradingResult, note: str = "") -> str:
+    """Text for the whole submission: a note, the total, each stage with its score and message, and what to do."""
+    lines = [note] if note else []
+    lines.append(f"Score: {result.score:g} / {result.max_score:g}")
     for stage in result.stages:
         lines.append(f"{stage.name}: {stage.score:g} / {stage.max_score:g} ({stage.status})")
         if stage.message:
             lines.extend(f"  {line}" for line in stage.message.splitlines())
-    failed = sum(1 for test in result.tests if test.status != "passed")
-    if result.tests:
-        lines.append(f"{len(result.tests) - failed} of {len(result.tests)} checks passed"
-                     + ("; each failed check below says what differed and, where it can tell, why." if failed else "."))
-    if result.message:
-        lines.append(result.message)
+    if not result.stages and result.message:
+        lines.append(result.message)  # nothing ran: the message says why
+    if any(test.status != "passed" for test in result.tests):
+        lines.append("Each failed check below says what differed and, where it can tell, why.")
     return "\n".join(lines)
 
 
-def results_json(result: GradingResult, *, execution_time: float, stdout_visibility: str = "hidden",
+def results_json(result: GradingResult, *, execution_time: float, note: str = "", stdout_visibility: str = "hidden",
                  visibility: str = "visible") -> dict[str, Any]:
     """Exactly the documented fields Gradescope reads: score, execution_time, output, visibility,
     stdout_visibility and tests[] (name, score, max_score, status, output, visibility)."""
     return {
         "score": round(result.score, 6),
         "execution_time": round(execution_time, 2),
-        "output": summary(result),
+        "output": summary(result, note),
         "visibility": visibility,
         "stdout_visibility": stdout_visibility,
         "tests": [{"name": test.name, "score": round(test.score, 6), "max_score": round(test.max_score, 6),

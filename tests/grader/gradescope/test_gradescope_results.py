@@ -57,7 +57,7 @@ def test_grade_cli_json_statuses_for_a_broken_file(tmp_path):
     data = json.loads(completed.stdout)
     assert completed.returncode == 1
     assert {test["status"] for test in data["tests"]} == {"passed", "failed"}
-    assert data["execution_time"] > 0 and "checks passed" in data["output"]
+    assert data["execution_time"] > 0 and "Each failed check below" in data["output"]
     flipped = [test for test in data["tests"] if test["name"].startswith("conv2d.forward") and test["score"] == 0
                and test["visibility"] == "visible"]
     assert flipped and all(test["status"] == "failed" and "flipped" in test["output"] for test in flipped)
