@@ -154,8 +154,12 @@ class BwrapRunner:
     name = "bwrap"
 
     def __init__(self, *, rootfs: Path, job_root: Path, kit_dir: Path = KIT_DIR, harness_dir: Path = HARNESS_DIR,
-                 check: bool = True) -> None:
+                 hidden: tuple[Path, ...] = (), check: bool = True) -> None:
+        """`hidden`: directories of `rootfs` the job sees empty (a tmpfs over each), for a root file system that is
+        not the sandbox's own, e.g. `/` in Gradescope's container with the grader under /autograder. The mount
+        points the job's files are bound to (/opt/kit, /opt/harness, /job/...) must exist in `rootfs`."""
         self.rootfs = Path(rootfs).resolve()
+        self.hidden = tuple(Path(path) for path in hidden)
         self.job_root = Path(job_root).resolve()
         self.kit_dir = Path(kit_dir).resolve()
         self.harness_dir = Path(harness_dir).resolve()
@@ -170,7 +174,9 @@ class BwrapRunner:
             "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--unshare-user", "--disable-userns", "--uid", str(JOB_UID), "--gid", str(JOB_GID),
             "--hostname", "sandbox",
-            "--ro-bind", str(self.rootfs), "/", "--proc", "/proc", "--dev", "/dev",
+            "--ro-bind", str(self.rootfs), "/",
+            *[argument for path in self.hidden for argument in ("--tmpfs", str(path))],
+            "--proc", "/proc", "--dev", "/dev",
             "--perms", "0700", "--size", str(int(limits.tmpfs_bytes)), "--tmpfs", "/tmp",
             "--ro-bind", str(self.harness_dir), SANDBOX_HARNESS_DIR,
             "--ro-bind", str(job_dir.submission_dir), SANDBOX_SUBMISSION.rsplit("/", 1)[0],

@@ -23,18 +23,14 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from sandbox.docker_backend import LOG_TAIL_BYTES, classify, container_environment
+from sandbox.core import (JobEnd, ProcessGroupJob, check_job, infrastructure_faults, job_environment, run_job)
 from sandbox.jobdir import JOB_GID, JOB_UID, JobDirectory
 from sandbox.runner import (InfrastructureError, ProgressCallback, SandboxJob, SandboxLimits, SandboxOutcome,
                             harness_argv)
 
-POLL_SECONDS = 0.05
-KILL_GRACE_SECONDS = 5
 CPU_GRACE_SECONDS = 5  # RLIMIT_CPU sits above the wall limit: the wall clock decides, this is a backstop
-MEMORY_ERROR_EXIT_CODE = 3  # the harness exits with this when Python raised MemoryError outside a case
 
 
 def nobody_usable() -> str | None:
@@ -77,54 +73,40 @@ class NobodyRunner:
                 raise InfrastructureError(reason)
 
     def run(self, job: SandboxJob, on_progress: ProgressCallback | None = None) -> SandboxOutcome:
-        started = time.monotonic()
-        limits = job.limits
-        if not job.harness.isidentifier():
-            raise ValueError(f"harness names are plain module names, got {job.harness!r}")
+        check_job(job)
         harness_file = self.harness_dir / f"{job.harness}.py"
         if not harness_file.is_file():
             raise InfrastructureError(f"no harness named {job.harness!r} in {self.harness_dir}")
         if job.data_dirs:
             raise InfrastructureError("the nobody-process backend runs correctness jobs only (no data directories)")
-        with JobDirectory(self.job_root, job) as job_dir:
+        with infrastructure_faults("preparing or running the job failed"), \
+                JobDirectory(self.job_root, job) as job_dir:
             for path in (self.job_root, job_dir.path):
-                path.chmod(0o711)
+                path.chmod(0o711)  # uid 65534 passes through to its own files, lists nothing
             private_tmp = job_dir.path / "tmp"
             private_tmp.mkdir(mode=0o700)
             os.chown(private_tmp, JOB_UID, JOB_GID)
-            environment = {**container_environment(limits), "HOME": str(private_tmp), "TMPDIR": str(private_tmp)}
             argv = harness_argv(str(harness_file), python=self.python, kit=str(self.kit_dir),
                                 submission=str(job_dir.submission_dir / "spatial.py"), inputs=str(job_dir.inputs_dir),
                                 data=str(job_dir.path / "no-data"), out=str(job_dir.out_dir), args=job.args)
-            log_path = job_dir.path / "log"
-            try:
-                with open(log_path, "wb") as log:
-                    process = subprocess.Popen(argv, cwd=private_tmp, env=environment, stdin=subprocess.DEVNULL,
-                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                               close_fds=True, user=JOB_UID, group=JOB_GID, extra_groups=[],
-                                               preexec_fn=_child_limits(limits))
-            except OSError as error:
-                raise InfrastructureError(f"could not start {self.python}: {error}") from error
-            try:
-                timed_out = _wait(process, job_dir, limits, on_progress)
-            finally:
-                kill_every_job_process()
-                process.wait()
-            for line in job_dir.read_new_progress_lines(limits.progress_bytes):
-                if on_progress:
-                    on_progress(line)
-            result_size, progress_size = job_dir.output_sizes()
-            result = job_dir.read_result(limits.output_bytes)
-            log_tail = _tail(log_path)
-        returncode = process.returncode
-        exit_code = None if timed_out else (128 - returncode if returncode < 0 else returncode)
-        out_of_memory = not timed_out and (returncode == MEMORY_ERROR_EXIT_CODE or
-                                           (returncode != 0 and "MemoryError" in log_tail[-300:]))
-        status = classify(timed_out=timed_out or returncode == -signal.SIGXCPU, oom_killed=out_of_memory,
-                          exit_code=exit_code, result_size=result_size, progress_size=progress_size, limits=limits)
-        return SandboxOutcome(status=status, exit_code=exit_code, duration_s=time.monotonic() - started,
-                              result=result if status != "output_limit" else b"", log_tail=log_tail,
-                              backend=self.name)
+            environment = job_environment(job.limits, home=str(private_tmp))
+            return run_job(job, job_dir, lambda: NobodyJob(argv, job.limits, env=environment, cwd=private_tmp),
+                           backend=self.name, on_progress=on_progress)
+
+
+class NobodyJob(ProcessGroupJob):
+    """The job's process group as uid 65534; ending or destroying it also kills whatever left the group."""
+
+    def __init__(self, argv: list[str], limits: SandboxLimits, *, env: dict[str, str], cwd: Path) -> None:
+        super().__init__(argv, limits, env=env, cwd=cwd, preexec_fn=_drop_to_nobody(limits))
+
+    def end(self) -> JobEnd:
+        kill_every_job_process()
+        return super().end()
+
+    def destroy(self) -> None:
+        super().destroy()
+        kill_every_job_process()
 
 
 def kill_every_job_process() -> None:
@@ -133,10 +115,13 @@ def kill_every_job_process() -> None:
                    user=JOB_UID, group=JOB_GID, extra_groups=[], env={}, check=False, capture_output=True)
 
 
-def _child_limits(limits: SandboxLimits):
+def _drop_to_nobody(limits: SandboxLimits):
     cpu_seconds = int(limits.wall_seconds) + CPU_GRACE_SECONDS
 
     def apply() -> None:
+        os.setgroups([])
+        os.setresgid(JOB_GID, JOB_GID, JOB_GID)
+        os.setresuid(JOB_UID, JOB_UID, JOB_UID)
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))  # per uid: this job is its only user
@@ -146,30 +131,3 @@ def _child_limits(limits: SandboxLimits):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
     return apply
-
-
-def _wait(process: subprocess.Popen, job_dir: JobDirectory, limits: SandboxLimits,
-          on_progress: ProgressCallback | None) -> bool:
-    """True when the wall clock ran out (the job is then killed)."""
-    deadline = time.monotonic() + limits.wall_seconds
-    while True:
-        try:
-            process.wait(POLL_SECONDS)
-            return False
-        except subprocess.TimeoutExpired:
-            pass
-        for line in job_dir.read_new_progress_lines(limits.progress_bytes):
-            if on_progress:
-                on_progress(line)
-        if time.monotonic() >= deadline:
-            return True
-
-
-def _tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - LOG_TAIL_BYTES))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""

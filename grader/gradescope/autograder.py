@@ -3,8 +3,8 @@ run_autograder, once per submission).
 
 Layout (Gradescope's, https://gradescope-autograders.readthedocs.io/en/latest/specs/):
 
-    /autograder/source/                 the archive: grader, sandbox, reference (kit inside), spec.toml,
-                                        bundle.json; made 0700 by `prepare`, so student code cannot read it
+    /autograder/source/                 the archive: grader, sandbox, reference, kit, spec.toml, bundle.json;
+                                        made 0700 by `prepare`, so student code cannot read it
     /autograder/submission/spatial.py   the student's file
     /autograder/results/results.json    written by `run`, always, even when grading could not happen
     /autograder/sandbox/{kit,harness}   world-readable copies of what student code runs with (made by `prepare`)
@@ -30,6 +30,7 @@ from pathlib import Path
 AUTOGRADER_ROOT = Path(os.environ.get("GRADESCOPE_AUTOGRADER_ROOT", "/autograder"))
 SOURCE_DIR = Path(__file__).resolve().parents[2]  # /autograder/source when run from the archive
 SUBMISSION_NAME = "spatial.py"
+BWRAP_MOUNT_POINTS = ("opt/kit", "opt/harness", "job/submission", "job/inputs", "job/data", "job/out")
 
 
 def _paths(root: Path) -> dict[str, Path]:
@@ -41,13 +42,13 @@ def _paths(root: Path) -> dict[str, Path]:
 def prepare(root: Path = AUTOGRADER_ROOT) -> None:
     """Once, as root: world-readable kit and harnesses, NumPy for the system Python, bwrap mount points, and the
     archive itself closed to everyone but root."""
-    from sandbox.bwrap_hostroot_backend import create_mount_points
-    from sandbox.runner import HARNESS_DIR, KIT_DIR
+    from sandbox.runner import HARNESS_DIR
 
     paths = _paths(root)
     for key in ("kit", "harness"):
         shutil.rmtree(paths[key], ignore_errors=True)
-    shutil.copytree(KIT_DIR / "tinytorch", paths["kit"] / "tinytorch", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(SOURCE_DIR / "kit" / "tinytorch", paths["kit"] / "tinytorch",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(HARNESS_DIR, paths["harness"], ignore=shutil.ignore_patterns("__pycache__"))
     # Student code runs with the system Python (-I), which must import NumPy without the grader's venv.
     import numpy
@@ -60,7 +61,8 @@ def prepare(root: Path = AUTOGRADER_ROOT) -> None:
         source = numpy_dir.parent / name
         if source.is_dir() and not (target / name).exists():
             shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-    create_mount_points()
+    for mount_point in BWRAP_MOUNT_POINTS:  # bwrap binds the job's files there over the container's own root
+        Path("/", mount_point).mkdir(parents=True, exist_ok=True)
     paths["jobs"].mkdir(parents=True, exist_ok=True)
     for directory in (paths["sandbox"], paths["kit"], paths["harness"]):
         for path in [directory, *directory.rglob("*")]:
@@ -72,15 +74,14 @@ def prepare(root: Path = AUTOGRADER_ROOT) -> None:
 
 def select_runner(root: Path = AUTOGRADER_ROOT):
     """bwrap over the container's root when it can run here, else a process as uid 65534; (runner, why)."""
-    from sandbox.bwrap_backend import bwrap_usable
-    from sandbox.bwrap_hostroot_backend import HostRootBwrapRunner
+    from sandbox.bwrap_backend import BwrapRunner, bwrap_usable
     from sandbox.nobody_backend import NobodyRunner
 
     paths = _paths(root)
     reason = bwrap_usable(Path("/"))
     if reason is None:
-        runner = HostRootBwrapRunner(hidden=(root,), job_root=paths["jobs"], kit_dir=paths["kit"],
-                                     harness_dir=paths["harness"], check=False)
+        runner = BwrapRunner(rootfs=Path("/"), hidden=(root,), job_root=paths["jobs"], kit_dir=paths["kit"],
+                             harness_dir=paths["harness"], check=False)
         return runner, "bubblewrap (user, pid, network and mount namespaces; /autograder hidden)"
     runner = NobodyRunner(job_root=paths["jobs"], kit_dir=paths["kit"], harness_dir=paths["harness"],
                           python=_system_python())

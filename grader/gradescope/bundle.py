@@ -3,8 +3,10 @@
     setup.sh            installs Python packages (requirements.txt) into /autograder/venv, prepares the sandbox
     run_autograder      grades /autograder/submission/spatial.py into /autograder/results/results.json
     requirements.txt    the grading side's packages, pinned to the versions this grader runs with
-    spec.toml           the assignment's spec; bundle.json: slug, stages, full marks, versions
-    grader/ sandbox/ reference/   the grader, the sandbox backends and harnesses, the reference and course kit
+    spec.toml           the assignment's spec; bundle.json: slug, stages, full marks, versions, kit
+    kit/tinytorch/      the course kit student code imports: the one the spec names (`[assignment] kit`), else
+                        the built-in one
+    grader/ sandbox/ reference/   the grader, the sandbox backends and harnesses, the reference
 
 Only the correctness stage travels: CIFAR-10 training needs the data set and up to 45 minutes of CPU, which a
 Gradescope run does not offer.
@@ -70,14 +72,31 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) ->
     archive.writestr(info, data)
 
 
+def _kit_package(spec_toml: str) -> tuple[Path, str]:
+    """The tinytorch directory student code will import, and how bundle.json names it."""
+    from grader.kits import KitError, kit_root
+    from grader.settings import get_settings
+    from grader.spec import parse_spec
+    from sandbox.runner import KIT_DIR
+
+    reference = parse_spec(spec_toml, source="spec").kit
+    if not reference:
+        return KIT_DIR / "tinytorch", "built-in"
+    try:
+        return kit_root(reference, get_settings()) / "tinytorch", reference
+    except KitError as error:
+        raise BundleError(str(error)) from error
+
+
 def build_bundle(output: Path, *, assignment: str, spec_toml: str, stages: list[str] | None = None) -> Bundle:
     """Write the archive for `assignment` graded with `spec_toml` (its stages, or `stages`) to `output`."""
-    from grader.store.assignments import SpecError, summarize_spec
+    from grader.assignment_spec import SpecError, summarize_spec
 
     try:
         every_stage = summarize_spec(spec_toml).stage_weights
     except SpecError as error:
         raise BundleError(f"the spec is not valid: {error}") from error
+    kit_dir, kit_name = _kit_package(spec_toml)
     wanted = [name for name in (stages or list(every_stage)) if name in every_stage]
     notes = [f"left out the {name} stage: Gradescope runs offer neither the data set nor the CPU time it needs"
              for name in wanted if name not in BUNDLE_STAGES]
@@ -87,7 +106,7 @@ def build_bundle(output: Path, *, assignment: str, spec_toml: str, stages: list[
                           "stage, and this spec or the stages asked for have none")
     summary = summarize_spec(spec_toml, wanted)
     described = {"assignment": assignment, "stages": wanted, "max_score": summary.max_score,
-                 "spec_version": summary.version, "grader_version": __version__}
+                 "spec_version": summary.version, "grader_version": __version__, "kit": kit_name}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         _add(archive, "setup.sh", (TEMPLATES / "setup.sh").read_bytes(), 0o755)
@@ -97,6 +116,9 @@ def build_bundle(output: Path, *, assignment: str, spec_toml: str, stages: list[
         _add(archive, "bundle.json", (json.dumps(described, indent=1) + "\n").encode())
         for name, data in _package_files(PROJECT_ROOT):
             _add(archive, name, data)
+        for path in sorted(kit_dir.rglob("*.py")):
+            if "__pycache__" not in path.parts:
+                _add(archive, f"kit/tinytorch/{path.relative_to(kit_dir)}", path.read_bytes())
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(buffer.getvalue())
     return Bundle(path=output, assignment=assignment, stages=wanted, max_score=summary.max_score, notes=notes)

@@ -34,7 +34,7 @@ def sandbox_modules_imported(path: Path, package: str | None = None) -> set[str]
 
 
 def test_there_are_backends_to_check():
-    assert BACKENDS == {"docker_backend", "bwrap_backend", "subprocess_backend"}
+    assert BACKENDS == {"docker_backend", "bwrap_backend", "subprocess_backend", "nobody_backend"}
 
 
 def test_no_backend_imports_another_backend():
