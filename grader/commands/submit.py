@@ -421,7 +421,12 @@ def format_feedback(submission: dict[str, Any], assignment: dict[str, Any], pass
             lines.extend("    " + row for row in output.splitlines())
     if submission.get("late"):
         lines.append("")
-        lines.append("Note: this submission was uploaded after the due date.")
+        earned = submission.get("earned_score")
+        if isinstance(earned, (int, float)) and isinstance(score, (int, float)) and earned != score:
+            lines.append(f"Note: this submission was uploaded {submission.get('late_days')} day(s) after the due "
+                         f"date; it earned {_number(earned)}, and the late policy counts {_number(score)}.")
+        else:
+            lines.append("Note: this submission was uploaded after the due date.")
     return "\n".join(lines)
 
 

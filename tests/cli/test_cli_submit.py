@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from grader.commands.submit import (ProgressDisplay, describe_progress, parse_sse, pass_mark_of,
+from grader.commands.submit import (ProgressDisplay, describe_progress, format_feedback, parse_sse, pass_mark_of,
                                     reaches_pass_mark)
 from grader.settings import PROJECT_ROOT
 
@@ -148,3 +148,11 @@ def test_progress_on_a_terminal_rewrites_one_line(monkeypatch):
     output = stream.getvalue()
     assert "\n" not in output and output.count("\r") == 4  # two updates, then the line is wiped
     assert "epoch 2/10" in output and output.endswith("\r")
+
+
+def test_late_feedback_names_what_was_earned_and_what_counts():
+    submission = {"status": "graded", "score": 45.0, "earned_score": 50.0, "max_score": 61.5, "passed": False,
+                  "late": True, "late_days": 1, "result": {"stages": [], "tests": []}}
+    text = format_feedback(submission, {"pass_mark": 50.0, "max_score": 61.5}, passed=False)
+    assert "Score: 45/61.5" in text and "1 day(s) after the due date; it earned 50" in text
+    assert "counts 45" in text
