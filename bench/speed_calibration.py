@@ -1,7 +1,7 @@
 """The speed probe's yardstick: what a training step costs in yardsticks, for the reference and for a good file.
 
-The yardstick (sandbox/harness/calibration.py) is the matrix products of one vectorized SimpleCNN step at batch
-128. This times it interleaved with one reference training step (bench.reference_step) and one course-kit step with
+The yardstick (sandbox/harness/calibration.py) is the matrix products of one vectorized SimpleCNN step on 32
+images. This times it interleaved with one reference training step (bench.reference_step) and one course-kit step with
 tests/fixtures/submissions/good_vectorized.py (bench.kit_step), so that load from other processes hits all three
 alike, and reports each step in yardsticks (median of the per-round ratios). Dividing the reference step's idle
 time (102 ms in the Docker sandbox, README) by its cost in yardsticks gives the yardstick's idle time on the
@@ -31,7 +31,7 @@ from bench.kit_step import KitStep, load_submission  # noqa: E402
 from bench.reference_step import reference_step  # noqa: E402
 from grader.training.recipe import ARCHITECTURES, REFERENCE_YARDSTICK_SECONDS  # noqa: E402
 from reference import simple_cnn  # noqa: E402
-from sandbox.harness.calibration import Yardstick, matmul_shapes  # noqa: E402
+from sandbox.harness.calibration import YARDSTICK_BATCH, Yardstick, matmul_shapes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "speed_calibration.json"
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
         labels = rng.integers(0, 10, BATCH)
         params, state = simple_cnn.init_params(0, np.float32), {}
         kit_step = KitStep(load_submission(GOOD), x, labels)
-        yardstick = Yardstick(matmul_shapes(ARCHITECTURES["simple_cnn"], BATCH))
+        yardstick = Yardstick(matmul_shapes(ARCHITECTURES["simple_cnn"].as_recipe(), YARDSTICK_BATCH))
         steps = {"reference": lambda: reference_step(params, state, x, labels), "good_vectorized": kit_step}
         for step in steps.values():
             step()

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from reference import layers_fast
-from sandbox.harness.calibration import Yardstick, matmul_shapes
+from sandbox.harness.calibration import YARDSTICK_BATCH, Yardstick, matmul_shapes
 
 STUDENT_KINDS = {"conv2d": "Conv2D", "maxpool2d": "MaxPool2D", "avgpool2d": "AvgPool2D", "flatten": "Flatten"}
 HINTS = {
@@ -53,36 +53,37 @@ def _reference_phases(kind: str, input_shape: tuple[int, ...], kwargs: dict):
 
 
 @lru_cache(maxsize=4)
-def _yardstick(architecture_items: tuple, batch_size: int) -> Yardstick:
+def _yardstick(architecture_items: tuple) -> Yardstick:
     architecture = [[kind, name, dict(kwargs)] for kind, name, kwargs in architecture_items]
-    return Yardstick(matmul_shapes(architecture, batch_size))
+    return Yardstick(matmul_shapes(architecture, YARDSTICK_BATCH))
 
 
 @lru_cache(maxsize=64)
 def reference_layer_units(kind: str, input_shape: tuple[int, ...], kwargs_items: tuple, architecture_items: tuple,
-                          batch_size: int, repeats: int = 3) -> tuple[float, float] | None:
-    """(forward, backward) of the fast reference layer on `input_shape`, in yardsticks (architecture, batch_size).
+                          repeats: int = 2) -> tuple[float, float] | None:
+    """(forward, backward) of the fast reference layer on `input_shape`, in yardsticks of that architecture.
 
-    Each repeat times the yardstick, the forward and the backward back to back; the smallest ratio of each phase
-    is kept (on a shared host other jobs only ever add time, and they add it to both sides of a ratio alike).
+    Yardstick, forward, backward, yardstick, ...: each phase is divided by the faster of its two neighbouring
+    yardsticks and the smallest ratio is kept (on a shared host other jobs only ever add time).
     """
     phases = _reference_phases(kind, input_shape, dict(kwargs_items))
     if phases is None:
         return None
     forward, backward = phases
-    yardstick = _yardstick(architecture_items, batch_size)
+    yardstick = _yardstick(architecture_items)
     forward_units, backward_units = [], []
+    before = yardstick.measure()
     for _ in range(repeats):
-        before = yardstick.measure()
         start = time.perf_counter()
         out, cache = forward()
         forward_seconds = time.perf_counter() - start
         start = time.perf_counter()
         backward(out, cache)
         backward_seconds = time.perf_counter() - start
-        scale = min(before, yardstick.measure())
-        forward_units.append(forward_seconds / scale)
-        backward_units.append(backward_seconds / scale)
+        after = yardstick.measure()
+        forward_units.append(forward_seconds / min(before, after))
+        backward_units.append(backward_seconds / min(before, after))
+        before = after
     return min(forward_units), min(backward_units)
 
 
@@ -107,15 +108,19 @@ def _ms(value: float) -> str:
 def explain(stopped: Mapping, layers: Sequence[Mapping], architecture: Sequence, *, batch_size: int) -> dict:
     """The student's message and a per-layer table (rows) for a run stopped by the speed probe."""
     kwargs_by_name = {name: kwargs for _kind, name, kwargs in architecture}
-    rows = [_row(layer, kwargs_by_name, architecture_key(architecture), batch_size) for layer in layers]
+    rows = [_row(layer, kwargs_by_name, architecture_key(architecture)) for layer in layers]
 
     projected, budget = stopped.get("projected_s"), stopped.get("budget_s")
-    over = f", {projected / budget:.1f}x the budget" if projected and budget else ""
-    bound = "at least " if stopped.get("lower_bound") else "about "
-    lines = [f"Training was stopped by the speed probe: at this speed the run would take {bound}"
-             f"{_duration(projected)}{over} of {_duration(budget)} (times of an idle grading machine: each step "
-             f"was measured against a fixed amount of matrix arithmetic timed beside it, so a busy machine does not "
-             f"count against you)."]
+    if stopped.get("lower_bound"):
+        lines = [f"Training was stopped by the speed probe: {stopped.get('detail') or 'one batch was too slow'}; at "
+                 f"that pace training would take more than {_duration(projected)} on this machine, against a budget "
+                 f"of {_duration(budget)}."]
+    else:
+        over = f", {projected / budget:.1f}x the budget" if projected and budget else ""
+        lines = [f"Training was stopped by the speed probe: at this speed the run would take about "
+                 f"{_duration(projected)}{over} of {_duration(budget)} (times of an idle grading machine: each step "
+                 f"was measured against a fixed amount of matrix arithmetic timed beside it, so a busy machine does "
+                 f"not count against you)."]
     findings = []
     for row in rows:
         if not row["student"]:
@@ -156,7 +161,7 @@ def explain(stopped: Mapping, layers: Sequence[Mapping], architecture: Sequence,
     return {"message": "\n".join(lines), "rows": rows}
 
 
-def _row(layer: Mapping, kwargs_by_name: Mapping, architecture_items: tuple, batch_size: int) -> dict:
+def _row(layer: Mapping, kwargs_by_name: Mapping, architecture_items: tuple) -> dict:
     """One table row: the student's full-batch timings, and a vectorized layer's at the same yardstick."""
     kind, name = layer.get("kind", ""), layer.get("name", "")
     row = {"layer": name, "kind": kind, "student": bool(layer.get("student")), "status": layer.get("status"),
@@ -169,8 +174,7 @@ def _row(layer: Mapping, kwargs_by_name: Mapping, architecture_items: tuple, bat
     yardstick_ms = layer.get("calibration_ms")
     if kind not in STUDENT_KINDS or len(shape) != 4 or name not in kwargs_by_name or not yardstick_ms:
         return row
-    units = reference_layer_units(kind, shape, tuple(sorted(kwargs_by_name[name].items())), architecture_items,
-                                  batch_size)
+    units = reference_layer_units(kind, shape, tuple(sorted(kwargs_by_name[name].items())), architecture_items)
     if units is None:
         return row
     for phase, unit in zip(("forward", "backward"), units):

@@ -15,6 +15,10 @@ import time
 
 import numpy as np
 
+# The yardstick is the products of a step on this many images: a quarter of the usual batch of 128, so that one
+# measurement costs little even on a crowded host (product time grows linearly with the rows).
+YARDSTICK_BATCH = 32
+
 
 def matmul_shapes(architecture: list, batch_size: int, image_shape: tuple = (3, 32, 32)) -> list[tuple[int, int, int]]:
     """(rows, inner, cols) of every product in one forward + backward pass of a vectorized network.

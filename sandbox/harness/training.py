@@ -50,7 +50,7 @@ if __name__ == "__main__" and "--kit" in sys.argv[:-1]:
     sys.path.insert(0, sys.argv[sys.argv.index("--kit") + 1])
 
 import numpy as np  # noqa: E402
-from calibration import Yardstick, matmul_shapes, thread_count  # noqa: E402
+from calibration import YARDSTICK_BATCH, Yardstick, matmul_shapes, thread_count  # noqa: E402
 
 FORMAT = 1
 ERROR_TEXT_CHARS = 2000  # longest exception text handed back
@@ -421,8 +421,8 @@ class Trainer:
         self.wall_limit = float(recipe.get("wall_seconds") or 0.0)
         probe = recipe.get("probe", {})
         self.warmup, self.probe_batches = int(probe.get("warmup_batches", 1)), int(probe.get("batches", 4))
-        self.first_batch_seconds = float(probe.get("first_batch_seconds", 40.0))
-        self.batch_cap_seconds = float(probe.get("batch_cap_seconds", 40.0))
+        self.first_batch_seconds = float(probe.get("first_batch_seconds", 30.0))
+        self.batch_cap_seconds = float(probe.get("batch_cap_seconds", 30.0))
         self.calibrate_every = max(1, int(probe.get("calibrate_every", 25)))
         self.report_every = int(recipe.get("report_every_batches", 20))
         self.mean = np.asarray(recipe["normalize"]["mean"], dtype=np.float64)
@@ -440,7 +440,7 @@ class Trainer:
             signal.setitimer(signal.ITIMER_REAL, 0)
         self.kit = kit
         calibration = recipe.get("calibration", {})
-        yardstick = Yardstick(matmul_shapes(recipe["architecture"], self.batch_size))
+        yardstick = Yardstick(matmul_shapes(recipe["architecture"], YARDSTICK_BATCH))
         self.clock = MachineClock(yardstick, float(calibration.get("reference_seconds", 0.05)), self.baseline_threads)
 
     # -- the run
@@ -521,8 +521,9 @@ class Trainer:
             logits, loss = self.train_step(x, y)
         except Deadline:
             _disarm()
-            self.stop_slow(x, limit / self.clock.factor() * self.budget_steps,
-                           f"one training batch took more than {limit:.0f} s", lower_bound=True)
+            # No step time to divide by a yardstick: the bound is in this machine's seconds.
+            self.stop_slow(x, limit * self.budget_steps, f"one training batch took more than {limit:.0f} s",
+                           lower_bound=True)
         finally:
             _disarm()
         seconds = time.perf_counter() - started
@@ -596,7 +597,7 @@ class Trainer:
                            "elapsed_s": round(self.elapsed(), 1)}, essential=True)
         probe = self.recipe.get("probe", {})
         layers = profile_layers(self.kit, self.network, x, self.clock, float(probe.get("layer_seconds", 6.0)),
-                                float(probe.get("profile_seconds", 40.0)))
+                                float(probe.get("profile_seconds", 35.0)))
         self.progress.say({"event": "layers", "batch_size": int(x.shape[0]), "layers": layers}, essential=True)
         raise Stop()
 
@@ -639,7 +640,8 @@ def profile_layers(kit: Kit, network: Network, x: np.ndarray, clock: MachineCloc
             record["status"] = "skipped"
             break
         limit = min(layer_seconds, left / 2)
-        record["calibration_ms"] = round(clock.calibrate() * 1000, 3)
+        if record["student"]:
+            record["calibration_ms"] = round(clock.calibrate() * 1000, 3)
         outcome = _time_layer(kit, layer, np.ascontiguousarray(activation), limit)
         record.update(samples=int(activation.shape[0]), status=outcome["status"])
         if "timed_out" in outcome:
@@ -730,7 +732,10 @@ def main() -> int:
                         int(recipe.get("progress_total_bytes", 1024 * 1024)))
     signal.signal(signal.SIGALRM, _on_alarm)
     kit = Kit()
-    baseline_threads = thread_count()  # before the submission runs: the harness's and BLAS's own threads
+    # Before the submission runs: the harness's and BLAS's own threads, plus the kit's element-wise helpers
+    # (one fewer than the job's threads) that start with the first large batch.
+    job_threads = int(os.environ.get("OMP_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") or 1)
+    baseline_threads = thread_count() + max(0, job_threads - 1)
     stderr_fd = os.dup(2)
     sys.stdout = CappedWriter(stderr_fd, PRINT_CAP_BYTES)
     sys.stderr = sys.stdout

@@ -356,7 +356,8 @@ def test_loop_style_submission_is_stopped_with_a_per_layer_explanation(settings)
     # Every layer was timed on the whole batch (a timeout is a lower bound for the whole batch), never
     # extrapolated from one image, beside a yardstick measurement of the same moment.
     timed = [row for row in stage.details["speed_probe"] if row["status"] in ("ok", "timeout")]
-    assert timed and all(row["samples"] == 32 and row["calibration_ms"] > 0 for row in timed)
+    assert timed and all(row["samples"] == 32 for row in timed)
+    assert all(row["calibration_ms"] > 0 for row in timed if row["student"])
     assert "estimated" not in stage.message and "per batch of 32" in stage.message
 
 
