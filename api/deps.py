@@ -43,6 +43,15 @@ def current_user(db: SessionDep,
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+def optional_user(db: SessionDep,
+                  bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User | None:
+    """The caller when a valid token came with the request, else None (for routes anyone may call)."""
+    return credentials.user_for_token(db, bearer.credentials.strip()) if bearer else None
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
 def publish_after_response(background: BackgroundTasks, runs: list[GradingRun]) -> None:
     """Queue the runs once the response went out, i.e. after the request's session committed them, so a worker
     always finds the row."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api import web
+from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.routes import assignments, audit, auth, badges, courses, health, kits, me, runs, submissions
 from grader import __version__
@@ -19,6 +20,7 @@ def create_app() -> FastAPI:
                               "`{\"detail\": \"<message>\"}`.",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/v1/openapi.json")
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
     for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(web.router)  # dashboard pages and the students' badge page

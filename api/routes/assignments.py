@@ -8,6 +8,7 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Query, UploadFile, s
 from fastapi.responses import Response
 
 from api.deps import CurrentUser, SessionDep, publish_after_response
+from api.downloads import content_disposition
 from api.presenters import assignment_public, regrade_preview_public, submission_summary
 from api.schemas import (AssignmentPublic, AssignmentUpdate, AssignmentWithSpec, RegradeBatchAccepted,
                          RegradePreview, SubmissionAccepted, SubmissionSummary)
@@ -70,9 +71,9 @@ def export_grades(slug: str, db: SessionDep, user: CurrentUser,
                   policy: Literal["best", "latest"] = "best") -> Response:
     """Gradebook CSV: one row per enrolled student, by the counted-score rule (signed runs, late penalty)."""
     assignment = access.assignment_for(db, slug, user, Action.EXPORT_GRADES)
+    filename = grades.grades_filename(assignment, policy)
     return Response(grades.grades_csv(db, assignment, policy), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition":
-                             f'attachment; filename="{grades.grades_filename(assignment, policy)}"'})
+                    headers={"Content-Disposition": content_disposition("attachment", filename)})
 
 
 @router.post("/{slug}/regrade", status_code=status.HTTP_202_ACCEPTED)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import func, select, text
 
-from api.deps import SessionDep
+from api.deps import OptionalUser, SessionDep
 from grader.queues import QUEUE_NAMES
 from grader.settings import get_settings
-from grader.store.models import RUN_STATUSES, GradingRun, Submission
+from grader.store.models import RUN_STATUSES, GradingRun, Submission, User
 
 router = APIRouter(tags=["health"])
 
@@ -55,8 +55,15 @@ def _probe_sandbox() -> tuple[bool, str]:
     return result.ok, result.detail
 
 
+def _details_allowed(user: User | None) -> bool:
+    """Versions, addresses and queue figures help an attacker: public only when the setting says so."""
+    return get_settings().health_details_public or (user is not None and user.is_admin)
+
+
 @router.get("/readyz")
-def readyz(db: SessionDep) -> JSONResponse:
+def readyz(db: SessionDep, user: OptionalUser) -> JSONResponse:
+    """200 when the database, the broker and (where configured) the sandbox engine answer, else 503; which check
+    failed, and why, only for admins (API token) or with HEALTH_DETAILS_PUBLIC."""
     checks = {}
     try:
         db.execute(text("SELECT 1"))
@@ -70,13 +77,21 @@ def readyz(db: SessionDep) -> JSONResponse:
         ok, detail = check()
         checks[name] = {"ok": ok, "detail": detail}
     ready = all(check["ok"] for check in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    body = {"status": "ready" if ready else "not ready"}
+    if _details_allowed(user):
+        body["checks"] = checks
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(db: SessionDep) -> PlainTextResponse:
-    """Prometheus text format: queue depth, runs by status, grading durations per stage."""
+def metrics(db: SessionDep, user: OptionalUser) -> PlainTextResponse:
+    """Prometheus text format: queue depth, runs by status, grading durations per stage. For admins (scrape with
+    an admin's API token as bearer) or anyone with HEALTH_DETAILS_PUBLIC."""
+    if not _details_allowed(user):
+        if user is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Metrics need an admin's API token "
+                                "(`Authorization: Bearer <token>`).", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Metrics are for site admins.")
     lines = ["# HELP grader_queue_depth Runs waiting in a queue.", "# TYPE grader_queue_depth gauge"]
     depth = dict(db.execute(select(GradingRun.queue, func.count()).where(GradingRun.status == "queued")
                             .group_by(GradingRun.queue)).all())

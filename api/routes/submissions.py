@@ -8,16 +8,20 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, status
+import anyio
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 
 from api.deps import ROW_ID_MAX, CurrentUser, RowId, SessionDep, publish_after_response
+from api.downloads import content_disposition
 from api.presenters import run_public, submission_public
 from api.schemas import OverrideCreate, RegradeAccepted, RunPublic, SubmissionPublic
 from grader.services import access, submissions
 from grader.services.policy import Action
+from grader.settings import get_settings
+from grader.store import stream_slots
 from grader.store.db import session_scope
 from grader.store.models import RunEvent, Submission, User
 
@@ -39,7 +43,7 @@ def read_submission(submission_id: RowId, db: SessionDep, user: CurrentUser) -> 
 def read_submission_file(submission_id: RowId, db: SessionDep, user: CurrentUser) -> Response:
     submission = access.submission_for(db, submission_id, user)
     return Response(submission.content, media_type="text/x-python; charset=utf-8",
-                    headers={"Content-Disposition": f'inline; filename="{submission.filename}"',
+                    headers={"Content-Disposition": content_disposition("inline", submission.filename),
                              "X-Content-Type-Options": "nosniff"})
 
 
@@ -64,24 +68,34 @@ def _poll_events(submission_id: int, viewer_id: int, last_id: int) -> tuple[list
                         "passed": public.passed, "submission_id": submission_id}
 
 
-async def _event_stream(submission_id: int, viewer_id: int, last_id: int) -> AsyncIterator[str]:
+async def _event_stream(submission_id: int, viewer_id: int, last_id: int,
+                        lease: stream_slots.StreamLease) -> AsyncIterator[str]:
     """progress/status events as they are stored; one `done` with the final status when grading is over.
 
-    Async, so that an open stream holds no thread: the short database polls run in the thread pool."""
-    started = last_sent = time.monotonic()
-    while time.monotonic() - started < STREAM_MAX_SECONDS:
-        chunks, final = await run_in_threadpool(_poll_events, submission_id, viewer_id, last_id)
-        for event_id, kind, data in chunks:
-            last_id = event_id
-            yield _sse(kind, data, event_id)
-            last_sent = time.monotonic()
-        if final is not None and len(chunks) < 500:
-            yield _sse("done", final)
-            return
-        if time.monotonic() - last_sent > STREAM_KEEPALIVE_SECONDS:
-            yield ": keep-alive\n\n"
-            last_sent = time.monotonic()
-        await asyncio.sleep(STREAM_POLL_SECONDS)
+    Async, so that an open stream holds no thread: the short database polls run in the thread pool. The stream
+    holds one of the viewer's stream slots, renewed while it lives and given back however it ends."""
+    started = last_sent = renewed = time.monotonic()
+    try:
+        while time.monotonic() - started < STREAM_MAX_SECONDS:
+            chunks, final = await run_in_threadpool(_poll_events, submission_id, viewer_id, last_id)
+            for event_id, kind, data in chunks:
+                last_id = event_id
+                yield _sse(kind, data, event_id)
+                last_sent = time.monotonic()
+            if final is not None and len(chunks) < 500:
+                yield _sse("done", final)
+                return
+            if time.monotonic() - last_sent > STREAM_KEEPALIVE_SECONDS:
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+            if time.monotonic() - renewed > stream_slots.RENEW_SECONDS:
+                if not await run_in_threadpool(stream_slots.renew, lease):
+                    return  # the slot lapsed and went to another stream: the client reconnects with Last-Event-ID
+                renewed = time.monotonic()
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+    finally:
+        with anyio.CancelScope(shield=True):  # also when the client went away and the stream is being cancelled
+            await run_in_threadpool(stream_slots.release, lease)
 
 
 @router.get("/{submission_id}/events", response_class=StreamingResponse,
@@ -89,9 +103,18 @@ async def _event_stream(submission_id: int, viewer_id: int, last_id: int) -> Asy
                              "description": "Server-Sent Events: `progress`, `status`, then one `done`"}})
 def stream_events(submission_id: RowId, db: SessionDep, user: CurrentUser,
                   last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, le=ROW_ID_MAX)] = None) -> StreamingResponse:
-    """Progress of the grading as Server-Sent Events (event types `progress`, `status`, `done`; data is JSON)."""
+    """Progress of the grading as Server-Sent Events (event types `progress`, `status`, `done`; data is JSON).
+    A user may have a few streams open at once (LIVE_STREAMS_PER_USER, 3); one more is a 429."""
     access.submission_for(db, submission_id, user)
-    return StreamingResponse(_event_stream(submission_id, user.id, last_event_id or 0),
+    slots = get_settings().live_streams_per_user
+    lease = stream_slots.acquire(user.id, slots)
+    if lease is None:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                            f"You already have {slots} live progress streams open. Close one (a closed stream frees "
+                            f"its place at once, a dropped connection within a minute) or poll "
+                            f"/api/v1/submissions/{submission_id} instead.",
+                            headers={"Retry-After": str(int(stream_slots.LEASE_SECONDS))})
+    return StreamingResponse(_event_stream(submission_id, user.id, last_event_id or 0, lease),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import RowId, SessionDep, publish_after_response
+from api.downloads import content_disposition
 from api.web import actions
 from api.web.auth import CsrfChecked, Staff
 from api.web.rendering import redirect, render
@@ -109,9 +110,9 @@ def regrade_confirm(slug: str, batch_id: str, db: SessionDep, user: Staff) -> Re
 @router.get("/dashboard/assignments/{slug}/grades.csv")
 def grades_csv(slug: str, db: SessionDep, user: Staff, policy: Literal["best", "latest"] = "best") -> Response:
     assignment = access.assignment_for(db, slug, user, Action.EXPORT_GRADES)
+    filename = grades.grades_filename(assignment, policy)
     return Response(grades.grades_csv(db, assignment, policy), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition":
-                             f'attachment; filename="{grades.grades_filename(assignment, policy)}"',
+                    headers={"Content-Disposition": content_disposition("attachment", filename),
                              "Cache-Control": "no-store"})
 
 

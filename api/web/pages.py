@@ -9,6 +9,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from api.deps import RowId, SessionDep
+from api.downloads import content_disposition
 from api.web import actions, charts, queries
 from api.web.auth import Staff
 from api.web.rendering import number, redirect, render, when
@@ -95,9 +96,9 @@ def submission_page(submission_id: RowId, request: Request, db: SessionDep, user
 def submission_file(submission_id: RowId, db: SessionDep, user: Staff) -> Response:
     """The uploaded file as an attachment (never rendered by the browser)."""
     submission = access.submission_for(db, submission_id, user, SEE)
-    filename = f"submission-{submission.id}-{submission.filename}".replace('"', "")
+    filename = f"submission-{submission.id}-{submission.filename}"
     return Response(submission.content, media_type="text/x-python; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                    headers={"Content-Disposition": content_disposition("attachment", filename),
                              "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
 

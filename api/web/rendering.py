@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -51,6 +51,15 @@ def stage_weights(weights: dict[str, Any]) -> str:
     return ", ".join(f"{name} {number(points)}" for name, points in (weights or {}).items())
 
 
+def web_link(url: Any) -> bool:
+    """Whether a user-given URL may be a link: http(s) only (never `javascript:` or `data:`)."""
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url.strip())
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+templates.env.tests["web_link"] = web_link
 templates.env.filters.update(when=when, number=number, signed_number=signed_number, percent=percent,
                              stage_weights=stage_weights)
 

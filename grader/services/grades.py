@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from grader.services.scores import CountedScore, Policy, standing
+from grader.spreadsheet import safe_row
 from grader.store.models import Assignment, Enrollment, Submission
 
 CSV_HEADER = ("student_number", "email", "name", "score", "max_score", "submission_id", "run_id", "late_days",
@@ -41,13 +42,13 @@ def grades_csv(db: Session, assignment: Assignment, policy: Policy = "best") -> 
     for row in grade_rows(db, assignment, policy):
         user, counted = row.enrollment.user, row.counted
         if counted is None:
-            writer.writerow([row.enrollment.student_number, user.email, user.name, "", assignment.max_score, "", "",
-                             "", ""])
+            writer.writerow(safe_row([row.enrollment.student_number, user.email, user.name, "", assignment.max_score,
+                                      "", "", "", ""]))
             continue
         submission = counted.submission
-        writer.writerow([row.enrollment.student_number, user.email, user.name, f"{counted.score:.2f}",
-                         f"{counted.max_score:g}", submission.id, counted.run.id, submission.late_days,
-                         submission.created_at.isoformat()])
+        writer.writerow(safe_row([row.enrollment.student_number, user.email, user.name, f"{counted.score:.2f}",
+                                  f"{counted.max_score:g}", submission.id, counted.run.id, submission.late_days,
+                                  submission.created_at.isoformat()]))
     return out.getvalue()
 
 

@@ -11,13 +11,13 @@ from sqlalchemy import func, select
 
 from grader.store.db import session_scope
 from grader.store.models import AuditLog, GradingRun, Submission, utcnow
-from tests.api.service_fixtures import good_source, make_world, submit
+from tests.api.service_fixtures import admin_headers, good_source, make_world, submit
 
 
 @pytest.mark.docker  # readiness includes the sandbox engine
 def test_health_and_openapi(client):
     assert client.get("/healthz").json() == {"status": "ok"}
-    ready = client.get("/readyz")
+    ready = client.get("/readyz", headers=admin_headers())
     assert ready.status_code == 200, ready.text
     assert {name for name, check in ready.json()["checks"].items() if check["ok"]} == {"database", "broker",
                                                                                         "sandbox"}
@@ -306,7 +306,7 @@ def test_events_stream_and_badges_and_metrics(client, world):
     assert client.get(f"{accepted['status_url']}/events", headers=world.headers("bob")).status_code == 404
     badges = client.get("/api/v1/me/badges", headers=world.headers("alice")).json()
     assert badges[0]["assignment"] == world.assignment and badges[0]["badge_url"].endswith(".svg")
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=admin_headers()).text
     assert 'grader_runs{status="graded"} 1' in metrics and 'grader_queue_depth{queue="correctness"} 0' in metrics
     assert 'grader_stage_duration_seconds_count{stage="correctness"} 1' in metrics
     runs = client.get("/api/v1/runs?status=graded", headers=world.headers("instructor")).json()
@@ -318,7 +318,7 @@ def test_readyz_is_503_when_the_broker_is_unreachable(client, service_env):
 
     try:
         apply_environment({**service_env, "BROKER_URL": "redis://127.0.0.1:9/0"})  # nothing listens on port 9
-        response = client.get("/readyz")
+        response = client.get("/readyz", headers=admin_headers())
     finally:
         apply_environment(service_env)
     assert response.status_code == 503

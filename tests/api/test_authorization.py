@@ -76,7 +76,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/v1/audit"): STAFF_ANYWHERE,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): row(*[SAME] * 7),
-    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/metrics"): row(401, 403, 403, 403, 403, 403, 200),  # admins only (HEALTH_DETAILS_PUBLIC opens it)
     ("GET", "/badges/{badge_token}.svg"): PUBLIC,
     ("GET", "/badges/{badge_token}.json"): PUBLIC,
     ("GET", "/login"): PUBLIC,

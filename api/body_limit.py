@@ -1,0 +1,75 @@
+"""Request bodies are capped before anything parses them: a little over the file limit for uploads, 1 MiB
+(REQUEST_MAX_BYTES) elsewhere. A declared Content-Length over the cap is refused before a byte is read; a body
+without one (chunked) is counted as it arrives and refused as soon as it passes the cap."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from fastapi import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from grader.services.courses import ROSTER_MAX_BYTES
+from grader.settings import get_settings
+
+MULTIPART_OVERHEAD_BYTES = 64 * 1024  # form fields and part headers around an uploaded file
+_SUBMISSION_UPLOAD = re.compile(r"^/api/v1/assignments/[^/]+/submissions/?$")
+_ROSTER_UPLOAD = re.compile(r"^(/api/v1|/dashboard)/courses/[^/]+/roster/?$")
+
+
+def body_limit(path: str) -> tuple[int, str]:
+    """(cap in bytes, what the caller should know about it) for a request to `path`."""
+    settings = get_settings()
+    if _SUBMISSION_UPLOAD.match(path):
+        file_limit = settings.submission_max_bytes
+        return file_limit + MULTIPART_OVERHEAD_BYTES, f"A submitted file may be at most {_size(file_limit)}."
+    if _ROSTER_UPLOAD.match(path):
+        return ROSTER_MAX_BYTES + MULTIPART_OVERHEAD_BYTES, f"A roster file may be at most {_size(ROSTER_MAX_BYTES)}."
+    return settings.request_max_bytes, f"Request bodies may be at most {_size(settings.request_max_bytes)}."
+
+
+def _size(count: int) -> str:
+    return f"{count / 1048576:g} MiB" if count >= 1048576 else f"{count / 1024:g} KiB"
+
+
+def _message(reason: str) -> str:
+    return f"The request is too large. {reason}"
+
+
+class BodySizeLimit:
+    """Pure ASGI middleware (a BaseHTTPMiddleware would buffer the body it is meant to cap)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, reason = body_limit(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _refuse(send, reason)
+            return
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Raised inside the parser's read: FastAPI passes HTTPException through as the response.
+                    raise HTTPException(413, _message(reason), headers={"Connection": "close"})
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
+async def _refuse(send: Send, reason: str) -> None:
+    body = json.dumps({"detail": _message(reason)}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

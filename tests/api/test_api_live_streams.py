@@ -1,0 +1,82 @@
+"""At most three live progress streams per user, counted across API processes: two real uvicorn servers on the
+real Postgres (no worker, so the runs stay queued and the streams stay open)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from grader.settings import PROJECT_ROOT
+from tests.api.service_fixtures import submit, wait_for
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def servers(clean_db, tmp_path):
+    """Two API processes on the test database; their base URLs."""
+    processes, urls = [], []
+    try:
+        for index in range(2):
+            port = _free_port()
+            log = open(tmp_path / f"api-{index}.log", "wb")
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "127.0.0.1",
+                 "--port", str(port), "--log-level", "warning", "--no-proxy-headers"],
+                cwd=PROJECT_ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            urls.append(f"http://127.0.0.1:{port}")
+        for url in urls:
+            wait_for(lambda: _healthy(url), 60, f"{url} to start")
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_fourth_stream_is_refused_until_one_closes(client, world, servers):
+    path = f"/api/v1/submissions/{submit(client, world)['submission_id']}/events"
+    alice, bob = world.headers("alice"), world.headers("bob")
+    bob_path = f"/api/v1/submissions/{submit(client, world, 'bob')['submission_id']}/events"
+    with httpx.Client(timeout=10) as http, contextlib.ExitStack() as streams:
+        opened = []
+        for index in range(3):  # spread over both servers: the limit is shared
+            stream = streams.enter_context(http.stream("GET", servers[index % 2] + path, headers=alice))
+            assert stream.status_code == 200
+            opened.append(stream)
+        refused = http.get(servers[1] + path, headers=alice)
+        assert refused.status_code == 429 and "3 live progress streams" in refused.json()["detail"]
+        assert int(refused.headers["Retry-After"]) > 0
+        with http.stream("GET", servers[0] + bob_path, headers=bob) as other_user:
+            assert other_user.status_code == 200
+        opened[0].close()
+
+        def reopened() -> bool:
+            response = http.send(http.build_request("GET", servers[1] + path, headers=alice), stream=True)
+            if response.status_code == 200:
+                streams.callback(response.close)
+                return True
+            response.close()
+            return False
+
+        started = time.monotonic()
+        wait_for(reopened, 15, "a closed stream to give its place back")
+        assert time.monotonic() - started < 15
