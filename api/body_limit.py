@@ -6,27 +6,37 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from grader.kits import MAX_UPLOAD_BYTES as KIT_MAX_UPLOAD_BYTES
 from grader.services.courses import ROSTER_MAX_BYTES
 from grader.settings import get_settings
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # form fields and part headers around an uploaded file
-_SUBMISSION_UPLOAD = re.compile(r"^/api/v1/assignments/[^/]+/submissions/?$")
-_ROSTER_UPLOAD = re.compile(r"^(/api/v1|/dashboard)/courses/[^/]+/roster/?$")
+
+
+def _submission_bytes() -> int:
+    return get_settings().submission_max_bytes
+
+
+# Routes that take a file, with the largest file they accept; every other request gets REQUEST_MAX_BYTES.
+UPLOADS: tuple[tuple[re.Pattern[str], str, Callable[[], int]], ...] = (
+    (re.compile(r"^/api/v1/assignments/[^/]+/(submissions|self-test)/?$"), "A submitted file", _submission_bytes),
+    (re.compile(r"^(/api/v1|/dashboard)/courses/[^/]+/roster/?$"), "A roster file", lambda: ROSTER_MAX_BYTES),
+    (re.compile(r"^/api/v1/courses/[^/]+/kits/?$"), "A kit archive", lambda: KIT_MAX_UPLOAD_BYTES),
+)
 
 
 def body_limit(path: str) -> tuple[int, str]:
     """(cap in bytes, what the caller should know about it) for a request to `path`."""
-    settings = get_settings()
-    if _SUBMISSION_UPLOAD.match(path):
-        file_limit = settings.submission_max_bytes
-        return file_limit + MULTIPART_OVERHEAD_BYTES, f"A submitted file may be at most {_size(file_limit)}."
-    if _ROSTER_UPLOAD.match(path):
-        return ROSTER_MAX_BYTES + MULTIPART_OVERHEAD_BYTES, f"A roster file may be at most {_size(ROSTER_MAX_BYTES)}."
-    return settings.request_max_bytes, f"Request bodies may be at most {_size(settings.request_max_bytes)}."
+    for pattern, what, file_limit in UPLOADS:
+        if pattern.match(path):
+            return file_limit() + MULTIPART_OVERHEAD_BYTES, f"{what} may be at most {_size(file_limit())}."
+    limit = get_settings().request_max_bytes
+    return limit, f"Request bodies may be at most {_size(limit)}."
 
 
 def _size(count: int) -> str:

@@ -110,3 +110,25 @@ def test_a_lying_content_length_is_refused(client, world):
     request = httpx.Request("POST", "http://testserver/api/v1/auth/token", content=b"{}",
                             headers={"Content-Type": "application/json", "Content-Length": "99999999999"})
     assert client.send(request).status_code == 413
+
+
+def test_every_route_that_takes_a_file_has_an_upload_cap():
+    """Generated from the route table: a new upload route without an entry in api/body_limit.UPLOADS would get
+    the 1 MiB cap of other requests by accident."""
+    import re as regex
+
+    from fastapi import params
+    from fastapi.routing import APIRoute
+
+    from api.body_limit import UPLOADS, body_limit
+    from api.main import create_app
+    from grader.settings import get_settings
+
+    upload_paths = [regex.sub(r"\{\w+\}", "x", route.path_format) for route in create_app().routes
+                    if isinstance(route, APIRoute)
+                    and any(isinstance(field.field_info, params.File) for field in route.dependant.body_params)]
+    assert len(upload_paths) >= 4, upload_paths
+    for path in upload_paths:
+        assert any(pattern.match(path) for pattern, _, _ in UPLOADS), path
+    assert body_limit("/api/v1/courses/x/kits")[0] > 20 * 1024 * 1024
+    assert body_limit("/api/v1/auth/token")[0] == get_settings().request_max_bytes
