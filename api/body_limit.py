@@ -26,7 +26,7 @@ def _submission_bytes() -> int:
 UPLOADS: tuple[tuple[re.Pattern[str], str, Callable[[], int]], ...] = (
     (re.compile(r"^/api/v1/assignments/[^/]+/(submissions|self-test)/?$"), "A submitted file", _submission_bytes),
     (re.compile(r"^(/api/v1|/dashboard)/courses/[^/]+/roster/?$"), "A roster file", lambda: ROSTER_MAX_BYTES),
-    (re.compile(r"^/api/v1/courses/[^/]+/kits/?$"), "A kit archive", lambda: KIT_MAX_UPLOAD_BYTES),
+    (re.compile(r"^(/api/v1|/dashboard)/courses/[^/]+/kits/?$"), "A kit archive", lambda: KIT_MAX_UPLOAD_BYTES),
 )
 
 
