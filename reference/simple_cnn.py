@@ -280,11 +280,19 @@ def softmax_cross_entropy(logits, labels, label_smoothing: float = 0.0):
 
 def sgd_step(params: dict, grads: Mapping, state: dict, *, lr: float, momentum: float = 0.9,
              weight_decay: float = 0.0, nesterov: bool = True) -> None:
-    """One in-place SGD step with PyTorch's momentum/Nesterov/weight-decay semantics; `state` holds the buffers."""
+    """One in-place SGD step with PyTorch's momentum/Nesterov/weight-decay semantics; `state` holds the buffers.
+
+    Intermediate values go to two scratch arrays per parameter kept in `state`, so a step allocates nothing.
+    """
     for name, param in params.items():
         grad = grads[name]
+        kind = param.dtype.type
+        first, second = _scratch(state, name, param)
         if weight_decay:
-            grad = grad + weight_decay * param
+            np.multiply(param, kind(weight_decay), out=first)
+            first += grad
+            grad = first
+        update = grad
         if momentum:
             buffer = state.get(name)
             if buffer is None:
@@ -292,8 +300,21 @@ def sgd_step(params: dict, grads: Mapping, state: dict, *, lr: float, momentum: 
             else:
                 buffer *= momentum
                 buffer += grad
-            grad = grad + momentum * buffer if nesterov else buffer
-        param -= param.dtype.type(lr) * grad
+            if nesterov:
+                np.multiply(buffer, kind(momentum), out=second)
+                second += grad
+                update = second
+            else:
+                update = buffer
+        np.multiply(update, kind(lr), out=second)
+        param -= second
+
+
+def _scratch(state: dict, name: str, param: np.ndarray):
+    pair = state.get(("scratch", name))
+    if pair is None or pair[0].shape != param.shape or pair[0].dtype != param.dtype:
+        pair = state[("scratch", name)] = (np.empty_like(param), np.empty_like(param))
+    return pair
 
 
 def adam_step(params: dict, grads: Mapping, state: dict, *, lr: float, betas: tuple[float, float] = (0.9, 0.999),
