@@ -32,6 +32,12 @@ class TokenPublic(BaseModel):
 class CourseCreate(BaseModel):
     slug: str = Slug
     title: str = Field(min_length=1, max_length=200)
+    ta_may_override: bool = Field(False, description="the course's TAs may set scores by hand")
+
+
+class CourseUpdate(BaseModel):
+    title: str | None = Field(None, min_length=1, max_length=200)
+    ta_may_override: bool | None = None
 
 
 class CoursePublic(BaseModel):

@@ -6,8 +6,8 @@ from fastapi import APIRouter, UploadFile, status
 
 from api.deps import CurrentUser, SessionDep
 from api.presenters import assignment_public, enrollment_public
-from api.schemas import (AssignmentCreate, AssignmentPublic, CourseCreate, CoursePublic, EnrollmentPublic,
-                         RosterEntry, RosterImportResult)
+from api.schemas import (AssignmentCreate, AssignmentPublic, CourseCreate, CoursePublic, CourseUpdate,
+                         EnrollmentPublic, RosterEntry, RosterImportResult)
 from grader.services import access, courses, kits
 from grader.services.policy import Action
 
@@ -17,7 +17,8 @@ router = APIRouter(prefix="/api/v1/courses", tags=["courses"])
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_course(body: CourseCreate, db: SessionDep, user: CurrentUser) -> CoursePublic:
     """A new course, with the caller as its instructor (instructor accounts and admins)."""
-    return CoursePublic.model_validate(courses.create_course(db, user, slug=body.slug, title=body.title))
+    return CoursePublic.model_validate(courses.create_course(db, user, slug=body.slug, title=body.title,
+                                                             ta_may_override=body.ta_may_override))
 
 
 @router.get("")
@@ -29,6 +30,13 @@ def list_courses(db: SessionDep, user: CurrentUser) -> list[CoursePublic]:
 @router.get("/{slug}")
 def read_course(slug: str, db: SessionDep, user: CurrentUser) -> CoursePublic:
     return CoursePublic.model_validate(access.course_for(db, slug, user))
+
+
+@router.patch("/{slug}")
+def update_course(slug: str, body: CourseUpdate, db: SessionDep, user: CurrentUser) -> CoursePublic:
+    """Change the title, or let the course's TAs override scores (the course's instructors)."""
+    course = access.course_for(db, slug, user, Action.EDIT_COURSE)
+    return CoursePublic.model_validate(courses.update_course(db, course, body.model_dump(exclude_unset=True)))
 
 
 @router.post("/{slug}/roster")

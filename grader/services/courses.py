@@ -22,13 +22,13 @@ from grader.store.models import COURSE_ROLES, Assignment, Course, Enrollment, Us
 ROSTER_MAX_BYTES = 2 * 1024 * 1024  # 2 MiB of CSV is tens of thousands of students
 
 
-def create_course(db: Session, user: User, *, slug: str, title: str) -> Course:
+def create_course(db: Session, user: User, *, slug: str, title: str, ta_may_override: bool = False) -> Course:
     """A new course with its creator as instructor."""
     if not may_create_course(user.role):
         raise Forbidden("Only instructors and admins can create courses.")
     if db.scalar(select(Course.id).where(Course.slug == slug)) is not None:
         raise Conflict(f"A course {slug!r} already exists.")
-    course = Course(slug=slug, title=title)
+    course = Course(slug=slug, title=title, ta_may_override=ta_may_override)
     db.add(course)
     db.flush()
     db.add(Enrollment(course_id=course.id, user_id=user.id, role="instructor"))
@@ -41,6 +41,17 @@ def courses_of(db: Session, user: User) -> list[Course]:
     if not user.is_admin:
         query = query.join(Enrollment).where(Enrollment.user_id == user.id)
     return list(db.scalars(query))
+
+
+def update_course(db: Session, course: Course, changes: dict[str, Any]) -> Course:
+    """Change the title or whether TAs may override (only the keys given, none of them null)."""
+    if any(changes.get(name, "") is None for name in ("title", "ta_may_override")):
+        raise Invalid("title and ta_may_override cannot be null; leave a field out to keep its value.")
+    for name in ("title", "ta_may_override"):
+        if name in changes:
+            setattr(course, name, changes[name])
+    db.flush()
+    return course
 
 
 def courses_where(db: Session, user: User, action: Action) -> list[Course]:

@@ -16,6 +16,7 @@ A site admin may do everything. Anyone else acts in a course through their role 
 | override          | -       | if the course allows it   | yes        |
 | edit_roster       | -       | -                         | yes        |
 | edit_assignments  | -       | -                         | yes        |
+| edit_course       | -       | -                         | yes        |
 
 `see_hidden` covers hidden checks' details before the due date, the spec text and regrade previews. Someone
 with no role in a course may do nothing there (the API answers 404, as for a thing that does not exist); someone
@@ -41,6 +42,7 @@ class Action(StrEnum):
     OVERRIDE = "override"
     EDIT_ROSTER = "edit_roster"
     EDIT_ASSIGNMENTS = "edit_assignments"  # create an assignment, change its dates, limits, pass mark, spec
+    EDIT_COURSE = "edit_course"  # the course's title and settings (whether TAs may override)
 
 
 STAFF_ROLES = ("instructor", "ta")
@@ -82,6 +84,7 @@ ACTION_TEXT = {
     Action.EXPORT_GRADES: "export grades", Action.ROTATE_BADGE: "rotate badges", Action.READ_ROSTER: "read the roster",
     Action.READ_AUDIT: "read the audit log", Action.OVERRIDE: "set scores by hand",
     Action.EDIT_ROSTER: "change the roster", Action.EDIT_ASSIGNMENTS: "create or change assignments",
+    Action.EDIT_COURSE: "change the course's settings",
 }
 
 

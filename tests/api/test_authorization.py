@@ -48,6 +48,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("POST", "/api/v1/courses"): row(401, 403, 403, 403, 201, 201, 201),  # TA's account is a student account
     ("GET", "/api/v1/courses"): row(401, 200, 200, 200, 200, 200, 200),
     ("GET", "/api/v1/courses/{slug}"): COURSE_MEMBERS,
+    ("PATCH", "/api/v1/courses/{slug}"): INSTRUCTOR_ONLY,
     ("POST", "/api/v1/courses/{slug}/roster"): INSTRUCTOR_ONLY,
     ("GET", "/api/v1/courses/{slug}/roster"): STAFF_READ,
     ("POST", "/api/v1/courses/{slug}/assignments"): row(401, 403, 403, 403, 201, 404, 201),
@@ -181,6 +182,7 @@ def _body(matrix: Matrix, caller: str, method: str, template: str) -> dict:
         "/api/v1/courses/{slug}/assignments": {"json": {"slug": f"api-{tag}", "title": "T",
                                                         "stages": ["correctness"]}},
         "/api/v1/assignments/{slug}": {"json": {"title": "Renamed"}},
+        "/api/v1/courses/{slug}": {"json": {"title": "Course A, renamed"}},
         "/api/v1/assignments/{slug}/submissions": {"files": {"file": ("spatial.py", good_source(tag))}},
         "/api/v1/submissions/{submission_id}/override": {"json": {"score": 30, "reason": "manual review"}},
         "/api/v1/courses/{slug}/kits": {"files": {"file": ("tinytorch.tar.gz", _kit_archive())}},
@@ -291,20 +293,23 @@ def test_lists_show_only_the_callers_courses(matrix):
 
 
 def test_ta_overrides_where_the_course_allows_it(matrix):
-    from grader.store.db import session_scope
-    from grader.store.models import Course
-
+    """The course's instructor lets TAs override; a TA cannot change that setting."""
     url = f"/api/v1/submissions/{matrix.submission_id}/override"
-    headers = {"Authorization": f"Bearer {matrix.tokens['ta']}"}
     body = {"score": 33, "reason": "the course lets TAs do this"}
-    with session_scope() as db:
-        db.scalar(select(Course).where(Course.slug == matrix.course)).ta_may_override = True
+
+    def as_(caller, method, path, payload):
+        client = matrix.clients[caller]
+        return client.request(method, path, headers={"Authorization": f"Bearer {matrix.tokens[caller]}"},
+                              json=payload)
+
+    course_url = f"/api/v1/courses/{matrix.course}"
+    assert as_("ta", "PATCH", course_url, {"ta_may_override": True}).status_code == 403
+    assert as_("instructor", "PATCH", course_url, {"ta_may_override": True}).json()["ta_may_override"] is True
     try:
-        assert matrix.clients["ta"].post(url, headers=headers, json=body).status_code == 201
+        assert as_("ta", "POST", url, body).status_code == 201
     finally:
-        with session_scope() as db:
-            db.scalar(select(Course).where(Course.slug == matrix.course)).ta_may_override = False
-    assert matrix.clients["ta"].post(url, headers=headers, json=body).status_code == 403
+        assert as_("instructor", "PATCH", course_url, {"ta_may_override": False}).status_code == 200
+    assert as_("ta", "POST", url, body).status_code == 403
 
 
 def test_ta_sees_hidden_details_and_the_spec_but_students_do_not(matrix):

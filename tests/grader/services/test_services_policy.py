@@ -22,6 +22,7 @@ TABLE = {
     A.OVERRIDE:         (False, False, False, False, True,  True),
     A.EDIT_ROSTER:      (False, False, False, False, False, True),
     A.EDIT_ASSIGNMENTS: (False, False, False, False, False, True),
+    A.EDIT_COURSE:      (False, False, False, False, False, True),
 }
 CALLERS = (
     ("not enrolled", dict(course_role=None)),
