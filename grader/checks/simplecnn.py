@@ -112,7 +112,13 @@ def parameter_problems(architecture: Architecture, listed, walked=None) -> list[
                      f"expected {len(wanted)} in this order: {in_order}.")
         if len(listed) < len(wanted) and _is_subsequence(listed, wanted):
             missing = [name for name, shape in expected.items() if list(shape) not in listed]
-            lines.append(f"Missing: {', '.join(missing)} (does parameters() include every layer?).")
+            layers = [layer.describe() for layer in architecture.layers
+                      if any(name.startswith(layer.name + ".") for name in missing)]
+            if walked is not None and len(walked) <= len(listed):
+                hint = f"your SimpleCNN has no {' or '.join(layers)} layer: add it"
+            else:
+                hint = "does parameters() include every layer?"
+            lines.append(f"Missing: {', '.join(missing)} ({hint}).")
     if walked is not None and walked not in (wanted, listed):
         lines.append(f"The tensors its attributes hold, in definition order, have shapes {_shapes_text(walked)}.")
     for other in BUILT_IN.values():
