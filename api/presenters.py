@@ -53,7 +53,7 @@ def visible_result(result: dict[str, Any] | None, assignment: Assignment, sees_h
 
 
 def submission_status(run: GradingRun | None) -> str:
-    return run.status if run is not None else "queued"
+    return run.display_status if run is not None else "queued"
 
 
 def submission_public(db: Session, submission: Submission, viewer: User) -> SubmissionPublic:

@@ -65,7 +65,12 @@ class Settings(BaseSettings):
     run_heartbeat_seconds: float = 15.0  # how often a worker renews the lease of its running run
     run_requeue_queued_seconds: float = 600.0  # a queued run not started for this long is published again
     run_max_attempts: int = 3  # attempts (worker lost, infrastructure fault) before a run ends as "error"
-    sweep_interval_seconds: float = 30.0  # period of the stuck-run sweep
+    sweep_interval_seconds: float = 20.0  # period of the stuck-run sweep (also finds runs a lost broker dropped)
+    # Infrastructure faults are never grades: the run waits, retried with doubling back-off, for up to this long.
+    infrastructure_retry_seconds: float = 6 * 3600.0
+    infrastructure_backoff_seconds: float = 10.0  # first wait after a fault; doubles each time
+    infrastructure_backoff_max_seconds: float = 600.0  # longest single wait
+    broker_grace_seconds: float = 15.0  # a queued run younger than this may not have reached the broker yet
     training_cpu_minutes_per_day: float = 120.0  # default per-student daily training ration (the spec may override)
     submissions_per_day: int = 50  # default per-student daily submission limit (the assignment may override)
     worker_concurrency: int = 1  # grading processes per worker and queue; used for queue-time estimates

@@ -18,11 +18,11 @@ from celery import Celery
 
 from grader import pipeline
 from grader.kits import runner_for
-from grader.queues import TRAINING_QUEUE, queue_for_stage
+from grader.queues import QUEUE_NAMES, TRAINING_QUEUE, queue_for_stage
 from grader.result import GradingResult
 from grader.settings import get_settings
 from grader.spec import Spec, parse_spec
-from grader.store import rations
+from grader.store import faults, rations
 from grader.store import runs as run_store
 from grader.store import sweep as sweep_store
 from grader.store.db import session_scope
@@ -84,9 +84,35 @@ def make_celery() -> Celery:
 celery_app = make_celery()
 
 
+TIME_LIMIT_MARGIN_SECONDS = 120.0  # image pull, container start and judging beyond the job's own wall limit
+
+
+def job_seconds(queue: str) -> float:
+    """The longest a job of `queue` may take, its sandbox wall limit plus the margin: past it the job hangs."""
+    settings = get_settings()
+    wall = settings.training_wall_seconds if queue == TRAINING_QUEUE else settings.correctness_wall_seconds
+    return wall + TIME_LIMIT_MARGIN_SECONDS
+
+
 def publish(run_id: int, queue: str) -> None:
-    """Wake a worker of `queue` for the run (committed before; losing this message only delays it)."""
-    grade_run.apply_async(args=[run_id], queue=queue)
+    """Wake a worker of `queue` for the run (committed before; losing this message only delays it). Celery kills
+    the job at its queue's hard time limit; the soft limit, a little earlier, lets it give the run back."""
+    limit = job_seconds(queue)
+    grade_run.apply_async(args=[run_id], queue=queue, time_limit=limit + 30, soft_time_limit=limit)
+
+
+def broker_depths() -> dict[str, int] | None:
+    """Messages waiting in the broker per work queue, or None when the broker cannot say (then the sweep falls
+    back to each run's deadline)."""
+    try:
+        with celery_app.connection_for_read() as connection:
+            channel = connection.default_channel
+            # kombu's virtual transports (Redis, filesystem) count a queue's messages directly; a passive
+            # declare would fail exactly when it matters, after a restart forgot the queue's binding.
+            return {queue: int(channel._size(queue)) for queue in QUEUE_NAMES}
+    except Exception:  # noqa: BLE001 - a broker that is down or cannot count: the deadlines still hold
+        log.warning("could not read the broker's queue depths", exc_info=True)
+        return None
 
 
 def publish_all(pairs: list[tuple[int, str]]) -> None:
@@ -98,14 +124,19 @@ def publish_all(pairs: list[tuple[int, str]]) -> None:
 
 
 class _LeaseKeeper(threading.Thread):
-    """Renews the run's lease while the stage runs, so the sweep can tell a slow job from a dead worker."""
+    """Renews the run's lease while the stage runs, so the sweep can tell a slow job from a dead worker; never past
+    the job's own deadline (its queue's time limit), so a hung job is handed to another worker."""
 
     def __init__(self, claim: run_store.Claim) -> None:
         super().__init__(daemon=True, name=f"lease-{claim.run_id}")
         self.claim, self.stopped = claim, threading.Event()
+        self.ends = time.monotonic() + job_seconds(queue_for_stage(claim.stage))
 
     def run(self) -> None:
         while not self.stopped.wait(get_settings().run_heartbeat_seconds):
+            if time.monotonic() > self.ends:
+                log.warning("run %s: past its job's deadline, the lease is no longer renewed", self.claim.run_id)
+                return
             try:
                 with session_scope() as db:
                     if not run_store.renew_lease(db, self.claim):
@@ -183,11 +214,15 @@ def record_and_advance(claim: run_store.Claim, result: GradingResult, seconds: f
 @celery_app.task(name="grader.grade_run", bind=True, max_retries=None)
 def grade_run(self, run_id: int) -> str:
     """Grade the current stage of a run, if it is still queued; safe to deliver any number of times."""
-    from sandbox.runner import InfrastructureError
-
     worker = f"{socket.gethostname()}:{self.request.hostname or ''}"
-    with session_scope() as db:
-        claim = run_store.claim_run(db, run_id, worker)
+    try:
+        with session_scope() as db:
+            claim = run_store.claim_run(db, run_id, worker)
+    except Exception as error:
+        if not faults.is_infrastructure_fault(error):
+            raise
+        log.warning("run %s: store unavailable, the sweep will publish it again: %s", run_id, error)
+        return "store unavailable"
     if claim is None:
         return "nothing to do"
     lease = _LeaseKeeper(claim)
@@ -195,37 +230,47 @@ def grade_run(self, run_id: int) -> str:
     recorder = _EventRecorder(claim)
     try:
         result, seconds, image_digest, backend = _grade_stage(claim, recorder)
-    except InfrastructureError as error:
-        _runner_cache.clear()  # choose the backend afresh: the engine may have restarted or gone
-        with session_scope() as db:
-            run_store.release(db, claim, "The sandbox was not available; your file is queued again.")
-        log.warning("run %s: infrastructure fault, retrying: %s", run_id, error)
-        raise self.retry(countdown=min(60, 5 * claim.attempt), exc=error, queue=queue_for_stage(claim.stage))
-    except (SystemExit, KeyboardInterrupt):
-        # The worker is stopping (billiard turns SIGTERM into SystemExit in a pool process): the runner already
-        # removed the sandbox on the way out; the run waits in its queue for the next worker.
-        with session_scope() as db:
-            run_store.release(db, claim, "The grading machine was restarted; your file is queued again.")
-        raise
-    except Exception:
-        log.exception("run %s: the grader failed", run_id)
-        with session_scope() as db:
-            run_store.fail(db, claim, "The grader hit an internal problem while grading this file. This is not "
-                                      "your fault; an instructor has been told and can regrade it.")
-        return "error"
+        next_queue = record_and_advance(claim, result, seconds, image_digest, backend, recorder)
+    except Exception as error:
+        return _after_fault(claim, error)
     finally:
         lease.stopped.set()
-    next_queue = record_and_advance(claim, result, seconds, image_digest, backend, recorder)
     if next_queue:
         publish_all([(run_id, next_queue)])
         return f"stage {claim.stage} done"
     return "finished"
 
 
+def _after_fault(claim: run_store.Claim, error: Exception) -> str:
+    """An infrastructure fault delays the run (the sweep publishes it after its back-off); anything else is a bug in
+    the grader and ends the run unscored. Neither ever becomes the student's grade."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    infrastructure = faults.is_infrastructure_fault(error) or isinstance(error, SoftTimeLimitExceeded)
+    try:
+        with session_scope() as db:
+            if infrastructure:
+                _runner_cache.clear()  # choose the backend afresh: the engine may have restarted or gone
+                waiting = run_store.release(db, claim, f"{type(error).__name__}: {error}")
+            else:
+                run_store.fail(db, claim, "The grader hit an internal problem while grading this file. This is "
+                                          "not your fault and it does not count; an instructor has been told and "
+                                          "can regrade it.")
+    except Exception:  # the store itself is down: the lease runs out and the sweep hands the run on
+        log.warning("run %s: could not record the fault", claim.run_id, exc_info=True)
+        return "fault not recorded"
+    if infrastructure:
+        log.warning("run %s: infrastructure fault, %s: %s", claim.run_id, "delayed" if waiting else "given up", error)
+        return "delayed" if waiting else "given up"
+    log.error("run %s: the grader failed", claim.run_id, exc_info=error)
+    return "error"
+
+
 @celery_app.task(name="grader.sweep")
 def sweep() -> int:
-    """Publish again the runs stuck past their deadline (broker lost, worker died)."""
+    """Publish again the runs stuck past their deadline (worker died, back-off over) or lost by the broker."""
+    depths = broker_depths()
     with session_scope() as db:
-        pairs = sweep_store.sweep(db)
+        pairs = sweep_store.sweep(db, broker_depths=depths)
     publish_all(pairs)
     return len(pairs)

@@ -140,7 +140,7 @@ class StudentRow:
     def status(self) -> str:
         if self.latest_run is None:
             return "none" if self.latest is None else "queued"
-        return self.latest_run.status
+        return self.latest_run.display_status
 
 
 def _submissions(db: Session, assignment: Assignment, *, with_results: bool) -> list[Submission]:

@@ -204,6 +204,10 @@ class GradingRun(Base):
     finished_at: Mapped[datetime | None]
     deadline: Mapped[datetime | None]  # queued: republish after; running: lease end (renewed by heartbeat)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far; the claim number guards writes
+    # Infrastructure faults (engine, connection, timeout, OS errors) met so far, and when the first one of the
+    # current streak happened: while set, the run is "delayed" (waiting out the fault), never graded by it.
+    infra_faults: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    delayed_since: Mapped[datetime | None]
     stage_seconds: Mapped[dict[str, Any]] = mapped_column(default=dict)  # stage -> wall seconds it took
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # GradingResult.to_json(), partial while running
     score: Mapped[float | None] = mapped_column(Float)
@@ -218,6 +222,11 @@ class GradingRun(Base):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    @property
+    def display_status(self) -> str:
+        """The status shown to people: a queued run waiting out an infrastructure fault is "delayed"."""
+        return "delayed" if self.status == "queued" and self.delayed_since is not None else self.status
 
 
 class TestResultRow(Base):

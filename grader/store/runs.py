@@ -2,7 +2,8 @@
 
 Postgres is the source of truth and the broker only a wake-up call: every transition is a guarded update of the
 run row (status and claim number), so a task delivered twice, or by a worker that was presumed dead, changes
-nothing the second time.
+nothing the second time. The guard is a conditional UPDATE whose row count says who won (not SELECT ... FOR
+UPDATE, which SQLite ignores), so it holds on the embedded store too.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from grader import __version__ as GRADER_VERSION
 from grader.queues import queue_for_stage
-from grader.result import GradingResult, StageResult
+from grader.result import GradingResult
 from grader.settings import get_settings
-from grader.store import audit
+from grader.store import audit, faults
 from grader.store.models import FINISHED_STATUSES, GradingRun, RunEvent, Submission, TestResultRow, utcnow
 from grader.store.signing import sign_run
 
@@ -39,15 +40,26 @@ def new_run(db: Session, submission: Submission, *, kind: str, requested_by: int
     return run
 
 
+REUSABLE_KINDS = ("submit", "regrade")  # never an override (an instructor's score and reason) or a reuse
+
+
 def reusable_run(db: Session, submission: Submission) -> GradingRun | None:
-    """A finished, signed, applied run of the same bytes under the same spec and grader version."""
+    """A finished, signed, applied run of the same bytes, by the same student, under the same spec and grader
+    version, from their own submit or regrade, with every stage run (none skipped, e.g. for a spent ration)."""
     if not get_settings().result_reuse:
         return None
-    return db.scalar(select(GradingRun).join(Submission).where(
+    candidates = db.scalars(select(GradingRun).join(Submission).where(
         Submission.sha256 == submission.sha256, Submission.assignment_id == submission.assignment_id,
-        Submission.id != submission.id, GradingRun.status == "graded", GradingRun.applied.is_(True),
+        Submission.user_id == submission.user_id, Submission.id != submission.id, GradingRun.status == "graded",
+        GradingRun.applied.is_(True), GradingRun.kind.in_(REUSABLE_KINDS),
         GradingRun.spec_version == submission.assignment.spec_version, GradingRun.grader_version == GRADER_VERSION,
-        GradingRun.signature != "").order_by(GradingRun.id.desc()).limit(1))
+        GradingRun.signature != "").order_by(GradingRun.id.desc()).limit(5))
+    stages = list(submission.assignment.stages)
+    for run in candidates:
+        ran = {stage.get("name"): stage.get("status") for stage in (run.result or {}).get("stages", [])}
+        if all(name in ran and ran[name] != "skipped" for name in stages):
+            return run
+    return None
 
 
 def reuse_run(db: Session, submission: Submission, source: GradingRun, requested_by: int | None) -> GradingRun:
@@ -85,18 +97,21 @@ class Claim:
 
 
 def claim_run(db: Session, run_id: int, worker: str) -> Claim | None:
-    """Move a queued run to running (row-locked); None when someone else has it or it is finished."""
-    run = db.scalar(select(GradingRun).where(GradingRun.id == run_id).with_for_update())
-    if run is None or run.status != "queued":
-        return None
-    if run.attempts >= get_settings().run_max_attempts:
-        _finish_failed(db, run, "We could not grade this file after several tries because of a problem on our "
-                                "side. Nothing is wrong with your submission; an instructor has been told.")
-        return None
+    """Move a queued run to running; None when someone else took it, it is finished, or it waits out a fault."""
+    run = db.get(GradingRun, run_id, populate_existing=True)
     now = utcnow()
-    run.status, run.worker, run.attempts = "running", worker, run.attempts + 1
-    run.started_at = run.started_at or now
-    run.deadline = now + timedelta(seconds=get_settings().run_lease_seconds)
+    if run is None or run.status != "queued" or faults.waiting(run, now):
+        return None
+    if run.attempts - (run.infra_faults or 0) >= get_settings().run_max_attempts:
+        # Workers died with this run again and again: not the student's doing, so no score.
+        if _take(db, run, now):
+            finish_unscored(db, run, "We could not grade this file after several tries because of a problem on "
+                                     "our side. Nothing is wrong with your submission and this does not count; "
+                                     "an instructor has been told and can regrade it.")
+        return None
+    if not _take(db, run, now):
+        return None
+    run.worker = worker
     add_event(db, run, "status", {"status": "running", "stage": run.stage, "attempt": run.attempts})
     assignment = run.submission.assignment
     partial = GradingResult.from_json(run.result) if run.result else None
@@ -104,28 +119,45 @@ def claim_run(db: Session, run_id: int, worker: str) -> Claim | None:
                  tuple(assignment.stages), partial)
 
 
-def _owned(db: Session, claim: Claim) -> GradingRun | None:
-    """The run, locked, if this claim still owns it (not re-queued by the sweep meanwhile)."""
-    run = db.scalar(select(GradingRun).where(GradingRun.id == claim.run_id).with_for_update())
-    if run is None or run.status != "running" or run.attempts != claim.attempt:
-        return None
-    return run
-
-
-def renew_lease(db: Session, claim: Claim) -> bool:
-    run = _owned(db, claim)
-    if run is None:
+def _take(db: Session, run: GradingRun, now) -> bool:
+    """queued -> running with the next claim number, if nobody else did it first (the row count decides)."""
+    taken = db.execute(update(GradingRun).where(
+        GradingRun.id == run.id, GradingRun.status == "queued", GradingRun.attempts == run.attempts).values(
+        status="running", attempts=GradingRun.attempts + 1, started_at=func.coalesce(GradingRun.started_at, now),
+        deadline=now + timedelta(seconds=get_settings().run_lease_seconds)).execution_options(
+        synchronize_session=False)).rowcount
+    if taken != 1:
         return False
-    run.deadline = utcnow() + timedelta(seconds=get_settings().run_lease_seconds)
+    db.refresh(run)
     return True
 
 
+def _owned(db: Session, claim: Claim) -> GradingRun | None:
+    """The run, write-locked, if this claim still owns it (not re-queued by the sweep meanwhile)."""
+    touched = db.execute(update(GradingRun).where(
+        GradingRun.id == claim.run_id, GradingRun.status == "running", GradingRun.attempts == claim.attempt).values(
+        worker=GradingRun.worker).execution_options(synchronize_session=False)).rowcount
+    if touched != 1:
+        return None
+    return db.get(GradingRun, claim.run_id, populate_existing=True)
+
+
+def renew_lease(db: Session, claim: Claim) -> bool:
+    return db.execute(update(GradingRun).where(
+        GradingRun.id == claim.run_id, GradingRun.status == "running", GradingRun.attempts == claim.attempt).values(
+        deadline=utcnow() + timedelta(seconds=get_settings().run_lease_seconds)).execution_options(
+        synchronize_session=False)).rowcount == 1
+
+
 def release(db: Session, claim: Claim, reason: str) -> bool:
-    """Put a run back in its queue after an infrastructure fault (a retry, never a result)."""
+    """After an infrastructure fault: the run waits (delayed, no score) and is retried after a back-off; past the
+    retry period it ends unscored. True while it waits, False when it ended or this claim no longer owns it."""
     run = _owned(db, claim)
     if run is None:
         return False
-    requeue(db, run, reason)
+    if faults.delay(db, run, reason) is None:
+        finish_unscored(db, run, faults.GAVE_UP_MESSAGE)
+        return False
     return True
 
 
@@ -145,6 +177,7 @@ def record_stage(db: Session, claim: Claim, result: GradingResult, next_stage: s
     if run is None:
         return None
     run.stage_seconds = {**run.stage_seconds, claim.stage: round(duration_s, 3)}
+    faults.recovered(run)
     run.image_digest = image_digest or run.image_digest
     run.backend = backend or run.backend
     if next_stage is None:
@@ -171,30 +204,25 @@ def _finish(db: Session, run: GradingRun, result: GradingResult) -> None:
         audit.record_score_change(db, run, actor_id=run.requested_by, action="regrade")
 
 
-def _finish_failed(db: Session, run: GradingRun, message: str) -> None:
-    """End the run as an error the grader caused: the stages already recorded keep their results, the others
-    count as errors with their points (so the maximum stays the assignment's), and `message` explains."""
-    assignment = run.submission.assignment
-    earlier = GradingResult.from_json(run.result) if run.result else GradingResult.of_stages(
-        [], [], grader_version=GRADER_VERSION)
-    done = {stage.name for stage in earlier.stages}
-    unfinished = [StageResult(name=name, score=0.0, max_score=float(assignment.stage_weights.get(name, 0.0)),
-                              status="error", duration_s=0.0, message=message)
-                  for name in assignment.stages if name not in done]
-    result = GradingResult.of_stages(earlier.stages + unfinished, earlier.tests, grader_version=GRADER_VERSION,
-                                     extra=earlier.extra)
-    result.status, result.message = "error", message
-    if not result.stages:
-        result.max_score = float(assignment.max_score)
-    _finish(db, run, result)
+def finish_unscored(db: Session, run: GradingRun, message: str) -> None:
+    """End a run that a fault, never the student, kept from grading: an error without a score (it never counts in
+    exports or badges); the stages recorded before stay visible, and `message` explains."""
+    result = dict(run.result) if run.result else {"stages": [], "tests": []}
+    result.update(status="error", message=message)
+    run.result = result
+    run.status, run.score = "error", None
+    run.max_score = float(run.submission.assignment.max_score)
+    run.finished_at, run.deadline, run.message = utcnow(), None, message
+    run.signature = sign_run(run)
+    add_event(db, run, "done", {"status": run.status, "score": None, "max_score": run.max_score})
 
 
 def fail(db: Session, claim: Claim, message: str) -> bool:
-    """End a claimed run as an error (a bug in the grader, never the student's timeout or crash)."""
+    """End a claimed run as an unscored error (a bug in the grader, never the student's timeout or crash)."""
     run = _owned(db, claim)
     if run is None:
         return False
-    _finish_failed(db, run, message)
+    finish_unscored(db, run, message)
     return True
 
 
@@ -207,7 +235,9 @@ def _store_tests(db: Session, run: GradingRun) -> None:
 
 
 def current_run(submission: Submission) -> GradingRun | None:
-    """The run whose score counts: the latest applied finished run, else the latest applied run."""
+    """The run whose score counts: the latest applied finished run with a score (a run a fault ended unscored
+    replaces nothing), else the latest applied finished run, else the latest applied run."""
     applied = [run for run in submission.runs if run.applied]
     finished = [run for run in applied if run.finished]
-    return (finished or applied or [None])[-1]
+    scored = [run for run in finished if run.score is not None]
+    return (scored or finished or applied or [None])[-1]
