@@ -12,24 +12,25 @@ import anyio
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import select
 
 from api.deps import ROW_ID_MAX, CurrentUser, RowId, SessionDep, publish_after_response
 from api.downloads import content_disposition
 from api.presenters import run_public, submission_public
 from api.schemas import OverrideCreate, RegradeAccepted, RunPublic, SubmissionPublic
 from grader.services import access, submissions
+from grader.services import runs as run_service
 from grader.services.policy import Action
 from grader.settings import get_settings
 from grader.store import stream_slots
 from grader.store.db import session_scope
-from grader.store.models import RunEvent, Submission, User
+from grader.store.models import Submission, User
 
 router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"])
 
 STREAM_POLL_SECONDS = 0.5  # how often the stream looks for new events in the store
 STREAM_KEEPALIVE_SECONDS = 15.0  # comment line that keeps proxies from closing an idle stream
 STREAM_MAX_SECONDS = 3 * 3600.0  # a client reconnects after this, with Last-Event-ID
+STREAM_BATCH_EVENTS = 500  # events read per poll; a longer backlog is sent over several polls
 
 
 @router.get("/{submission_id}")
@@ -56,12 +57,10 @@ def _poll_events(submission_id: int, viewer_id: int, last_id: int) -> tuple[list
     """New events after `last_id`, and the final state once no applied run of the submission is pending."""
     with session_scope() as db:
         submission = db.get(Submission, submission_id)
-        run_ids = [run.id for run in submission.runs if run.applied]
-        events = db.scalars(select(RunEvent).where(RunEvent.run_id.in_(run_ids), RunEvent.id > last_id)
-                            .order_by(RunEvent.id).limit(500)).all() if run_ids else []
+        events = run_service.events_after(db, submission, last_id, STREAM_BATCH_EVENTS)
         chunks = [(event.id, "progress" if event.type == "progress" else "status",
                    {**event.data, "run_id": event.run_id, "type": event.type}) for event in events]
-        if any(run.applied and not run.finished for run in submission.runs):
+        if run_service.pending_run(submission) is not None:
             return chunks, None
         public = submission_public(db, submission, db.get(User, viewer_id))
         return chunks, {"status": public.status, "score": public.score, "max_score": public.max_score,
@@ -82,7 +81,7 @@ async def _event_stream(submission_id: int, viewer_id: int, last_id: int,
                 last_id = event_id
                 yield _sse(kind, data, event_id)
                 last_sent = time.monotonic()
-            if final is not None and len(chunks) < 500:
+            if final is not None and len(chunks) < STREAM_BATCH_EVENTS:
                 yield _sse("done", final)
                 return
             if time.monotonic() - last_sent > STREAM_KEEPALIVE_SECONDS:

@@ -41,6 +41,16 @@ def estimated_start(db: Session, run: GradingRun, position: int | None) -> datet
     return queue_estimates.estimated_start(db, run, position)
 
 
+def events_after(db: Session, submission: Submission, last_id: int, limit: int) -> list[RunEvent]:
+    """The submission's progress and status events after event `last_id`, oldest first (applied runs only: a
+    regrade preview is not the student's to follow)."""
+    run_ids = [run.id for run in submission.runs if run.applied]
+    if not run_ids:
+        return []
+    return list(db.scalars(select(RunEvent).where(RunEvent.run_id.in_(run_ids), RunEvent.id > last_id)
+                           .order_by(RunEvent.id).limit(limit)))
+
+
 def last_progress(db: Session, run: GradingRun) -> dict | None:
     """The data of the run's latest progress event."""
     event = db.scalar(select(RunEvent).where(RunEvent.run_id == run.id, RunEvent.type == "progress")
