@@ -27,17 +27,26 @@ def _compose_command() -> list[str]:
 def test_compose_structure():
     data = yaml.safe_load(COMPOSE.read_text())
     services = data["services"]
-    assert set(services) == {"postgres", "redis", "api", "worker"}
+    assert set(services) == {"postgres", "redis", "api", "worker-correctness", "worker-training"}
     for name, service in services.items():
         assert "healthcheck" in service and service["healthcheck"]["test"], name
-    assert "/var/run/docker.sock:/var/run/docker.sock" in services["worker"]["volumes"]
+    workers = {name: services[name] for name in ("worker-correctness", "worker-training")}
+    queues = {}
+    for name, worker in workers.items():
+        assert "/var/run/docker.sock:/var/run/docker.sock" in worker["volumes"]
+        assert worker["depends_on"]["api"]["condition"] == "service_healthy"
+        assert worker["command"][:3] == ["python", "-m", "grader.worker"]
+        queues[name] = worker["command"][worker["command"].index("--queues") + 1]
+        env = worker["environment"]
+        assert int(env["TRAINING_CPU_SHARES"]) < int(env["SANDBOX_CPU_SHARES"])
+    # Separate services per queue: two training runs can never block every correctness job.
+    assert queues == {"worker-correctness": "correctness", "worker-training": "training"}
+    assert sum("--beat" in worker["command"] for worker in workers.values()) == 1
     assert services["api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert services["worker"]["depends_on"]["api"]["condition"] == "service_healthy"
     assert {"postgres-data", "redis-data", "grader-data"} <= set(data["volumes"])
     env = services["api"]["environment"]
     assert env["DATABASE_URL"].startswith("postgresql://") and env["BROKER_URL"].startswith("redis://")
     assert "alembic upgrade head" in (PROJECT_ROOT / "Dockerfile").read_text()
-    assert services["worker"]["command"][:3] == ["python", "-m", "grader.worker"]
 
 
 def test_compose_config_accepts_the_file():
