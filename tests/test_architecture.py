@@ -1,8 +1,9 @@
 """Import rules of the layers (docs/architecture.md), checked by walking every import statement, including the
 ones inside functions:
 
-- nothing under grader/store imports the grading flow (grader/pipeline.py), a stage (grader/stages/, its helpers in
-  grader/training/) or the worker (grader/tasks.py): persistence never reaches up into orchestration;
+- nothing under grader/store imports the grading flow (grader/pipeline.py), a stage (grader/stages/, their helpers
+  in grader/correctness/ and grader/training/) or the worker (grader/tasks.py): persistence never reaches up into
+  orchestration;
 - no api/routes module imports another route module or the dashboard (api/web);
 - no sandbox backend (sandbox/*_backend.py) imports another backend: what they share lives beside them;
 - nothing in grader/ imports api/.
@@ -20,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FLOW_AND_STAGES = ("grader.pipeline", "grader.stages", "grader.training", "grader.tasks")
+FLOW_AND_STAGES = ("grader.pipeline", "grader.stages", "grader.training", "grader.correctness", "grader.tasks")
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

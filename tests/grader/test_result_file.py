@@ -9,7 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from grader.stages.correctness import parse_result, prepared_runs
+from grader.correctness.result_file import parse_result
+from grader.stages.correctness import prepared_runs
 
 
 @pytest.fixture(scope="module")

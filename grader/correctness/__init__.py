@@ -1,0 +1,4 @@
+"""The trusted side of the correctness stage (grader/stages/correctness.py), one concern per module.
+
+result_file: the job's result.bin, validated; feedback: each check's verdict and every message to the student.
+"""

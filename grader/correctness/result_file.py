@@ -1,0 +1,105 @@
+"""The correctness job's result file, result.bin: untrusted bytes -> a validated record and float64 arrays.
+
+The file is opened with zipfile and numpy.lib.format (no pickle); each member's declared size, dtype (float64 only)
+and shape are checked before its data is read, and the record is parsed as JSON (read field by field later).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grader.checks import PreparedRun, parameter_names
+
+RECORD_MAX_BYTES = 1024 * 1024  # the JSON record inside result.bin
+MAX_MEMBERS = 1000  # members of result.bin
+
+
+def max_elements(prepared: PreparedRun) -> int:
+    """The most elements the grader accepts for one array of this run (generous, but bounded)."""
+    largest = max([array.size for array in prepared.expected.values()] + [prepared.inputs["x"].size])
+    return 4 * largest + 1000
+
+
+
+@dataclass
+class HarnessResult:
+    """What could be read from result.bin; `problem` says why nothing could."""
+
+    record: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    problem: str = ""
+
+
+def parse_result(data: bytes, runs: dict[str, PreparedRun]) -> HarnessResult:
+    """Validate and load result.bin. Unknown members are ignored; bad ones are dropped (their checks fail)."""
+    if not data:
+        return HarnessResult(problem="empty")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        return HarnessResult(problem="unreadable")
+    if len(members) > MAX_MEMBERS:
+        return HarnessResult(problem="unreadable")
+    result = HarnessResult()
+    for member in members:
+        name = member.filename
+        if not name.endswith(".npy"):
+            continue
+        key = name[:-4]
+        if key == "record.json":
+            array = _read_member(archive, member, np.dtype(np.uint8), RECORD_MAX_BYTES)
+            if array is None or array.ndim != 1:
+                return HarnessResult(problem="unreadable")
+            try:
+                record = json.loads(array.tobytes().decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                return HarnessResult(problem="unreadable")
+            if not isinstance(record, dict):
+                return HarnessResult(problem="unreadable")
+            result.record = record
+            continue
+        run_id, _, output = key.partition("/")
+        prepared = runs.get(run_id)
+        if prepared is None or output not in _allowed_outputs(prepared):
+            continue
+        array = _read_member(archive, member, np.dtype(np.float64), max_elements(prepared) * 8)
+        if array is not None:
+            result.arrays[(run_id, output)] = array
+    if not result.record:
+        result.problem = "unreadable"
+    return result
+
+
+def _allowed_outputs(prepared: PreparedRun) -> set[str]:
+    return {"out", "dx", "x_after"} | {f"grad/{name}" for name in parameter_names(prepared.run)}
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, dtype: np.dtype, max_bytes: int):
+    """One .npy member, or None unless it is a plain array of `dtype` within `max_bytes`."""
+    if member.file_size > max_bytes + 4096:
+        return None
+    try:
+        with archive.open(member) as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, declared = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, fortran, declared = np.lib.format.read_array_header_2_0(handle)
+            else:
+                return None
+            if declared != dtype or len(shape) > 6 or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > max_bytes:
+                return None
+        with archive.open(member) as handle:
+            array = np.lib.format.read_array(handle, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, RuntimeError, OverflowError, TypeError):
+        return None
+    if type(array) is not np.ndarray or array.dtype != dtype:
+        return None
+    return np.ascontiguousarray(array)
