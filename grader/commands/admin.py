@@ -1,4 +1,5 @@
-"""`grader admin`: users, courses, enrollments and API tokens, run against the configured store (DATABASE_URL)."""
+"""`grader admin`: users, passwords, courses, enrollments and API tokens, run against the configured store
+(DATABASE_URL)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              help="read a password (first line of standard input) for the dashboard and "
                                   "POST /api/v1/auth/token; staff only")
     create_user.set_defaults(handler=run_create_user)
+
+    set_password = actions.add_parser("set-password", help="Set a user's password (read from standard input); "
+                                                           "ends their dashboard sessions.")
+    set_password.add_argument("email")
+    set_password.set_defaults(handler=run_set_password)
 
     create_course = actions.add_parser("create-course", help="Create a course.")
     create_course.add_argument("slug")
@@ -80,6 +86,18 @@ def run_create_user(args: argparse.Namespace) -> int:
         user = accounts.create_user(db, args.email, args.name, args.role, password)
         print(f"created {user.role} {user.email}" + ("" if password is not None or user.role == "student" else
               " (no password: give them a token with `grader admin issue-token`)"))
+
+    return _in_store(action)
+
+
+def run_set_password(args: argparse.Namespace) -> int:
+    from grader.store import accounts
+
+    password = _read_password()
+
+    def action(db) -> None:
+        user = accounts.set_password(db, args.email, password)
+        print(f"set the password of {user.email} and ended their dashboard sessions")
 
     return _in_store(action)
 

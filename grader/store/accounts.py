@@ -60,6 +60,17 @@ def create_user(db: Session, email: str, name: str, role: str, password: str | N
     return user
 
 
+def set_password(db: Session, email: str, password: str) -> User:
+    """Give the user a new password; their dashboard sessions end (API tokens stay: revoke-tokens ends those)."""
+    user = user_by_email(db, email)
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise AccountError(f"the password must have at least {PASSWORD_MIN_CHARS} characters")
+    user.password_hash = credentials.hash_password(password)
+    user.session_version += 1
+    db.flush()
+    return user
+
+
 def create_course(db: Session, slug: str, title: str) -> Course:
     if not _SLUG.match(slug):
         raise AccountError(f"{slug!r} is not a course slug: use lower-case letters, digits and dashes (at most 64)")

@@ -136,3 +136,14 @@ def test_admin_role_can_log_in(admin, client):
               stdin=PASSWORD))
     response = client.post("/api/v1/auth/token", json={"email": "root@example.edu", "password": PASSWORD})
     assert response.status_code == 201 and response.json()["user"]["role"] == "admin"
+
+
+def test_a_new_password_ends_sessions_and_replaces_the_old_one(admin, client):
+    _ok(admin("create-user", "prof@example.edu", "--name", "Prof", "--role", "instructor", "--password-stdin",
+              stdin=PASSWORD))
+    _dashboard_login(client, "prof@example.edu", PASSWORD)
+    assert admin("set-password", "prof@example.edu", stdin="short").returncode == 1
+    _ok(admin("set-password", "prof@example.edu", stdin="another long pass phrase\n"))
+    assert client.get("/dashboard").status_code == 303
+    assert client.post("/api/v1/auth/token", json={"email": "prof@example.edu", "password": PASSWORD}).status_code == 401
+    _dashboard_login(client, "prof@example.edu", "another long pass phrase")
