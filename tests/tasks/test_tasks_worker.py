@@ -3,18 +3,15 @@ tests assert which backend graded), the store is the session's Postgres database
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
-from grader.settings import PROJECT_ROOT
 from grader.store.db import session_scope
 from grader.store.models import GradingRun, RunEvent, TestResultRow
 from grader.tasks import publish
-from tests.api.service_fixtures import (REDIS_URL, WorkerProcess, apply_environment, good_source, make_world, submit,
+from tests.api.service_fixtures import (WorkerProcess, apply_environment, good_source, make_world, submit,
                                         wait_for)
 from tests.fixtures.cifar10 import write_tiny_archive
 
@@ -81,27 +78,6 @@ def _status_events(run_id: int) -> list[dict]:
     with session_scope() as db:
         return [event.data for event in db.scalars(select(RunEvent).where(RunEvent.run_id == run_id,
                                                                           RunEvent.type == "status"))]
-
-
-def _restart_redis() -> None:
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], check=False,
-                   capture_output=True)
-    wait_for(lambda: subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True).returncode != 0,
-             20, "redis to stop")
-    subprocess.run([str(PROJECT_ROOT / "scripts" / "ensure_services.sh")], check=True, capture_output=True)
-    assert redis.Redis.from_url(REDIS_URL).ping()
-
-
-def test_redis_restart_during_queued_work(client, world, start_worker):
-    start_worker()
-    runs = [submit(client, world, source=good_source(f"r{i}") + SLOW_IMPORT.encode())["run_id"] for i in range(3)]
-    wait_for(lambda: _run(runs[0]).status == "running", 60, "the first job to start", interval=0.1)
-    _restart_redis()  # Redis here keeps nothing on disk: the queued messages are gone
-    assert redis.Redis.from_url(REDIS_URL).llen("correctness") == 0
-    for run_id in runs:
-        wait_for(lambda: _finished(run_id), 240, f"run {run_id} to finish after the restart")
-    for run_id in runs:
-        _assert_graded_once(run_id, attempts=1)
 
 
 def test_embedded_default_mode(tmp_path, service_env):
