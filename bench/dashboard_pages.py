@@ -47,6 +47,7 @@ def seed(students: int, submissions: int) -> dict:
         course = Course(slug="bench", title="Bench course")
         db.add_all([instructor, course])
         db.flush()
+        db.add(Enrollment(course_id=course.id, user_id=instructor.id, role="instructor"))  # access is per course
         assignment = Assignment(course_id=course.id, slug="cnn-bench", title="Bench", spec_toml=spec,
                                 spec=summary.parsed, spec_version=summary.version, stage_weights=summary.stage_weights,
                                 max_score=summary.max_score, pass_mark=summary.pass_mark)
