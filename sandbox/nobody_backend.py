@@ -7,13 +7,15 @@ under rlimits (address space, CPU seconds, processes, open files, file size, no 
 It sees the job's files as the other backends lay them out (JobDirectory), reads the kit and harnesses from
 directories the caller prepared world-readable, and cannot write anything but its two output files and its own
 private temporary directory. Whatever it started is killed afterwards, including processes that left its
-session: every process of uid 65534 is killed (kill(-1) as that uid), which is why this backend must be the only
-user of uid 65534 on the machine.
+session: every process of uid 65534 the machine's pid namespace shows is killed (kill(-1) as that uid), which is
+why this backend refuses to start where other processes of uid 65534 are visible (a container is its own pid
+namespace; a shared host is not).
 
 What it cannot enforce (the caller says so in its output): no network isolation, no private view of the file
 system (the job can read whatever is world-readable; the grader keeps its own files, the reference and the spec
-in a 0700 directory), memory is bounded as address space (RLIMIT_AS), not resident memory, and there is no CPU
-quota beyond RLIMIT_CPU.
+in a 0700 directory), memory is bounded as address space (RLIMIT_AS), not resident memory, there is no CPU
+quota beyond RLIMIT_CPU, and RLIMIT_NPROC counts the uid's processes across the whole host (other containers'
+uid-65534 processes included), so `limits.pids` must leave room for them.
 """
 
 from __future__ import annotations

@@ -30,6 +30,11 @@ from pathlib import Path
 AUTOGRADER_ROOT = Path(os.environ.get("GRADESCOPE_AUTOGRADER_ROOT", "/autograder"))
 SOURCE_DIR = Path(__file__).resolve().parents[2]  # /autograder/source when run from the archive
 SUBMISSION_NAME = "spatial.py"
+# Without writable cgroups (none in Gradescope's container) both backends bound processes with RLIMIT_NPROC, which
+# the kernel counts per uid across the whole host: every container's uid-65534 processes count against it. The
+# service's default of 64 then fails jobs at random on a busy host (seen in tests/grader/gradescope: bwrap's exec
+# refused, exit 126, score 0); 512 still stops a fork bomb.
+GRADESCOPE_PIDS = 512
 BWRAP_MOUNT_POINTS = ("opt/kit", "opt/harness", "job/submission", "job/inputs", "job/data", "job/out")
 
 
@@ -128,8 +133,8 @@ def run(root: Path = AUTOGRADER_ROOT) -> int:
         try:
             runner, why = select_runner(root)
             print(f"student code runs in {why}", flush=True)
-            result = grade_submission(source, spec=spec, stages=bundle["stages"], runner=runner,
-                                      settings=get_settings())
+            settings = get_settings().model_copy(update={"sandbox_pids": GRADESCOPE_PIDS})
+            result = grade_submission(source, spec=spec, stages=bundle["stages"], runner=runner, settings=settings)
         except InfrastructureError as error:
             print(f"the sandbox failed: {error}", flush=True)
             result = GradingResult.failed(

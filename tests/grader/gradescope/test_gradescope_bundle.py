@@ -124,7 +124,7 @@ def _grade(image: str, source: bytes | None, tmp_path: Path, security: list[str]
                         "-v", f"{results}:/autograder/results", "-w", "/autograder", image, "/autograder/run_autograder")
     document = json.loads((results / "results.json").read_text())
     jsonschema.validate(document, SCHEMA)
-    return document, completed.stdout
+    return document, completed.stdout + completed.stderr
 
 
 @pytest.mark.parametrize("confinement", ["docker-default", "relaxed"])
@@ -132,7 +132,7 @@ def test_good_file_earns_every_correctness_point(autograder_image, tmp_path, con
     document, stdout = _grade(autograder_image, GOOD.read_bytes(), tmp_path / "run",
                               RELAXED if confinement == "relaxed" else [])
     expected = max_score(load_spec())
-    assert document["score"] == pytest.approx(expected) and expected > 0
+    assert document["score"] == pytest.approx(expected) and expected > 0, f"{document['output']}\n{stdout}"
     assert document["tests"] and all(test["status"] == "passed" for test in document["tests"])
     assert sum(test["score"] for test in document["tests"]) == pytest.approx(expected)
     assert ("bubblewrap" if confinement == "relaxed" else "uid 65534") in stdout, stdout
@@ -140,10 +140,10 @@ def test_good_file_earns_every_correctness_point(autograder_image, tmp_path, con
 
 @pytest.mark.parametrize("confinement", ["docker-default", "relaxed"])
 def test_broken_file_fails_checks_with_their_diagnosis(autograder_image, tmp_path, confinement):
-    document, _ = _grade(autograder_image, mutant_source("conv_flipped_kernel"), tmp_path / "run",
-                         RELAXED if confinement == "relaxed" else [])
+    document, stdout = _grade(autograder_image, mutant_source("conv_flipped_kernel"), tmp_path / "run",
+                              RELAXED if confinement == "relaxed" else [])
     failed = [test for test in document["tests"] if test["status"] == "failed"]
-    assert 0 < document["score"] < max_score(load_spec())
+    assert 0 < document["score"] < max_score(load_spec()), f"{document['output']}\n{stdout}"
     visible_conv = [test for test in failed if test["name"].startswith("conv2d.forward") and test["visibility"] == "visible"]
     assert visible_conv and all("flipped" in test["output"] for test in visible_conv)
     assert "correctness: " in document["output"] and "Each failed check below" in document["output"]
