@@ -260,7 +260,7 @@ def tests_at_import_note(record: dict) -> str:
         return ""
     first = failures[0]
     line = first.get("statement_line") if isinstance(first.get("statement_line"), int) else None
-    statement = _text(first.get("statement"), 120).strip()
+    statement = (_text(first.get("statement"), 120).strip().splitlines() or [""])[0]
     where = f" (line {line}: `{statement}`)" if line and statement else ""
     more = f" ({len(failures)} test calls failed)" if len(failures) > 1 else ""
     return (f"Your file runs tests at import and one failed{where}: {_text(first.get('message'), 300)}{more}. "

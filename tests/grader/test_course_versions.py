@@ -94,3 +94,17 @@ def test_main_block_never_runs_and_other_top_level_errors_still_stop_the_import(
     broken = grade_submission((good + "\nLIMIT = undefined_name + 1\n").encode(), spec=spec, stages=["correctness"],
                               runner=runner)
     assert broken.stages[0].status == "error" and "NameError" in broken.stages[0].message
+
+
+def test_failing_test_block_at_the_top_level_is_reported_and_the_file_still_graded(runner, full_score):
+    from grader.pipeline import grade_submission
+
+    good = (SUBMISSIONS / "good_vectorized.py").read_text()
+    block = "\ntry:\n    print('testing')\n    layer = Conv2D(1, 1, kernel_size=3)\n    layer(None)\nexcept ValueError:\n    pass\n"
+    marker = "class MaxPool2DFunction"
+    assert marker in good
+    result = grade_submission(good.replace(marker, block + "\n\n" + marker, 1).encode(), spec=load_spec(),
+                              stages=["correctness"], runner=runner)
+    assert result.score == pytest.approx(full_score)
+    assert "runs tests at import and one failed" in result.stages[0].message
+    assert "`try:`): AttributeError" in result.stages[0].message

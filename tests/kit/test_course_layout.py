@@ -220,3 +220,11 @@ def test_top_level_spatial_names_come_from_the_loaded_spatial_module(monkeypatch
     monkeypatch.delitem(sys.modules, "tinytorch.core.spatial")
     with pytest.raises(AttributeError, match="tinytorch.core.spatial"):
         tinytorch.MaxPool2d
+
+
+def test_dense_takes_the_old_course_argument_names():
+    from tinytorch.core.layers import Dense, Linear
+
+    layer = Dense(input_size=6, output_size=4, use_bias=False)
+    assert isinstance(layer, Linear) and layer.weight.shape == (6, 4) and layer.bias is None
+    assert Dense(3, 2).weight.shape == (3, 2)

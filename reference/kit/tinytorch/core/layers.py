@@ -146,7 +146,17 @@ class Linear(Module):
 
 
 Layer = Module  # the course's name for the layer base class (course versions before 0.1 called it Module)
-Dense = Linear  # the name of the dense layer in course versions before 0.1
+
+
+class Dense(Linear):
+    """The dense layer under its name in course versions before 0.1: `Dense(input_size, output_size, use_bias=True)`
+    (the same layer as Linear, whose argument names it also takes)."""
+
+    def __init__(self, input_size=None, output_size=None, use_bias=True, *, in_features=None, out_features=None,
+                 bias=None):
+        super().__init__(in_features if in_features is not None else input_size,
+                         out_features if out_features is not None else output_size,
+                         use_bias if bias is None else bias)
 
 
 class Dropout(Module):
