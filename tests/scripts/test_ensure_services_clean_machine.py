@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import uuid
 
 import pytest
 
 from grader.settings import PROJECT_ROOT
-from tests.fixtures.cleanroom import CLEANROOM_DIR, Cleanroom, base_rootfs, server_binaries
+from tests.fixtures.cleanroom import Cleanroom, base_rootfs, server_binaries
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -44,7 +43,7 @@ def _run(room: Cleanroom, command: str, log_path, *, own_network: bool, seconds:
 def test_ensure_services_installs_and_starts_postgres_and_redis_without_systemd():
     base = base_rootfs()
     assert server_binaries(base) == []
-    room = Cleanroom(base, CLEANROOM_DIR / "runs" / uuid.uuid4().hex[:8])
+    room = Cleanroom.fresh(base)
     subprocess.run(["git", "-C", str(PROJECT_ROOT), "bundle", "create",
                     str(room.shared / "source.bundle"), "HEAD"], check=True, capture_output=True)
     log_path = room.workdir / "services.log"

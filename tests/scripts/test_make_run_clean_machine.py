@@ -18,7 +18,6 @@ import re
 import socket
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -55,7 +54,7 @@ def _wait_in_log(log_path: Path, pattern: str, seconds: float, process: subproce
 def test_make_run_on_a_plain_debian_machine_grades_the_printed_curl_upload():
     base = base_rootfs()
     assert server_binaries(base) == [], "the plain machine must not have PostgreSQL or Redis"
-    room = Cleanroom(base, CLEANROOM_DIR / "runs" / uuid.uuid4().hex[:8])
+    room = Cleanroom.fresh(base)
     subprocess.run(["git", "-C", str(PROJECT_ROOT), "bundle", "create", str(room.shared / "source.bundle"), "HEAD"],
                    check=True, capture_output=True)
     port = _free_port()
