@@ -3,7 +3,8 @@
 #   sandbox              bubblewrap (the fallback sandbox) and debootstrap (builds the sandbox's root filesystem)
 #   docker               docker.io
 #   docker-if-no-engine  docker.io, unless a Docker engine already answers (e.g. a host engine's socket)
-#   servers              postgresql and redis-server, unless a server already answers on 127.0.0.1
+#   servers              postgresql (unless one answers on 127.0.0.1) and redis-server (the fault tests start
+#                        private instances of it, so it is installed even where a Redis answers)
 #   browser              chromium and chromium-driver (browser tests)
 #   compose              docker-compose (the compose file check)
 # No group: everything `make test` needs.
@@ -23,7 +24,7 @@ for group in "$@"; do
       docker_engine_answers || command -v dockerd >/dev/null || need+=(docker.io) ;;
     servers)
       postgres_answers || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
-      redis_answers || command -v redis-server >/dev/null || need+=(redis-server) ;;
+      command -v redis-server >/dev/null || need+=(redis-server) ;;
     browser)
       command -v chromium >/dev/null || need+=(chromium)
       command -v chromedriver >/dev/null || need+=(chromium-driver) ;;
