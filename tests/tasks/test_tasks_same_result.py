@@ -116,9 +116,11 @@ def fixture_files(*, leave_out: set[str] = frozenset()) -> dict[str, bytes]:
 
 
 def test_correctness_only(client, clean_db, start_worker, tmp_path):
+    """A correctness-only assignment; the files the training spec leaves out are compared here."""
     start_worker(queues="correctness")
-    results = compare(client, tmp_path, spec_text(training=False), fixture_files() | {"broken.py": BROKEN},
-                      ["correctness"])
+    files = {name: source for name, source in fixture_files().items()
+             if name in CLOCK_DEPENDENT_IN_TRAINING | {"good_vectorized.py"}}
+    results = compare(client, tmp_path, spec_text(training=False), files | {"broken.py": BROKEN}, ["correctness"])
     assert results["good_vectorized.py"]["status"] == "graded"
     assert results["broken.py"]["status"] == "error"
 
