@@ -8,12 +8,13 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 from grader.services.errors import Conflict, Forbidden, Invalid, LimitReached, NotFound, ServiceError, TooLarge
 
 log = logging.getLogger(__name__)
 
+STORE_RETRY_AFTER_SECONDS = 15  # a database restart takes seconds
 SERVICE_ERROR_STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, Invalid: 422, TooLarge: 413, LimitReached: 429}
 
 
@@ -49,6 +50,16 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("refused a value on %s %s: %s", request.method, request.url.path, error.orig)
         return JSONResponse({"detail": "Invalid request: a value is out of range or contains a character that "
                                        "cannot be stored (such as a NUL byte)."}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _store_unavailable(request: Request, error: Exception) -> JSONResponse:
+        # The database is restarting or unreachable: nothing was stored; the client should simply try again
+        # (`grader submit` does, after Retry-After).
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
+        return JSONResponse({"detail": "The grading service is briefly unavailable (its database is restarting). "
+                                       "Nothing was stored; please try again in a minute."},
+                            status_code=503, headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

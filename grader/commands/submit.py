@@ -152,13 +152,48 @@ def _error_message(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}"
 
 
+RETRY_WINDOW_SECONDS = 300.0  # how long a briefly unavailable server (503, restarting) is waited for
+RETRY_STATUSES = (502, 503, 504)
+
+
+def _retry_wait(response: httpx.Response | None, attempt: int) -> float:
+    """Seconds to wait before asking again: the server's Retry-After when it gives one, else 2, 4, 8, ... 30."""
+    header = response.headers.get("Retry-After", "") if response is not None else ""
+    if header.strip().isdigit():
+        return min(60.0, max(1.0, float(header)))
+    return min(30.0, 2.0 ** attempt)
+
+
 def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    try:
-        return client.request(method, url, **kwargs)
-    except httpx.TimeoutException:
-        raise SubmitError(f"the server at {client.base_url} did not answer in time; try again later") from None
-    except httpx.HTTPError as error:
-        raise SubmitError(f"cannot reach the server at {client.base_url} ({error.__class__.__name__}: {error})") from None
+    """One request; while the server is briefly unavailable (503 with Retry-After, a restart refusing
+    connections) it is asked again for up to RETRY_WINDOW_SECONDS."""
+    give_up = time.monotonic() + RETRY_WINDOW_SECONDS
+    for attempt in range(1, 1000):
+        response, problem = None, ""
+        try:
+            response = client.request(method, url, **kwargs)
+        except httpx.TimeoutException:
+            raise SubmitError(f"the server at {client.base_url} did not answer in time; try again later") from None
+        except (httpx.ConnectError, httpx.RemoteProtocolError) as error:
+            problem = f"cannot reach the server at {client.base_url} ({error.__class__.__name__}: {error})"
+            if not getattr(client, "answered_before", False):
+                raise SubmitError(problem) from None  # a wrong --server fails at once; only a restart is waited for
+        except httpx.HTTPError as error:
+            raise SubmitError(f"cannot reach the server at {client.base_url} ({error.__class__.__name__}: {error})") from None
+        if response is not None:
+            client.answered_before = True  # type: ignore[attr-defined]
+        if response is not None and response.status_code not in RETRY_STATUSES:
+            return response
+        wait = _retry_wait(response, attempt)
+        if time.monotonic() + wait > give_up:
+            if response is not None:
+                return response
+            raise SubmitError(problem)
+        reason = f"HTTP {response.status_code}" if response is not None else "no connection"
+        print(f"grader submit: the server is briefly unavailable ({reason}); trying again in {wait:.0f} s",
+              file=sys.stderr, flush=True)
+        time.sleep(wait)
+    raise SubmitError(f"the server at {client.base_url} stayed unavailable")
 
 
 def _raise_for_status(response: httpx.Response, what: str) -> None:

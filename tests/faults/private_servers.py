@@ -53,3 +53,45 @@ class PrivateRedis:
 
     def depth(self, queue: str) -> int:
         return int(redis.Redis.from_url(self.url).llen(queue))
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of our own (initdb as the postgres user) on a free port, trust auth, fsync off."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        # Not under pytest's tmp_path: that is private to root, and the server runs as the postgres user.
+        self.root = Path(tempfile.mkdtemp(prefix="grader-fault-pg-", dir="/tmp"))
+        self.root.chmod(0o755)
+        self.data, self.port = self.root / "data", free_port()
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/grader"
+
+    def _as_postgres(self, *argv: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        import psycopg
+
+        shutil.chown(self.root, "postgres", "postgres")
+        self._as_postgres(shutil.which("initdb") or "initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                          "--no-sync")
+        self.start()
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute("CREATE DATABASE grader")
+
+    def start(self) -> None:
+        self._as_postgres(shutil.which("pg_ctl") or "pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"),
+                          "-w", "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+                          "start")
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._as_postgres(shutil.which("pg_ctl") or "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
