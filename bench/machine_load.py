@@ -106,8 +106,26 @@ def wait_until_quiet(limit: float = LOAD_LIMIT, timeout_s: float = QUIET_WAIT_SE
         if time.monotonic() >= deadline:
             log(f"load average still {load:.2f} > {limit} after waiting {timeout_s:.0f} s")
             return False
-        log(f"load average {load:.2f} > {limit}: waiting {POLL_SECONDS:.0f} s for a quieter machine")
-        time.sleep(POLL_SECONDS)
+        pause = min(POLL_SECONDS, max(0.0, deadline - time.monotonic()))
+        log(f"load average {load:.2f} > {limit}: waiting {pause:.0f} s for a quieter machine")
+        time.sleep(pause)
+
+
+def measure_quietly(measure, *, retries: int, wait_s: float, log=print):
+    """Run `measure()` inside a window; on a busy machine wait for a quiet one and measure again (up to `retries`).
+
+    Returns (what the last measure() returned, its window, attempts made).
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        window = open_window()
+        result = measure()
+        window.close()
+        if window.quiet or attempt > retries:
+            return result, window, attempt
+        log(f"busy machine ({window.why_busy()}): waiting for a quiet one, then measuring again")
+        wait_until_quiet(timeout_s=wait_s, log=log)
 
 
 def ratio_text(value: float, window: Window, target: float | None = None) -> str:

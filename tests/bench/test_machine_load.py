@@ -39,3 +39,17 @@ def test_wait_until_quiet_gives_up_after_its_timeout(monkeypatch):
     messages = []
     assert machine_load.wait_until_quiet(timeout_s=0.0, log=messages.append) is False
     assert "still 9.00 > 1.5" in messages[-1]
+
+
+def test_a_busy_measurement_is_made_again_after_waiting_then_given_up_on(monkeypatch):
+    loads = iter([9.0, 9.0, 0.5, 0.5])  # before and after the first window, then the second
+    monkeypatch.setattr(machine_load, "load_average", lambda: next(loads, 9.0))
+    monkeypatch.setattr(machine_load, "_busy_seconds", lambda: None)
+    waits, runs = [], []
+    monkeypatch.setattr(machine_load, "wait_until_quiet", lambda **kwargs: waits.append(kwargs) or True)
+    result, window, attempts = machine_load.measure_quietly(lambda: runs.append(1) or len(runs), retries=2,
+                                                            wait_s=5.0, log=lambda text: None)
+    assert (result, attempts, window.quiet, len(waits)) == (2, 2, True, 1)
+    result, window, attempts = machine_load.measure_quietly(lambda: "busy", retries=1, wait_s=5.0,
+                                                            log=lambda text: None)
+    assert (result, attempts, window.quiet) == ("busy", 2, False)
