@@ -92,7 +92,11 @@ class Settings(BaseSettings):
     def _signing_key(self) -> "Settings":
         """No default key anywhere: an unset key is generated (and kept) per data directory, a short one refused."""
         if not self.secret_key:
-            self.secret_key = load_or_create_secret_key(self.data_dir)
+            try:
+                self.secret_key = load_or_create_secret_key(self.data_dir)
+            except OSError as error:
+                raise ValueError(f"SECRET_KEY is unset and no key could be kept in DATA_DIR ({error}); set SECRET_KEY "
+                                 "or point DATA_DIR at a writable directory") from None
         if len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
             raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes of random text (it is "
                              f"{len(self.secret_key.encode())}); e.g. python -c 'import secrets; "

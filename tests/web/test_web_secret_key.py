@@ -35,6 +35,14 @@ def test_an_unset_key_is_generated_once_and_kept_private(tmp_path, monkeypatch):
     assert Settings(data_dir=tmp_path / "elsewhere").secret_key != first
 
 
+def test_an_unwritable_data_directory_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    blocked = tmp_path / "file-not-directory"
+    blocked.write_text("")
+    with pytest.raises(ValidationError, match="set SECRET_KEY or point DATA_DIR at a writable directory"):
+        Settings(data_dir=blocked / "data")
+
+
 @pytest.mark.parametrize("key", [OLD_DEVELOPMENT_KEY, "hunter2", "x" * 31])
 def test_short_keys_are_refused_in_every_environment(key, tmp_path):
     for environment_name in ("development", "test", "production"):
