@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     sandbox_container_log_bytes: int = 256 * KiB  # the engine's log file per container (json-file, one file)
     sandbox_engine_timeout_seconds: float = 10.0  # one Docker API call; longer is an infrastructure fault
     sandbox_orphan_age_seconds: float = 2 * 3600.0  # another host's job container older than this is an orphan
+    sandbox_warm_containers: int = 1  # correctness containers a worker process keeps started ahead (one job each)
     correctness_wall_seconds: float = 60.0  # whole correctness stage, inside the sandbox
     training_wall_seconds: float = 45 * 60.0  # hard kill of a training job (budget + margin)
     training_budget_seconds: float = 30 * 60.0  # projected training time above which the run stops early

@@ -175,7 +175,19 @@ def _sandbox_runner(spec: Spec):
     key = spec.kit or "runner"
     if key not in _runner_cache:
         _runner_cache[key] = runner_for(spec, get_settings())
+        if key == "runner":
+            _keep_correctness_jobs_warm(_runner_cache[key])
     return _runner_cache[key]
+
+
+def _keep_correctness_jobs_warm(runner) -> None:
+    """Containers started ahead for correctness jobs under the default limits (docker only; sandbox/docker_warm.py)."""
+    settings = get_settings()
+    if settings.sandbox_warm_containers > 0 and hasattr(runner, "keep_warm"):
+        from sandbox.runner import SandboxJob
+
+        runner.keep_warm(SandboxJob("correctness", b"", limits=settings.sandbox_limits()),
+                         settings.sandbox_warm_containers)
 
 
 def _grade_stage(claim: run_store.Claim, recorder: _EventRecorder) -> tuple[GradingResult, float, str, str]:
@@ -233,12 +245,24 @@ def grade_run(self, run_id: int) -> str:
         next_queue = record_and_advance(claim, result, seconds, image_digest, backend, recorder)
     except Exception as error:
         return _after_fault(claim, error)
+    except (SystemExit, KeyboardInterrupt):
+        # The worker is stopping (billiard turns SIGTERM into SystemExit in a pool process): the runner already
+        # removed the sandbox on the way out; the run waits in its queue for the next worker, not for its lease.
+        with session_scope() as db:
+            run_store.give_back(db, claim, "The grading machine was restarted; your file is queued again.")
+        raise
     finally:
         lease.stopped.set()
     if next_queue:
         publish_all([(run_id, next_queue)])
         return f"stage {claim.stage} done"
     return "finished"
+
+
+def close_warm_sandboxes() -> None:
+    from sandbox.docker_warm import close_all
+
+    close_all()
 
 
 def _after_fault(claim: run_store.Claim, error: Exception) -> str:
@@ -251,6 +275,7 @@ def _after_fault(claim: run_store.Claim, error: Exception) -> str:
         with session_scope() as db:
             if infrastructure:
                 _runner_cache.clear()  # choose the backend afresh: the engine may have restarted or gone
+                close_warm_sandboxes()  # the old runner's waiting containers go with it
                 waiting = run_store.release(db, claim, f"{type(error).__name__}: {error}")
             else:
                 run_store.fail(db, claim, "The grader hit an internal problem while grading this file. This is "

@@ -72,23 +72,43 @@ class DockerRunner:
         self.job_root = Path(job_root).resolve()
         self.container_log_bytes = int(container_log_bytes)
         self.orphan_age_seconds = float(orphan_age_seconds)
+        self.warm_pool = None
+
+    def keep_warm(self, template: SandboxJob | None, size: int) -> None:
+        """Keeps `size` containers for jobs like `template` started ahead (sandbox/docker_warm.py); 0 stops."""
+        from sandbox.docker_warm import WarmPool
+
+        if self.warm_pool is not None:
+            self.warm_pool.close()
+        self.warm_pool = WarmPool(self, template, size) if size > 0 else None
 
     def run(self, job: SandboxJob, on_progress: ProgressCallback | None = None) -> SandboxOutcome:
         check_job(job)
+        warm = self.warm_pool.take(job) if self.warm_pool is not None else None
         with infrastructure_faults("the Docker engine failed during the job", *ENGINE_ERRORS), \
-                JobDirectory(self.job_root, job) as job_dir:
+                (warm.job_dir if warm else JobDirectory(self.job_root, job)) as job_dir:
+
+            def start() -> ContainerJob:
+                if warm is None:
+                    return self._start(job, job_dir)
+                job_dir.write_job(job)
+                return warm.go()
+
             try:
-                return run_job(job, job_dir, lambda: self._start(job, job_dir), backend=self.name,
-                               on_progress=on_progress, image_digest=self.image_id)
+                return run_job(job, job_dir, start, backend=self.name, on_progress=on_progress,
+                               image_digest=self.image_id)
             except BaseException:
                 # Failed or interrupted (SIGTERM, Ctrl-C) at any point, perhaps between the engine creating the
                 # container and its id reaching us: whatever carries this job's label goes now, not at its limit.
                 remove_job_containers(self.client, job_dir.job_id)
                 raise
+            finally:
+                if self.warm_pool is not None:
+                    self.warm_pool.refill(job)
 
     def _start(self, job: SandboxJob, job_dir: JobDirectory) -> "ContainerJob":
         try:
-            container = self.client.containers.create(self.image_id, **self._container_options(job, job_dir))
+            container = self.client.containers.create(self.image_id, **self.container_options(job, job_dir))
         except docker.errors.ImageNotFound as error:
             raise InfrastructureError(f"the sandbox image {self.image} ({self.image_id}) is gone") from error
         started = ContainerJob(container, job.limits.log_tail_bytes)
@@ -96,7 +116,7 @@ class DockerRunner:
         started.watch()
         return started
 
-    def _container_options(self, job: SandboxJob, job_dir: JobDirectory) -> dict:
+    def container_options(self, job: SandboxJob, job_dir: JobDirectory) -> dict:
         """Everything `containers.create` is told besides the image (see the module doc)."""
         limits = job.limits
         mounts = [Mount(SANDBOX_SUBMISSION.rsplit("/", 1)[0], str(job_dir.submission_dir), type="bind",

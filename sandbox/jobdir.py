@@ -31,7 +31,9 @@ PROGRESS_FILE = "progress.jsonl"
 class JobDirectory:
     """One job's host directory; use as a context manager so it is always removed."""
 
-    def __init__(self, job_root: Path, job: SandboxJob) -> None:
+    def __init__(self, job_root: Path, job: SandboxJob | None) -> None:
+        """Creates the directory; with `job` None its submission and inputs come later (`write_job`), as for a
+        pre-started container waiting for its one job."""
         job_root.mkdir(parents=True, exist_ok=True)
         self.job_id = uuid.uuid4().hex
         self.path = job_root / f"{os.getpid()}-{self.job_id}"
@@ -39,8 +41,8 @@ class JobDirectory:
         self.submission_dir = self.path / "submission"
         self.inputs_dir = self.path / "inputs"
         self.out_dir = self.path / "out"
-        self._write_read_only(self.submission_dir, {"spatial.py": job.submission})
-        self._write_read_only(self.inputs_dir, job.inputs)
+        self.submission_dir.mkdir()
+        self.inputs_dir.mkdir()
         self.out_dir.mkdir()
         for name in (RESULT_FILE, PROGRESS_FILE):
             target = self.out_dir / name
@@ -52,10 +54,16 @@ class JobDirectory:
                 target.chmod(0o666)
         self.out_dir.chmod(0o555)
         self.progress_path = self.out_dir / PROGRESS_FILE
+        if job is not None:
+            self.write_job(job)
+
+    def write_job(self, job: SandboxJob) -> None:
+        """The submission and inputs, read-only in read-only directories."""
+        self._write_read_only(self.submission_dir, {"spatial.py": job.submission})
+        self._write_read_only(self.inputs_dir, job.inputs)
 
     @staticmethod
     def _write_read_only(directory: Path, files: dict[str, bytes]) -> None:
-        directory.mkdir()
         for name, content in files.items():
             check_plain_name(name)
             target = directory / name

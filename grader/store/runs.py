@@ -161,6 +161,15 @@ def release(db: Session, claim: Claim, reason: str) -> bool:
     return True
 
 
+def give_back(db: Session, claim: Claim, reason: str) -> bool:
+    """A stopping worker puts its claimed run back in the queue at once: nothing failed, so no back-off."""
+    run = _owned(db, claim)
+    if run is None:
+        return False
+    requeue(db, run, reason)
+    return True
+
+
 def requeue(db: Session, run: GradingRun, reason: str) -> None:
     now = utcnow()
     run.status, run.enqueued_at, run.message = "queued", now, reason

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from grader.settings import get_settings
-from sandbox.runner import MiB, SandboxJob, SandboxLimits, SandboxOutcome
+from sandbox import docker_warm
 from sandbox.image.build import build_rootfs
+from sandbox.runner import MiB, SandboxJob, SandboxLimits, SandboxOutcome
 from sandbox.select import bwrap_runner, docker_runner, job_root, sandbox_cache_dir
 
 TEST_LIMITS = SandboxLimits(memory_bytes=256 * MiB, cpus=1.0, pids=32, wall_seconds=10.0, output_bytes=1 * MiB,
@@ -41,22 +42,30 @@ def reported(outcome: SandboxOutcome) -> dict:
 
 def make_runner(backend: str):
     settings = get_settings()
-    if backend == "docker":
-        return docker_runner(settings)
+    if backend.startswith("docker"):
+        runner = docker_runner(settings)
+        if backend == "docker-warm":
+            # Probe jobs under TEST_LIMITS (whatever their wall clock) run in pre-started containers.
+            runner.keep_warm(probe(""), 1)
+        return runner
     # A host whose image came from a registry has no root filesystem yet: build it (cached) rather than skip.
     build_rootfs(sandbox_cache_dir(settings))
     return bwrap_runner(settings)
 
 
 def leftover_containers(runner) -> list:
+    """This process's job containers, except the pre-started ones still waiting for a job."""
     if runner.name != "docker":
         return []
-    return runner.client.containers.list(all=True, filters={"label": f"cnn-grader.worker-pid={os.getpid()}"})
+    waiting = {warm.started.container.id for warm in docker_warm.waiting()}
+    return [container for container in runner.client.containers.list(
+        all=True, filters={"label": f"cnn-grader.worker-pid={os.getpid()}"}) if container.id not in waiting]
 
 
 def leftover_job_dirs() -> list[Path]:
     root = job_root(get_settings())
-    return sorted(root.glob(f"{os.getpid()}-*")) if root.is_dir() else []
+    waiting = {warm.job_dir.path for warm in docker_warm.waiting()}
+    return sorted(path for path in root.glob(f"{os.getpid()}-*") if path not in waiting) if root.is_dir() else []
 
 
 def host_processes_with(marker: str) -> list[int]:
@@ -73,9 +82,14 @@ def host_processes_with(marker: str) -> list[int]:
     return found
 
 
-@pytest.fixture(scope="session", params=[pytest.param("docker", marks=pytest.mark.docker), "bwrap"])
+@pytest.fixture(scope="session", params=[pytest.param("docker", marks=pytest.mark.docker),
+                                        pytest.param("docker-warm", marks=pytest.mark.docker), "bwrap"])
 def runner(request):
-    return make_runner(request.param)
+    """Every backend; "docker-warm" is docker with a pool of one pre-started container (sandbox/docker_warm.py)."""
+    made = make_runner(request.param)
+    yield made
+    if getattr(made, "warm_pool", None) is not None:
+        made.keep_warm(None, 0)
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +102,5 @@ def _nothing_left_behind(request):
     yield
     for name in ("runner", "docker_only_runner"):
         if name in request.fixturenames:
-            active = request.getfixturevalue(name)
-            assert leftover_containers(active) == []
+            assert leftover_containers(request.getfixturevalue(name)) == []
     assert leftover_job_dirs() == []
