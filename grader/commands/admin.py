@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     revoke = actions.add_parser("revoke-tokens", help="Revoke every API token of a user and end their dashboard "
                                                       "sessions.")
     revoke.add_argument("email")
+    revoke.add_argument("--label", default=None, help="revoke only the tokens with this label (sessions stay)")
     revoke.set_defaults(handler=run_revoke_tokens)
 
     listing = actions.add_parser("list-users", help="List users with their roles, enrollments and token counts.")
@@ -144,8 +145,11 @@ def run_revoke_tokens(args: argparse.Namespace) -> int:
 
     def action(db) -> None:
         user = accounts.user_by_email(db, args.email)
-        revoked = credentials.revoke_access(db, user)
-        print(f"revoked {revoked} API token(s) of {user.email} and ended their dashboard sessions")
+        revoked = credentials.revoke_access(db, user, args.label)
+        if args.label is None:
+            print(f"revoked {revoked} API token(s) of {user.email} and ended their dashboard sessions")
+        else:
+            print(f"revoked {revoked} API token(s) of {user.email} labelled {args.label!r}")
 
     return _in_store(action)
 

@@ -63,11 +63,15 @@ def user_for_token(db: Session, token: str) -> User | None:
     return row.user if row else None
 
 
-def revoke_access(db: Session, user: User) -> int:
-    """Revoke every API token of `user` and end its dashboard sessions; returns the number of tokens revoked."""
-    revoked = db.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-                         .values(revoked_at=utcnow())).rowcount
-    user.session_version += 1
+def revoke_access(db: Session, user: User, label: str | None = None) -> int:
+    """Revoke every API token of `user` and end its dashboard sessions, or (with `label`) only the tokens of that
+    label; returns the number of tokens revoked."""
+    query = update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    if label is not None:
+        query = query.where(ApiToken.label == label)
+    revoked = db.execute(query.values(revoked_at=utcnow())).rowcount
+    if label is None:
+        user.session_version += 1
     db.flush()
     return revoked
 

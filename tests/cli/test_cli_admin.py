@@ -114,8 +114,12 @@ def test_tokens_are_printed_once_expire_and_can_be_revoked(admin, client):
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {expiring}"}).status_code == 401
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
+    ci_token = _ok(admin("issue-token", "ann@example.edu", "--label", "ci")).strip()
+    assert "revoked 1 API token(s)" in _ok(admin("revoke-tokens", "ann@example.edu", "--label", "ci"))
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {ci_token}"}).status_code == 401
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     revoked = _ok(admin("revoke-tokens", "ann@example.edu"))
-    assert "revoked 2 API token(s)" in revoked
+    assert "revoked 2 API token(s)" in revoked  # the laptop's and the expired one
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
