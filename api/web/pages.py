@@ -17,6 +17,7 @@ from grader.services import access, courses
 from grader.services import runs as run_service
 from grader.services.errors import NotFound
 from grader.services.policy import Action
+from grader.services.scores import counted_score
 
 SEE = Action.READ_SUBMISSION  # every page shows everyone's submissions: the course's staff only
 
@@ -87,7 +88,7 @@ def submission_page(submission_id: RowId, request: Request, db: SessionDep, user
     source = submission.content.decode("utf-8", errors="replace")
     return render(request, "submission.html", {
         "user": user, "submission": submission, "assignment": submission.assignment,
-        "current": queries.run_view(run) if run is not None else None,
+        "current": queries.run_view(run) if run is not None else None, "counted": counted_score(submission),
         "history": [queries.run_view(r) for r in reversed(submission.runs)],
         "source_html": highlight(source, PythonLexer(), _formatter), "pygments_css": PYGMENTS_CSS})
 

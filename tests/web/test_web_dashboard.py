@@ -259,3 +259,15 @@ def test_repeated_failed_logins_are_throttled(client, seed):
                                            "csrf_token": token})
     assert response.status_code == 429 and "Too many failed logins" in response.text
     assert client.get("/dashboard").status_code == 303
+
+
+def test_a_late_submission_shows_what_counts(client, seed):
+    """The page shows the counted score (grader/services/scores.py) beside what the run earned."""
+    with session_scope() as db:
+        assignment = db.scalar(select(Assignment).where(Assignment.slug == seed.assignment_slug))
+        submission = make_submission(db, assignment, db.get(User, seed.student_id), score=40.0)
+        submission.late, submission.late_days = True, 1  # the factory's policy: 10% per started day
+        submission_id = submission.id
+    _login(client)
+    page = client.get(f"/dashboard/submissions/{submission_id}").text
+    assert 'data-testid="counted-score"' in page and "Counts 36/" in page and "90.0% of 40" in page
