@@ -97,10 +97,11 @@ class Claim:
 
 
 def claim_run(db: Session, run_id: int, worker: str) -> Claim | None:
-    """Move a queued run to running; None when someone else took it, it is finished, or it waits out a fault."""
+    """Move a queued run to running; None when someone else took it or it is finished. (A run waiting out a fault
+    is simply not published until its back-off ends, see grader/store/sweep.py.)"""
     run = db.get(GradingRun, run_id, populate_existing=True)
     now = utcnow()
-    if run is None or run.status != "queued" or faults.waiting(run, now):
+    if run is None or run.status != "queued":
         return None
     if run.attempts - (run.infra_faults or 0) >= get_settings().run_max_attempts:
         # Workers died with this run again and again: not the student's doing, so no score.
