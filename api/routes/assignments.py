@@ -34,7 +34,8 @@ def read_assignment(slug: str, db: SessionDep, user: CurrentUser) -> AssignmentP
 def update_assignment(slug: str, body: AssignmentUpdate, db: SessionDep, user: CurrentUser) -> AssignmentPublic:
     """Change the title, due date, late policy, daily limit or pass mark (the course's instructors)."""
     assignment = access.assignment_for(db, slug, user, Action.EDIT_ASSIGNMENTS)
-    return assignment_public(courses.update_assignment(db, assignment, body.model_dump(exclude_unset=True)))
+    return assignment_public(courses.update_assignment(db, assignment, body.model_dump(exclude_unset=True),
+                                                                actor_id=user.id))
 
 
 @router.post("/{slug}/submissions", status_code=status.HTTP_202_ACCEPTED)

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from api.web import auth, forms, pages, student
+from api.web import auth, extension_forms, forms, pages, student, student_pages
 
 router = APIRouter()
-for module in (auth, pages, forms, student):
+for module in (auth, pages, forms, extension_forms, student, student_pages):
     router.include_router(module.router)

@@ -241,15 +241,20 @@ class RunView:
         return sum(1 for check in self.checks if check.status != "passed")
 
 
-def run_view(run: GradingRun) -> RunView:
-    result = run.result or {}
+def check_views(result: dict[str, Any] | None) -> list[CheckView]:
+    """The checks of a result, failures first (that is what one looks for)."""
     checks = [CheckView(name=str(test.get("name", "")), stage=str(test.get("stage", "")),
                         status=str(test.get("status", "")), score=float(test.get("score", 0) or 0),
                         max_score=float(test.get("max_score", 0) or 0),
                         visibility=str(test.get("visibility", "visible")), output=str(test.get("output", "")))
-              for test in result.get("tests", [])]
-    checks.sort(key=lambda check: check.status == "passed")  # failures first: that is what one looks for
-    return RunView(run=run, signed=run.finished and verify_run(run), checks=checks,
+              for test in (result or {}).get("tests", [])]
+    checks.sort(key=lambda check: check.status == "passed")
+    return checks
+
+
+def run_view(run: GradingRun) -> RunView:
+    result = run.result or {}
+    return RunView(run=run, signed=run.finished and verify_run(run), checks=check_views(result),
                    epochs=training_epochs(result), accuracy=cifar10_accuracy(result))
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from grader.assignment_spec import SpecError, default_spec_toml, summarize_spec
-from grader.services import access
+from grader.services import access, extensions
 from grader.services.errors import Conflict, Forbidden, Invalid, TooLarge
 from grader.services.policy import Action, may_create_course
 from grader.settings import get_settings
@@ -173,13 +173,15 @@ def create_assignment(db: Session, course: Course, *, slug: str, title: str, spe
     return assignment
 
 
-def update_assignment(db: Session, assignment: Assignment, changes: dict[str, Any]) -> Assignment:
+def update_assignment(db: Session, assignment: Assignment, changes: dict[str, Any],
+                      actor_id: int | None = None) -> Assignment:
     """Change title, due date, late policy, daily limit or pass mark (only the keys given; a null due date
-    removes it)."""
+    removes it). A new due date recomputes lateness (grader/services/extensions.py); both changes are audited."""
     required = [name for name in ("title", "daily_submission_limit", "late_policy", "pass_mark")
                 if name in changes and changes[name] is None]
     if required:
         raise Invalid(f"{required[0]} cannot be null; leave it out to keep the current value.")
+    old = {"due_at": assignment.due_at, "late_policy": dict(assignment.late_policy or {})}
     for name in ("title", "due_at", "daily_submission_limit"):
         if name in changes:
             setattr(assignment, name, changes[name])
@@ -188,4 +190,5 @@ def update_assignment(db: Session, assignment: Assignment, changes: dict[str, An
     if changes.get("pass_mark") is not None:
         assignment.pass_mark = pass_mark_points(changes["pass_mark"], assignment.max_score)
     db.flush()
+    extensions.after_assignment_change(db, assignment, changes, old, actor_id)
     return assignment

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from grader.services import access
+from grader.services import access, extensions
 from grader.services.errors import Invalid, LimitReached, TooLarge
 from grader.services.policy import Action
 from grader.settings import get_settings
-from grader.store import lateness, rations
+from grader.store import rations
 from grader.store import runs as run_store
 from grader.store.models import Assignment, GradingRun, Submission, User, utcnow
 from grader.store.overrides import record_override
@@ -85,13 +85,15 @@ def accept_upload(db: Session, assignment: Assignment, user: User, *, filename: 
     python_text(content)
     now = utcnow()
     check_daily_quota(db, assignment, user, now)
-    days_late = lateness.late_days(assignment, now)
+    days_late = extensions.raw_late_days(extensions.due_date_for(db, assignment, user), now)
     submission = Submission(assignment=assignment, user=user, filename=(filename or "spatial.py")[:200],
                             content=content, size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest(),
                             repo=repo.strip(), commit=commit.strip(), created_at=now, late=days_late > 0,
                             late_days=days_late)
     db.add(submission)
     db.flush()
+    if days_late:  # late-day tokens may cover it
+        extensions.recompute_student(db, assignment.course, user, actor_id=user.id, reason="late-day tokens")
     source_run = run_store.reusable_run(db, submission)
     if source_run is not None:
         return Accepted(submission, run_store.reuse_run(db, submission, source_run, user.id), reused=True)

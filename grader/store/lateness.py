@@ -12,7 +12,12 @@ def late_days(assignment: Assignment, uploaded_at: datetime) -> int:
     """Started days after the due date at upload time (0 when on time); grading time never counts."""
     if assignment.due_at is None or uploaded_at <= as_utc(assignment.due_at):
         return 0
-    return max(1, math.ceil((uploaded_at - as_utc(assignment.due_at)) / timedelta(days=1)))
+    return late_days_after(as_utc(assignment.due_at), uploaded_at)
+
+
+def late_days_after(due_at: datetime, uploaded_at: datetime) -> int:
+    """Started days from `due_at` to `uploaded_at` (at least 1: the caller knows the upload is late)."""
+    return max(1, math.ceil((uploaded_at - due_at) / timedelta(days=1)))
 
 
 def late_factor(assignment: Assignment, days_late: int) -> float:

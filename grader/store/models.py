@@ -140,6 +140,38 @@ class Assignment(Base):
         return list(self.stage_weights) or ["correctness"]
 
 
+class Extension(Base):
+    """A new due date for one student in one assignment; their lateness is judged against it."""
+
+    __tablename__ = "extensions"
+    __table_args__ = (UniqueConstraint("assignment_id", "user_id", name="uq_extension_assignment_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    due_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    granted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    assignment: Mapped[Assignment] = relationship()
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class LateDayGrant(Base):
+    """Late-day tokens of one student in one course: each forgives one started late day, spent in due-date order."""
+
+    __tablename__ = "late_day_grants"
+    __table_args__ = (UniqueConstraint("course_id", "user_id", name="uq_late_days_course_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    granted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class BadgeToken(Base):
     """The unguessable token of one student's badge for one assignment; it reveals nothing else."""
 

@@ -37,6 +37,10 @@ STAFF_READ = row(401, 403, 403, 200, 200, 404, 200)
 INSTRUCTOR_ONLY = row(401, 403, 403, 403, 200, 404, 200)
 STAFF_ANYWHERE = row(401, 403, 403, 200, 200, 200, 200)  # lists scoped to the caller's courses
 DASHBOARD_STAFF = row(LOGIN, LOGIN, LOGIN, 200, 200, 404, 200)
+STUDENT_PAGE = row(303, 200, 200, 200, 200, 200, 200)  # 303: to the student sign-in form
+STUDENT_COURSE_PAGE = row(303, 200, 200, 200, 200, 404, 200)
+STUDENT_OWN_PAGE = row(303, 200, 404, 200, 200, 404, 200)
+DASHBOARD_INSTRUCTOR_FORM = row(LOGIN, LOGIN, LOGIN, 403, 303, 404, 303)
 
 EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/v1/openapi.json"): PUBLIC,
@@ -107,6 +111,19 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("POST", "/dashboard/submissions/{submission_id}/regrade"): row(LOGIN, LOGIN, LOGIN, 303, 303, 404, 303),
     ("GET", "/student"): PUBLIC,
     ("POST", "/student"): row(401, 200, 200, 200, 200, 200, 200),  # the form takes the caller's API token
+    ("GET", "/student/login"): PUBLIC,
+    ("POST", "/student/login"): row(401, 303, 303, 303, 303, 303, 303),  # with the caller's API token
+    ("POST", "/student/logout"): row(303, 303, 303, 303, 303, 303, 303),
+    ("POST", "/student/password"): row(303, 303, 303, 303, 303, 303, 303),  # 303 with what happened as a notice
+    ("GET", "/student/home"): STUDENT_PAGE,
+    ("GET", "/student/assignments/{slug}"): STUDENT_COURSE_PAGE,
+    ("POST", "/student/assignments/{slug}/submit"): row(303, 303, 303, 303, 303, 404, 303),
+    ("GET", "/student/submissions/{submission_id}"): STUDENT_OWN_PAGE,
+    ("GET", "/student/submissions/{submission_id}/live.json"): STUDENT_OWN_PAGE,
+    ("GET", "/student/submissions/{submission_id}/runs/{run_id}/curve.svg"): STUDENT_OWN_PAGE,
+    ("GET", "/dashboard/assignments/{slug}/extensions"): DASHBOARD_STAFF,
+    ("POST", "/dashboard/assignments/{slug}/extensions"): DASHBOARD_INSTRUCTOR_FORM,
+    ("POST", "/dashboard/assignments/{slug}/late-days"): DASHBOARD_INSTRUCTOR_FORM,
     ("GET", "/static/dashboard/{name}"): PUBLIC,
     ("GET", "/client/grader_submit.py"): PUBLIC,
 }
@@ -194,8 +211,16 @@ def _body(matrix: Matrix, caller: str, method: str, template: str) -> dict:
         if template == "/login":
             data.update(email=matrix.emails.get(caller, "nobody@example.edu"),
                         password=PASSWORD if caller != "anonymous" else "wrong")
-        elif template == "/student":
+        elif template in ("/student", "/student/login", "/student/password"):
             data["token"] = matrix.tokens.get(caller, "gt_not-a-token")
+            if template == "/student/password":  # a wrong token: setting it would end the caller's sessions
+                data.update(token="gt_not-a-token", password="long enough password")
+        elif template == "/student/assignments/{slug}/submit":
+            body = {"files": {"file": ("spatial.py", good_source(tag + "-page"))}}
+        elif template == "/dashboard/assignments/{slug}/extensions":
+            data.update(email=matrix.emails["student"], due_at="2030-01-01T00:00", reason="matrix")
+        elif template == "/dashboard/assignments/{slug}/late-days":
+            data.update(email=matrix.emails["student"], tokens="1")
         elif template == "/dashboard/courses/{slug}/assignments":
             data.update(slug=f"dash-{tag}", title="T")
         elif template == "/dashboard/courses/{slug}/roster":
@@ -225,7 +250,7 @@ def call(matrix: Matrix, caller: str, method: str, template: str):
 
     client = matrix.clients[caller]
     headers = {"Authorization": f"Bearer {matrix.tokens[caller]}"} if caller in matrix.tokens else {}
-    if template in ("/login", "/logout") and method == "POST":
+    if template in ("/login", "/logout", "/student/login", "/student/logout", "/student/password") and method == "POST":
         # Logging in or out replaces the session: do it on a copy, so the caller's session stays for the rest.
         with TestClient(client.app, base_url="http://testserver", follow_redirects=False) as spare:
             if COOKIE_NAME in client.cookies:

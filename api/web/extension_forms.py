@@ -1,0 +1,64 @@
+"""Staff pages for per-student deadlines: the extensions of an assignment, granting one, and a student's late-day
+tokens in the course. The rule and the recomputation are grader/services/extensions.py."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.deps import SessionDep
+from api.web.auth import CsrfChecked, Staff
+from api.web.rendering import redirect, render
+from grader.services import access, extensions
+from grader.services.errors import Invalid, ServiceError
+from grader.services.policy import Action
+
+router = APIRouter(include_in_schema=False)
+
+
+def _parse_due(text: str) -> datetime | None:
+    if not text.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise Invalid(f"{text.strip()!r} is not a date and time; use the form 2026-12-24T23:59.") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+@router.get("/dashboard/assignments/{slug}/extensions")
+def extensions_page(slug: str, request: Request, db: SessionDep, user: Staff) -> HTMLResponse:
+    assignment = access.assignment_for(db, slug, user, Action.READ_SUBMISSION)
+    return render(request, "extensions.html", {
+        "user": user, "assignment": assignment, "extensions": extensions.extensions_of(db, assignment),
+        "may_edit": access.may(db, user, assignment.course, Action.EDIT_ASSIGNMENTS)})
+
+
+@router.post("/dashboard/assignments/{slug}/extensions", dependencies=[CsrfChecked])
+def grant_extension(slug: str, db: SessionDep, user: Staff, email: Annotated[str, Form()],
+                    due_at: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "") -> Response:
+    assignment = access.assignment_for(db, slug, user, Action.EDIT_ASSIGNMENTS)
+    page = f"/dashboard/assignments/{assignment.slug}/extensions"
+    try:
+        changed = extensions.grant_extension(db, assignment, email=email, due_at=_parse_due(due_at), reason=reason,
+                                             actor=user)
+    except ServiceError as error:
+        return redirect(page, f"Not changed: {error}")
+    what = "Extension removed" if not due_at.strip() else "Extension granted"
+    return redirect(page, f"{what} for {email.strip()}; lateness recomputed for {len(changed)} submission(s).")
+
+
+@router.post("/dashboard/assignments/{slug}/late-days", dependencies=[CsrfChecked])
+def grant_late_days(slug: str, db: SessionDep, user: Staff, email: Annotated[str, Form()],
+                    tokens: Annotated[int, Form()]) -> Response:
+    assignment = access.assignment_for(db, slug, user, Action.EDIT_ASSIGNMENTS)
+    page = f"/dashboard/assignments/{assignment.slug}/extensions"
+    try:
+        changed = extensions.grant_late_days(db, assignment.course, email=email, tokens=tokens, actor=user)
+    except ServiceError as error:
+        return redirect(page, f"Not changed: {error}")
+    return redirect(page, f"{email.strip()} has {tokens} late-day token(s) in {assignment.course.slug}; lateness "
+                          f"recomputed for {len(changed)} submission(s).")
