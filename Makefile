@@ -33,8 +33,9 @@ $(RUNTIME_STAMP): pyproject.toml
 	$(PIP) install -q -e .
 	touch $@
 
-$(TEST_STAMP): $(RUNTIME_STAMP) pyproject.toml
+$(TEST_STAMP): $(RUNTIME_STAMP) pyproject.toml tests/browser/package-lock.json
 	$(PIP) install -q -e '.[test]'
+	npm ci --no-audit --no-fund --prefix tests/browser  # axe-core for the accessibility checks
 	touch $@
 
 services: setup

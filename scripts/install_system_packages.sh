@@ -5,7 +5,7 @@
 #   docker-if-no-engine  docker.io, unless a Docker engine already answers (e.g. a host engine's socket)
 #   servers              postgresql (unless one answers on 127.0.0.1) and redis-server (the fault tests start
 #                        private instances of it, so it is installed even where a Redis answers)
-#   browser              chromium and chromium-driver (browser tests)
+#   browser              chromium and chromium-driver (browser tests), npm (axe-core for them)
 #   compose              docker-compose (the compose file check)
 # No group: everything `make test` needs.
 set -euo pipefail
@@ -27,7 +27,8 @@ for group in "$@"; do
       command -v redis-server >/dev/null || need+=(redis-server) ;;
     browser)
       command -v chromium >/dev/null || need+=(chromium)
-      command -v chromedriver >/dev/null || need+=(chromium-driver) ;;
+      command -v chromedriver >/dev/null || need+=(chromium-driver)
+      command -v npm >/dev/null || need+=(npm) ;;
     compose)
       command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose) ;;
     *) echo "install_system_packages.sh: unknown group $group" >&2; exit 2 ;;
