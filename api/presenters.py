@@ -16,6 +16,9 @@ from grader.services.scores import counted_score
 from grader.store.models import Assignment, Enrollment, GradingRun, Submission, User, as_utc, utcnow
 
 WITHHELD = "Details of this check are shown after the due date."
+HIDDEN_OUTPUT = {"passed": "Hidden check: passed.", "failed": "Hidden check: failed.",
+                 "error": "Hidden check: your code raised an error.",
+                 "timeout": "Hidden check: your code did not finish in time."}
 
 
 def assignment_public(assignment: Assignment) -> AssignmentPublic:
@@ -40,15 +43,21 @@ def run_public(db: Session, run: GradingRun) -> RunPublic:
 
 
 def visible_result(result: dict[str, Any] | None, assignment: Assignment, sees_hidden: bool) -> dict[str, Any] | None:
-    """The result as a viewer may see it: before the due date only staff get details of hidden checks."""
+    """The result as a viewer may see it. Staff see every check in full. Students see "after_due_date" checks in
+    full once the due date has passed, and "hidden" checks never (per spec): for those only the status, under a
+    numbered name, because check names spell out their case (shape, stride, padding)."""
     if result is None or sees_hidden:
         return result
-    if assignment.due_at is not None and utcnow() >= as_utc(assignment.due_at):
-        return result
+    released = assignment.due_at is not None and utcnow() >= as_utc(assignment.due_at)
     redacted = copy.deepcopy(result)
+    number = 0
     for test in redacted.get("tests", []):
-        if test.get("visibility") in ("hidden", "after_due_date"):
-            test["output"] = WITHHELD
+        visibility = test.get("visibility")
+        if visibility == "hidden" or (visibility == "after_due_date" and not released):
+            number += 1
+            test["name"] = f"hidden check {number}"
+            test["output"] = (HIDDEN_OUTPUT.get(str(test.get("status")), "Hidden check.") if visibility == "hidden"
+                              else WITHHELD)
     return redacted
 
 

@@ -59,13 +59,14 @@ def test_catalogue_covers_the_issue(grade):
     assert any(run.input_kind == "ties" for run in pools)
 
 
-def test_hidden_checks_show_no_details(grade):
+def test_hidden_checks_keep_their_full_details_for_staff_and_release(grade):
+    """Who sees them is decided when they are shown (api/presenters.py), so the details are stored in full."""
     result = grade(mutant_source("conv_flipped_kernel"))
     hidden = [test for test in result.tests if test.visibility == "hidden"]
     assert hidden, "the default spec hides some checks"
-    assert any(test.status == "failed" for test in hidden if test.name.startswith("conv2d.forward."))
-    for test in hidden:
-        assert "expected" not in test.output and "shape" not in test.output
+    failed = [test for test in hidden if test.status == "failed" and test.name.startswith("conv2d.forward.")]
+    assert failed and all("Hidden check" not in test.output and "Conv2D(" in test.output for test in failed), [
+        test.output for test in failed]
 
 
 def test_simplecnn_with_other_attribute_names_is_found(grade, full_score):
