@@ -49,11 +49,15 @@ def _interrupt_running_jobs(**_kwargs) -> None:
 def _finish_cleanup_on_a_second_sigterm(**_kwargs) -> None:
     """In the pool process, before each job: after billiard's SIGTERM handler has begun the clean-up, a second
     SIGTERM (the worker's and a process-group kill's) is ignored instead of killing the process half-way."""
+    import functools
     import signal
 
+    from sandbox.docker_warm import close_all
     from sandbox.interrupts import ignore_repeats_after
 
-    ignore_repeats_after(signal.SIGTERM)
+    # Billiard's own handler ends the process with os._exit, past any Celery shutdown signal: the containers kept
+    # started ahead are removed here first (a job's runner removes its own as the interruption unwinds through it).
+    ignore_repeats_after(signal.SIGTERM, before=functools.partial(close_all, idle_only=True))
 
 
 def worker_argv(queues: str, concurrency: int, beat: bool, hostname: str | None = None) -> list[str]:

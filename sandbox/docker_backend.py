@@ -73,6 +73,7 @@ class DockerRunner:
         self.container_log_bytes = int(container_log_bytes)
         self.orphan_age_seconds = float(orphan_age_seconds)
         self.warm_pool = None
+        self.jobs_running = 0
 
     def keep_warm(self, template: SandboxJob | None, size: int) -> None:
         """Keeps `size` containers for jobs like `template` started ahead (sandbox/docker_warm.py); 0 stops."""
@@ -84,6 +85,17 @@ class DockerRunner:
 
     def run(self, job: SandboxJob, on_progress: ProgressCallback | None = None) -> SandboxOutcome:
         check_job(job)
+        self.jobs_running += 1
+        try:
+            return self._run(job, on_progress)
+        except (SystemExit, KeyboardInterrupt):
+            if self.warm_pool is not None:
+                self.warm_pool.close()  # the process is stopping: no job will come for the waiting containers
+            raise
+        finally:
+            self.jobs_running -= 1
+
+    def _run(self, job: SandboxJob, on_progress: ProgressCallback | None) -> SandboxOutcome:
         warm = self.warm_pool.take(job) if self.warm_pool is not None else None
         with infrastructure_faults("the Docker engine failed during the job", *ENGINE_ERRORS), \
                 (warm.job_dir if warm else JobDirectory(self.job_root, job)) as job_dir:

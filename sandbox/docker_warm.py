@@ -103,9 +103,10 @@ class WarmPool:
         _pools.add(self)
 
     def fits(self, job: SandboxJob) -> bool:
-        template = self.template
-        return GO_FIFO not in job.inputs and (job.harness, job.args, dict(job.data_dirs), container_fields(job.limits)) == \
-            (template.harness, template.args, dict(template.data_dirs), container_fields(template.limits))
+        def container_of(one: SandboxJob) -> tuple:
+            return one.harness, one.args, dict(one.data_dirs), container_fields(one.limits)
+
+        return GO_FIFO not in job.inputs and container_of(job) == container_of(self.template)
 
     def take(self, job: SandboxJob) -> WarmContainer | None:
         """A live warm container for `job`, or None (the job then runs cold)."""
@@ -202,7 +203,10 @@ def waiting(settle_seconds: float = 60.0) -> list[WarmContainer]:
     return [warm for pool in pools for warm in list(pool.ready.queue)]
 
 
-def close_all() -> None:
-    """Removes the waiting containers of every pool in this process (a stopping worker calls this)."""
+def close_all(*, idle_only: bool = False) -> None:
+    """Removes the waiting containers of every pool in this process (a stopping worker calls this). With
+    `idle_only`, pools whose runner is in the middle of a job are left alone (that job's runner closes its pool as
+    the interruption unwinds through it), so this is safe from a signal handler."""
     for pool in list(_pools):
-        pool.close()
+        if not (idle_only and pool.runner.jobs_running):
+            pool.close()

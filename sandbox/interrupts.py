@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -43,14 +43,21 @@ def raise_on_termination(signals: Iterable[int] = TERMINATION_SIGNALS) -> None:
         signal.signal(signum, handler)
 
 
-def ignore_repeats_after(signum: int = signal.SIGTERM) -> None:
+def ignore_repeats_after(signum: int = signal.SIGTERM, before: Callable[[], None] | None = None) -> None:
     """Wraps the current handler of `signum` so that once it has run, further `signum`s are ignored: a second
-    SIGTERM (a process-group kill after the parent's own) must not cut off the clean-up the first one began."""
+    SIGTERM (a process-group kill after the parent's own) must not cut off the clean-up the first one began.
+    `before` runs first (its errors ignored), e.g. to remove containers no job will come for."""
     current = signal.getsignal(signum)
     if not callable(current) or getattr(current, "ignores_repeats", False):
         return
 
     def handler(number: int, frame) -> None:
+        signal.signal(number, signal.SIG_IGN)
+        try:
+            if before is not None:
+                before()
+        except Exception:  # noqa: BLE001 - best effort: labelled containers are orphans for the next start
+            pass
         try:
             current(number, frame)
         finally:

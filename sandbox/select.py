@@ -90,7 +90,7 @@ def bwrap_runner(settings, kit_dir: Path | None = None):
 
 
 def select_runner(settings, backend: str | None = None, *, kit_dir: Path | None = None) -> SandboxRunner:
-    """The runner for `backend`, default `settings.sandbox_backend`: "auto", "docker", "bwrap" or "unsafe-subprocess"."""
+    """The runner for `backend` ("auto", "docker", "bwrap" or "unsafe-subprocess"; default the setting)."""
     backend = backend or settings.sandbox_backend
     if backend not in BACKENDS:
         raise ValueError(f"unknown sandbox_backend {backend!r}; expected {', '.join(BACKENDS)}")
