@@ -8,7 +8,7 @@ fingerprints are removed from every file before comparing, so the shared starter
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -16,6 +16,7 @@ from copydetect import CodeFingerprint, compare_files
 
 NOISE_TOKENS = 25  # k: shortest run of normalized characters that counts as shared (copydetect's default)
 GUARANTEE_TOKENS = 30  # w + k - 1: every shared run this long is guaranteed to be found
+PROGRESS_EVERY_PAIRS = 50  # a 300-student course has ~45,000 pairs: report progress without a write per pair
 
 
 @dataclass(frozen=True)
@@ -64,19 +65,24 @@ def _spans(slices) -> tuple[Span, ...]:
     return tuple(Span(int(start), int(end)) for start, end in zip(slices[0], slices[1]))
 
 
-def compare_all(sources: Mapping[str, str], *, handed_out: Sequence[str] = ()) -> list[PairSimilarity]:
+def compare_all(sources: Mapping[str, str], *, handed_out: Sequence[str] = (),
+                on_progress: Callable[[int, int], None] | None = None) -> list[PairSimilarity]:
     """Compare every pair of `sources` (key -> Python source), most similar first.
 
     Args:
         sources: one entry per student (their latest submission), keyed by whatever identifies it to the caller.
         handed_out: sources given to every student; their fingerprints are ignored.
+        on_progress: called with (pairs compared, all pairs) now and then, for a progress bar.
     Returns:
         Every pair with a non-zero overlap, ranked by `PairSimilarity.score`, highest first.
     """
     ignored = boilerplate_hashes(handed_out)
     prints = {key: fingerprint(source, boilerplate=ignored) for key, source in sources.items()}
     pairs = []
-    for first, second in combinations(sorted(prints), 2):
+    every_pair = list(combinations(sorted(prints), 2))
+    for index, (first, second) in enumerate(every_pair):
+        if on_progress is not None and index % PROGRESS_EVERY_PAIRS == 0:
+            on_progress(index, len(every_pair))
         overlap, (first_share, second_share), (first_slices, second_slices) = compare_files(prints[first],
                                                                                            prints[second])
         if overlap == 0:

@@ -76,7 +76,7 @@ def configure(app: Celery) -> None:
 
 
 def make_celery() -> Celery:
-    app = Celery("grader", include=["grader.tasks"])
+    app = Celery("grader", include=["grader.tasks", "grader.similarity_task"])
     configure(app)
     return app
 

@@ -172,6 +172,27 @@ class LateDayGrant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SimilarityReport(Base):
+    """Pairwise similarity of an assignment's latest submissions, computed in the background (staff only)."""
+
+    __tablename__ = "similarity_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued running done failed
+    starter: Mapped[bytes] = mapped_column(LargeBinary, default=b"")  # the handed-out file the instructor uploaded
+    done_pairs: Mapped[int] = mapped_column(Integer, default=0)
+    total_pairs: Mapped[int] = mapped_column(Integer, default=0)
+    # [{"first": submission id, "second": ..., "score", "first_share", "second_share", "first_spans": [[s, e]...]}]
+    pairs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    assignment: Mapped[Assignment] = relationship()
+
+
 class BadgeToken(Base):
     """The unguessable token of one student's badge for one assignment; it reveals nothing else."""
 

@@ -124,6 +124,12 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/dashboard/assignments/{slug}/extensions"): DASHBOARD_STAFF,
     ("POST", "/dashboard/assignments/{slug}/extensions"): DASHBOARD_INSTRUCTOR_FORM,
     ("POST", "/dashboard/assignments/{slug}/late-days"): DASHBOARD_INSTRUCTOR_FORM,
+    ("GET", "/dashboard/assignments/{slug}/similarity"): DASHBOARD_STAFF,
+    ("POST", "/dashboard/assignments/{slug}/similarity"): row(LOGIN, LOGIN, LOGIN, 303, 303, 404, 303),
+    ("GET", "/dashboard/assignments/{slug}/similarity/live.json"): DASHBOARD_STAFF,
+    # No report exists in this world: staff get 404 for the pair, everyone else what they get for the report.
+    ("GET", "/dashboard/assignments/{slug}/similarity/{report_id}/pairs/{rank}"): row(LOGIN, LOGIN, LOGIN, 404, 404,
+                                                                                      404, 404),
     ("GET", "/static/dashboard/{name}"): PUBLIC,
     ("GET", "/client/grader_submit.py"): PUBLIC,
 }
@@ -183,7 +189,7 @@ def _path(matrix: Matrix, caller: str, template: str) -> str:
     name = "scores" if "/charts/" in template else "dashboard.css"
     values = {"slug": slug, "submission_id": matrix.submission_id, "run_id": matrix.run_id,
               "batch_id": matrix.batches[(kind, caller)], "user_id": matrix.user_ids["student"],
-              "badge_token": matrix.badge_token, "name": name}
+              "badge_token": matrix.badge_token, "name": name, "report_id": 1, "rank": 1}
     return re.sub(r"\{(\w+)\}", lambda match: str(values[match.group(1)]), template)
 
 

@@ -18,11 +18,13 @@ from sqlalchemy import select
 
 from accessibility import assert_accessible
 from h7_support import (ARTIFACTS, INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, TEST_SECRET_KEY, environment,
-                        fresh_database, live_service, make_assignment, make_course, make_instructor, make_student)
+                        fresh_database, live_service, make_assignment, make_course, make_instructor, make_student,
+                        make_submission)
 
 from grader.settings import PROJECT_ROOT
 from grader.store.db import session_scope
 from grader.store.models import Assignment, utcnow
+from tests.grader.test_similarity import STARTER, disguised
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
 
@@ -38,8 +40,12 @@ def service():
         with environment(DATABASE_URL=url, SECRET_KEY=TEST_SECRET_KEY, ENVIRONMENT="test"):
             with session_scope() as db:
                 course = make_course(db, make_instructor(db))
-                make_assignment(db, course, "cnn-students", due_at=utcnow() - timedelta(hours=30))
+                assignment = make_assignment(db, course, "cnn-students", due_at=utcnow() - timedelta(hours=30))
                 _, token = make_student(db, course, "ann@example.edu", "Ann Lovelace", "s001")
+                bob, _ = make_student(db, course, "bob@example.edu", "Bob Babbage", "s002")
+                # Bob's latest file is Ann's with every name and comment changed (stored directly: the
+                # similarity report reads files, not scores).
+                make_submission(db, assignment, bob, score=10.0, source=disguised(GOOD.read_text()).encode())
             broker_db = int(os.environ.get("TEST_REDIS_DB", "12"))
             with live_service(url, ARTIFACTS / "student-browser-logs", broker_db=broker_db) as live:
                 live.student_token = token
@@ -123,9 +129,30 @@ def test_student_submits_follows_grading_and_gets_an_extension(page, service, br
     expect(staff.get_by_test_id("notice")).to_contain_text("lateness recomputed for 1 submission")
     expect(staff.get_by_test_id("extensions")).to_contain_text("medical certificate")
     shot(staff, "staff-01-extension")
-    staff.context.close()
 
-    page.reload()
+    # The similarity report: a background task on the training queue; the renamed copy ranks first.
+    staff.goto(base + "/dashboard/assignments/cnn-students")
+    staff.get_by_test_id("similarity-link").click()
+    starter = SCREENSHOTS / "starter_spatial.py"
+    starter.write_text(STARTER)
+    staff.get_by_label(re.compile("Starter file")).set_input_files(str(starter))
+    staff.get_by_test_id("similarity-form").locator("button[type=submit]").click()
+    expect(staff.get_by_test_id("notice")).to_contain_text("queued")
+    expect(staff.get_by_test_id("similarity-status")).to_have_text("done", timeout=GRADING_TIMEOUT_MS)
+    first_row = staff.get_by_test_id("similarity-pairs").locator("tbody tr").first
+    expect(first_row).to_contain_text("ann@example.edu")
+    expect(first_row).to_contain_text("bob@example.edu")
+    assert_accessible(staff, "similarity report")
+    shot(staff, "staff-02-similarity")
+    first_row.get_by_role("link").click()
+    expect(staff.get_by_test_id("similarity-side-by-side").locator("mark").first).to_be_visible()
+    assert_accessible(staff, "similarity pair")
+    shot(staff, "staff-03-similarity-pair")
+    staff.context.close()
+    page.goto(base + "/dashboard/assignments/cnn-students/similarity")  # never for students
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+
+    page.goto(base + "/student/assignments/cnn-students")
     expect(history.get_by_test_id("lateness")).to_have_text("on time")
     expect(history).not_to_contain_text("late penalty")
     expect(page.get_by_test_id("your-deadline")).to_contain_text("an extension granted to you")

@@ -169,6 +169,8 @@
     if (students && students.getAttribute("data-live-url")) liveStudents(students);
     var preview = root.querySelector("#regrade-preview");
     if (preview) livePreview(preview);
+    var similarity = root.querySelector("#similarity-report");
+    if (similarity) livePreview(similarity);
     document.body.setAttribute("data-ready", "yes");
   }
 
