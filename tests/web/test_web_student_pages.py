@@ -85,12 +85,13 @@ def test_sign_in_submit_and_see_history_and_feedback(client, seed, published):
         assignment = db.scalar(select(Assignment).where(Assignment.slug == "cnn-spatial"))
         graded = make_submission(db, assignment, db.get(User, seed.student_id), score=40.0, failed=1, accuracy=0.62)
         result = copy.deepcopy(graded.runs[0].result)
-        result["tests"][0].update(visibility="hidden", output="secret detail of a hidden check")
+        result["tests"][0].update(visibility="after_due_date", output="secret detail of a withheld check")
         result["tests"][1].update(status="failed", score=0.0, output="Output differs. Check the padding.")
         graded.runs[0].result = result
         graded_id = graded.id
     page = client.get(f"/student/submissions/{graded_id}").text
     assert "Check the padding." in page and "secret detail" not in page and "shown after the due date" in page
+    assert "conv2d.forward.case0" not in page and "hidden check 1" in page
     assert "the server&#39;s signature on this result verifies" in page or "signature on this result verifies" in page
     assert f"/student/submissions/{graded_id}/runs/" in page and "Training curve data" in page and "62.0%" in page
     curve = client.get(re.search(r'src="(/student/submissions/\d+/runs/\d+/curve.svg)"', page).group(1))
