@@ -33,9 +33,9 @@ $(RUNTIME_STAMP): pyproject.toml
 	$(PIP) install -q -e .
 	touch $@
 
-$(TEST_STAMP): $(RUNTIME_STAMP) pyproject.toml tests/browser/package-lock.json
+$(TEST_STAMP): $(RUNTIME_STAMP) pyproject.toml tests/api/web/browser/package-lock.json
 	$(PIP) install -q -e '.[test]'
-	npm ci --no-audit --no-fund --prefix tests/browser  # axe-core for the accessibility checks
+	npm ci --no-audit --no-fund --prefix tests/api/web/browser  # axe-core for the accessibility checks
 	touch $@
 
 services: setup

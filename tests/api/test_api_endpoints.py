@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from grader.store.db import session_scope
 from grader.store.models import AuditLog, GradingRun, Submission, utcnow
-from tests.api.service_fixtures import admin_headers, good_source, make_world, submit
+from tests.factories import admin_headers, good_source, make_world
+from tests.service_fixtures import submit
 
 
 @pytest.mark.docker  # readiness includes the sandbox engine
@@ -101,7 +102,7 @@ def test_submission_is_stored_then_queued(client, world):
     assert view["repo"] == "https://github.com/alice/cnn" and view["commit"] == "abc123"
     import redis
 
-    from tests.api.service_fixtures import REDIS_URL
+    from tests.service_fixtures import REDIS_URL
 
     assert redis.Redis.from_url(REDIS_URL).llen("correctness") == 2  # published after commit, ids only
     mine = client.get(f"/api/v1/assignments/{world.assignment}/submissions", headers=world.headers("alice")).json()
@@ -314,7 +315,7 @@ def test_events_stream_and_badges_and_metrics(client, world):
 
 
 def test_readyz_is_503_when_the_broker_is_unreachable(client, service_env):
-    from tests.api.service_fixtures import apply_environment
+    from tests.service_fixtures import apply_environment
 
     try:
         apply_environment({**service_env, "BROKER_URL": "redis://127.0.0.1:9/0"})  # nothing listens on port 9

@@ -21,7 +21,7 @@ from schemathesis.checks import not_a_server_error
 
 from grader.settings import PROJECT_ROOT
 from tests.api.course_world import Matrix, build_world, truncate
-from tests.api.service_fixtures import apply_environment
+from tests.service_fixtures import apply_environment
 
 EXAMPLES_PER_OPERATION = 12  # each sent with 8 token kinds: ~30 operations x 12 x 8 = a few thousand requests
 TOKEN_KINDS = ("student", "ta", "instructor", "other_instructor", "admin", "unknown", "malformed", "none")

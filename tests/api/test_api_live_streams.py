@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from grader.settings import PROJECT_ROOT
-from tests.api.service_fixtures import submit, wait_for
+from tests.service_fixtures import submit, wait_for
 
 
 def _free_port() -> int:

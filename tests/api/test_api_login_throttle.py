@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from grader.settings import get_settings
 from grader.store import credentials
-from tests.api.service_fixtures import REDIS_URL
+from tests.service_fixtures import REDIS_URL
 
 WINDOW_SECONDS = 15 * 60
 

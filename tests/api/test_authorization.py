@@ -6,7 +6,7 @@ Callers: anonymous; Alice, a student of course A who owns the submission and run
 student of course A; Tina, a TA of course A; the instructor of course A; Olga, instructor of course B only; a site
 admin enrolled nowhere. API calls carry the caller's bearer token; dashboard calls the caller's session (staff log
 in with their password; students cannot log in, so theirs is a session cookie made with the server's key, to show
-that pages check the user and not only the login form). Real Postgres and Redis (tests/api/service_fixtures.py).
+that pages check the user and not only the login form). Real Postgres and Redis (tests/service_fixtures.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.api.course_world import CALLERS, PASSWORD, Matrix, build_world, truncate
-from tests.api.service_fixtures import apply_environment, good_source
+from tests.factories import good_source
+from tests.service_fixtures import apply_environment
 
 LOGIN = "login"  # a 303 to the login page
 SAME = "same"  # public: the same status for every caller, never a 5xx (e.g. /readyz depends on the engine)

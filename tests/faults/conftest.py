@@ -1,1 +1,1 @@
-from tests.api.service_fixtures import *  # noqa: F401,F403  (shared service fixtures and factories)
+from tests.service_fixtures import *  # noqa: F401,F403  (shared service fixtures)

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from grader.settings import PROJECT_ROOT
 from grader.store.db import session_scope
 from grader.store.models import GradingRun, RunEvent
-from tests.api.service_fixtures import WorkerProcess, apply_environment, good_source, submit, wait_for
+from tests.factories import good_source
+from tests.service_fixtures import WorkerProcess, apply_environment, submit, wait_for
 from tests.faults.private_servers import PrivateDockerd
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

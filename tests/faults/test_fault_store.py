@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from grader.settings import PROJECT_ROOT
 from grader.store.db import session_scope
 from grader.store.models import GradingRun, RunEvent, Submission
-from tests.api.service_fixtures import WorkerProcess, apply_environment, good_source, make_world, wait_for
+from tests.factories import good_source, make_world
+from tests.service_fixtures import WorkerProcess, apply_environment, wait_for
 from tests.faults.private_servers import PrivatePostgres, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tolerance
+from tests.reference.torch_oracle import tolerance
 from reference import layers_fast, layers_loop
 
 # (N, C, H, W, F, KH, KW, padding, bias): SimpleCNN's shape in small, odd conv outputs (a row and a column

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from conftest import tolerance, torch_conv2d, torch_pool, torch_pool_output_shape
+from tests.reference.torch_oracle import tolerance, torch_conv2d, torch_pool, torch_pool_output_shape
 
 # (N, C, H, W, F, KH, KW, stride, padding, bias): batch > 1, channels > 1, H != W, kernels 1/2/3/5 and
 # non-square, strides 1/2/3 and mixed, padding 0/1/2 and mixed.

@@ -1,1 +1,0 @@
-from tests.api.service_fixtures import *  # noqa: F401,F403  (shared service fixtures and factories)
