@@ -25,7 +25,10 @@ def service():
         with environment(DATABASE_URL=url, SECRET_KEY=TEST_SECRET_KEY, ENVIRONMENT="test"):
             with session_scope() as db:
                 make_course(db, make_instructor(db))
-            with live_service(url, ARTIFACTS / "browser-logs", broker_db=12) as live:
+            # TEST_REDIS_DB (default 12), as in test_browser_student.py: another checkout's browser tests on the same
+            # Redis use their own database, so their worker never takes this service's runs.
+            broker_db = int(os.environ.get("TEST_REDIS_DB", "12"))
+            with live_service(url, ARTIFACTS / "browser-logs", broker_db=broker_db) as live:
                 yield live
 
 
