@@ -35,6 +35,19 @@ def current_staff(request: Request, db: SessionDep) -> User:
 
 
 Staff = Annotated[User, Depends(current_staff)]
+
+
+def current_student(request: Request, db: SessionDep) -> User:
+    """Whoever signed in on the student page (any account); others are sent to its sign-in form."""
+    session = load_session(request)
+    user = db.get(User, session.user_id) if session.user_id is not None else None
+    if user is None or user.session_version != session.version:
+        target = request.url.path
+        raise HTTPException(303, "sign in first", headers={"Location": f"/student/login?next={quote(target, safe='')}"})
+    return user
+
+
+Student = Annotated[User, Depends(current_student)]
 CsrfChecked = Depends(require_csrf)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
 
@@ -20,9 +20,9 @@ from api.links import badge_links, public_base_url
 from api.login_guard import client_address, login_throttle, wait_message
 from api.presenters import visible_result
 from api.web import actions, charts, queries
-from api.web.auth import CsrfChecked
+from api.web.auth import CsrfChecked, Student
 from api.web.rendering import number, redirect, render
-from api.web.security import load_session, new_session, store_session
+from api.web.security import new_session, store_session
 from grader.services import access, extensions, submissions
 from grader.services import runs as run_service
 from grader.services.errors import NotFound, ServiceError
@@ -36,19 +36,6 @@ MIN_PASSWORD_LENGTH = 10
 HISTORY_LIMIT = 200  # submissions listed per assignment page
 
 router = APIRouter(include_in_schema=False)
-
-
-def current_student(request: Request, db: SessionDep) -> User:
-    """Whoever signed in on the student page (any account); others are sent to its sign-in form."""
-    session = load_session(request)
-    user = db.get(User, session.user_id) if session.user_id is not None else None
-    if user is None or user.session_version != session.version:
-        target = request.url.path
-        raise HTTPException(303, "sign in first", headers={"Location": f"/student/login?next={quote(target, safe='')}"})
-    return user
-
-
-Student = Annotated[User, Depends(current_student)]
 
 
 def _safe_next(url: str | None) -> str:

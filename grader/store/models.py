@@ -131,6 +131,7 @@ class Assignment(Base):
     # The last self-test of the instructor's reference solution (grader/self_test.py SelfTest.to_json() plus
     # "at" and "spec_version"); None when none was run.
     self_test: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    leaderboard: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")  # opt-in, per assignment
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     course: Mapped[Course] = relationship(back_populates="assignments")
@@ -191,6 +192,20 @@ class SimilarityReport(Base):
     finished_at: Mapped[datetime | None]
 
     assignment: Mapped[Assignment] = relationship()
+
+
+class LeaderboardName(Base):
+    """The pseudonym a student chose for an assignment's leaderboard; only students who chose one are listed."""
+
+    __tablename__ = "leaderboard_names"
+    __table_args__ = (UniqueConstraint("assignment_id", "user_id", name="uq_leaderboard_user"),
+                      UniqueConstraint("assignment_id", "name", name="uq_leaderboard_name"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class BadgeToken(Base):

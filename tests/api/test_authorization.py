@@ -131,6 +131,11 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     # No report exists in this world: staff get 404 for the pair, everyone else what they get for the report.
     ("GET", "/dashboard/assignments/{slug}/similarity/{report_id}/pairs/{rank}"): row(LOGIN, LOGIN, LOGIN, 404, 404,
                                                                                       404, 404),
+    # The leaderboard is off in this world: 404 to everyone who may see the course (it does not exist).
+    ("GET", "/student/assignments/{slug}/leaderboard"): row(303, 404, 404, 404, 404, 404, 404),
+    ("GET", "/student/assignments/{slug}/leaderboard.json"): row(303, 404, 404, 404, 404, 404, 404),
+    ("POST", "/student/assignments/{slug}/leaderboard/name"): row(303, 303, 303, 303, 303, 404, 303),
+    ("POST", "/dashboard/assignments/{slug}/leaderboard"): DASHBOARD_INSTRUCTOR_FORM,
     ("GET", "/static/dashboard/{name}"): PUBLIC,
     ("GET", "/client/grader_submit.py"): PUBLIC,
 }

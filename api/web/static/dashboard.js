@@ -171,6 +171,10 @@
     if (preview) livePreview(preview);
     var similarity = root.querySelector("#similarity-report");
     if (similarity) livePreview(similarity);
+    var board = root.querySelector("#leaderboard");
+    if (board) poll(board, function (data) {
+      if (data.version !== board.getAttribute("data-version")) { refreshMain(); return false; }
+    });
     document.body.setAttribute("data-ready", "yes");
   }
 
