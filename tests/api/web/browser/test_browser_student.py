@@ -45,7 +45,7 @@ def service():
                 # Bob's latest file is Ann's with every name and comment changed (stored directly: the
                 # similarity report reads files, not scores).
                 make_submission(db, assignment, bob, score=10.0, source=disguised(GOOD.read_text()).encode())
-            broker_db = int(os.environ.get("TEST_REDIS_DB", "12"))
+            broker_db = int(os.environ.get("TEST_REDIS_WEB_DB", "13"))  # 12 is the dashboard browser test's
             with live_service(url, ARTIFACTS / "student-browser-logs", broker_db=broker_db) as live:
                 live.student_token = token
                 yield live
