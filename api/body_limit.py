@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grader.kits import MAX_UPLOAD_BYTES as KIT_MAX_UPLOAD_BYTES
 from grader.services.courses import ROSTER_MAX_BYTES
+from grader.services.similarity_reports import STARTER_MAX_BYTES
 from grader.settings import get_settings
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # form fields and part headers around an uploaded file
@@ -25,8 +26,10 @@ def _submission_bytes() -> int:
 # Routes that take a file, with the largest file they accept; every other request gets REQUEST_MAX_BYTES.
 UPLOADS: tuple[tuple[re.Pattern[str], str, Callable[[], int]], ...] = (
     (re.compile(r"^/api/v1/assignments/[^/]+/(submissions|self-test)/?$"), "A submitted file", _submission_bytes),
+    (re.compile(r"^/student/assignments/[^/]+/submit/?$"), "A submitted file", _submission_bytes),
     (re.compile(r"^(/api/v1|/dashboard)/courses/[^/]+/roster/?$"), "A roster file", lambda: ROSTER_MAX_BYTES),
     (re.compile(r"^(/api/v1|/dashboard)/courses/[^/]+/kits/?$"), "A kit archive", lambda: KIT_MAX_UPLOAD_BYTES),
+    (re.compile(r"^/dashboard/assignments/[^/]+/similarity/?$"), "A starter file", lambda: STARTER_MAX_BYTES),
 )
 
 
