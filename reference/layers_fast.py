@@ -249,10 +249,26 @@ def conv2d_relu_maxpool2x2_forward(x, w, b, *, padding: IntPair = 0):
     pooled_h, pooled_w = oh // 2, ow // 2
     if pooled_h == 0 or pooled_w == 0:
         raise ValueError(f"the convolution's output {oh}x{ow} is too small for a 2x2 pool")
+    cols, rows = _pooled_window_columns(x, kh, kw, ph, pw, pooled_h, pooled_w, has_bias=b is not None)
+    w_matrix = _weight_matrix(w)
+    full_matrix = w_matrix if b is None else np.concatenate([w_matrix, b[None, :]])
+    conv = (cols @ full_matrix).reshape(4, rows, n_filters)
+    out, (right_top, right_bottom, bottom) = _relu_maxpool_blocks(conv, n_batch)
+    cache = (cols, w_matrix, b is not None, x.shape, (kh, kw), (ph, pw), out, (right_top, right_bottom, bottom))
+    return _as_nchw(out.reshape(n_batch, pooled_h, pooled_w, n_filters)), cache
+
+
+def _pooled_window_columns(x, kh, kw, ph, pw, pooled_h, pooled_w, *, has_bias):
+    """im2col of x (N, C, H, W) with rows ordered (a, b, n, i, j) for conv output pixel (2i + a, 2j + b).
+
+    Returns (cols, rows): cols of shape (4 * rows, KH * KW * C [+ 1 column of ones when has_bias]), rows =
+    N * pooled_h * pooled_w, so each of the four members of a 2x2 pooling window fills one block of rows.
+    """
+    n_batch, channels = x.shape[:2]
     padded = _padded_channels_last(x, ph, pw)
     width = kh * kw * channels
     rows = n_batch * pooled_h * pooled_w
-    cols = _aligned_rows(4 * rows, width + int(b is not None), x.dtype)
+    cols = _aligned_rows(4 * rows, width + int(has_bias), x.dtype)
     s_c = padded.itemsize
     s_w = channels * s_c
     s_h = padded.shape[2] * s_w
@@ -264,20 +280,26 @@ def conv2d_relu_maxpool2x2_forward(x, w, b, *, padding: IntPair = 0):
 
     def copy_images(first: int, last: int) -> None:
         target[:, :, first:last] = windows[:, :, first:last]
-        if b is not None:
+        if has_bias:
             for block in range(4):
                 cols[block * rows + first * per_image:block * rows + last * per_image, width] = 1
 
     run_chunks(copy_images, n_batch, cols.size)
-    w_matrix = _weight_matrix(w)
-    full_matrix = w_matrix if b is None else np.concatenate([w_matrix, b[None, :]])
-    conv = (cols @ full_matrix).reshape(4, rows, n_filters)
-    out = np.empty((rows, n_filters), dtype=x.dtype)
+    return cols, rows
+
+
+def _relu_maxpool_blocks(conv, n_batch):
+    """relu of the 2x2 max over conv's four blocks (4, rows, F), and the winner maps the backward needs.
+
+    Returns (out, (right_top, right_bottom, bottom)), each of shape (rows, F).
+    """
+    _, rows, n_filters = conv.shape
+    out = np.empty((rows, n_filters), dtype=conv.dtype)
     # Winner maps, PyTorch's first-maximum rule over the window order (0,0), (0,1), (1,0), (1,1).
     right_top = np.empty((rows, n_filters), dtype=bool)
     right_bottom = np.empty((rows, n_filters), dtype=bool)
     bottom = np.empty((rows, n_filters), dtype=bool)
-    top_max = np.empty((rows, n_filters), dtype=x.dtype)
+    top_max = np.empty((rows, n_filters), dtype=conv.dtype)
     per_chunk = rows // n_batch
 
     def pool_images(first: int, last: int) -> None:
@@ -292,8 +314,7 @@ def conv2d_relu_maxpool2x2_forward(x, w, b, *, padding: IntPair = 0):
         np.maximum(out[part], 0, out=out[part])
 
     run_chunks(pool_images, n_batch, conv.size)
-    cache = (cols, w_matrix, b is not None, x.shape, (kh, kw), (ph, pw), out, (right_top, right_bottom, bottom))
-    return _as_nchw(out.reshape(n_batch, pooled_h, pooled_w, n_filters)), cache
+    return out, (right_top, right_bottom, bottom)
 
 
 def conv2d_relu_maxpool2x2_backward(dout, cache, *, need_dx: bool = True):

@@ -103,22 +103,8 @@ class FirstGrade:
                     f"{seconds:.2f} s{score}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--no-workers", action="store_true", help="serve the API only")
-    args = parser.parse_args(argv)
-
-    settings = get_settings()
-    started_at = datetime.now(timezone.utc)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too, like Ctrl-C
-    print(f"store:  {database_url().split('@')[-1]}", flush=True)
-    print(f"broker: {broker_url().split('@')[-1]}", flush=True)
-    upgrade_head()
-    with session_scope() as db:
-        demo = seed_demo(db)
-
+def _start_services(args: argparse.Namespace, settings) -> list[subprocess.Popen]:
+    """Start the API and, unless --no-workers, the correctness and training workers."""
     python = sys.executable
     processes = [_start([python, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", args.host,
                          "--port", str(args.port), "--log-level", "warning",
@@ -130,14 +116,13 @@ def main(argv: list[str] | None = None) -> int:
                                  "correctness@%h"], "correctness worker"))
         processes.append(_start([python, "-m", "grader.worker", "--queues", "training", "--concurrency", "1",
                                  "--hostname", "training@%h"], "training worker"))
-    url = f"http://{args.host}:{args.port}"
-    try:
-        if not _wait_healthy(url, 30):
-            print("the API did not start; see the messages above", file=sys.stderr)
-            return 1
-        setup = _setup_seconds(time.time())
-        sample = PROJECT_ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
-        print(f"""
+    return processes
+
+
+def _print_instructions(url: str, demo) -> None:
+    """Print the demo's logins, tokens and the commands that submit and follow a file."""
+    sample = PROJECT_ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
+    print(f"""
 The autograder is running at {url}   (API docs: {url}/api/docs, dashboard: {url}/)
 
   instructor login:  {demo.instructor_email} / {demo.instructor_password}
@@ -156,6 +141,32 @@ then follow it with the status_url it returns, e.g.
 The full assignment (correctness, then CIFAR-10 training in the slow queue) is `{demo.full_assignment}`.
 Press Ctrl-C to stop.
 """, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--no-workers", action="store_true", help="serve the API only")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    started_at = datetime.now(timezone.utc)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too, like Ctrl-C
+    print(f"store:  {database_url().split('@')[-1]}", flush=True)
+    print(f"broker: {broker_url().split('@')[-1]}", flush=True)
+    upgrade_head()
+    with session_scope() as db:
+        demo = seed_demo(db)
+
+    processes = _start_services(args, settings)
+    url = f"http://{args.host}:{args.port}"
+    try:
+        if not _wait_healthy(url, 30):
+            print("the API did not start; see the messages above", file=sys.stderr)
+            return 1
+        setup = _setup_seconds(time.time())
+        _print_instructions(url, demo)
         if setup is not None:
             print(f"set-up took {setup:.1f} s (from `make run` to the demo answering at {url})", flush=True)
         first_grade = FirstGrade(started_at)

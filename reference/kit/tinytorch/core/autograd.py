@@ -196,28 +196,8 @@ def run_backward(root, gradient):
 
 
 def _run_backward(root_fn, gradient):
-
-    # Pass 1: find every Function reachable from the root and count its consumers, so that a
-    # Function runs only once all gradients flowing into its output have been summed.
-    edges_of = {id(root_fn): None}
-    pending_consumers = {}
-    stack = [root_fn]
-    while stack:
-        function = stack.pop()
-        edges = _edges(function)
-        edges_of[id(function)] = edges
-        for producer in edges[1]:
-            if producer is None:
-                continue
-            key = id(producer)
-            count = pending_consumers.get(key)
-            if count is None:
-                pending_consumers[key] = 1
-                if key not in edges_of:
-                    edges_of[key] = None
-                    stack.append(producer)
-            else:
-                pending_consumers[key] = count + 1
+    """Run every Function under `root_fn` once, in reverse topological order, and store the leaves' gradients."""
+    edges_of, pending_consumers = _count_consumers(root_fn)
 
     from .tensor import GetItemBackward  # local: tensor.py imports this module
 
@@ -271,6 +251,38 @@ def _run_backward(root_fn, gradient):
                 if count == 0:
                     ready.append(producer)
 
+    _store_leaf_gradients(entries)
+
+
+def _count_consumers(root_fn):
+    """Pass 1 of backward: (edges of every Function reachable from `root_fn`, its count of consumers).
+
+    The counts let a Function run only once all gradients flowing into its output have been summed.
+    """
+    edges_of = {id(root_fn): None}
+    pending_consumers = {}
+    stack = [root_fn]
+    while stack:
+        function = stack.pop()
+        edges = _edges(function)
+        edges_of[id(function)] = edges
+        for producer in edges[1]:
+            if producer is None:
+                continue
+            key = id(producer)
+            count = pending_consumers.get(key)
+            if count is None:
+                pending_consumers[key] = 1
+                if key not in edges_of:
+                    edges_of[key] = None
+                    stack.append(producer)
+            else:
+                pending_consumers[key] = count + 1
+    return edges_of, pending_consumers
+
+
+def _store_leaf_gradients(entries):
+    """Add each summed leaf gradient in `entries` (values [gradient, owned, leaf or None]) to its leaf's .grad."""
     for gradient_array, _, leaf in entries.values():
         if leaf is not None:
             _store_leaf_gradient(leaf, gradient_array)

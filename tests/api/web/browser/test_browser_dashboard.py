@@ -57,13 +57,8 @@ def log_in(page, base_url: str) -> None:
     expect(page).to_have_url(re.compile(r"/dashboard/courses/cnn101$"))
 
 
-def test_instructor_workflow(page, service, tmp_path):
-    base = service.base_url
-    log_in(page, base)
-    expect(page.get_by_test_id("queue-depth")).to_have_text("0")
-    shot(page, "02-course")
-
-    # Create an assignment from the default spec (correctness only, so the run takes seconds).
+def create_assignment(page) -> None:
+    """Create assignment cnn-live from the default spec (correctness only, so the run takes seconds)."""
     form = page.get_by_test_id("create-assignment")
     form.locator("input[name=slug]").fill("cnn-live")
     form.locator("input[name=title]").fill("Module 09 (live test)")
@@ -73,7 +68,9 @@ def test_instructor_workflow(page, service, tmp_path):
     expect(page).to_have_url(re.compile(r"/dashboard/assignments/cnn-live"))
     expect(page.get_by_test_id("notice")).to_contain_text("cnn-live created")
 
-    # Upload the roster; the new students' tokens are shown once.
+
+def upload_roster(page, base: str, tmp_path) -> str:
+    """Upload the roster; the new students' tokens are shown once. Returns Ann's."""
     page.goto(base + "/dashboard/courses/cnn101")
     roster = tmp_path / "roster.csv"
     roster.write_text(ROSTER)
@@ -84,8 +81,14 @@ def test_instructor_workflow(page, service, tmp_path):
     ann_token = page.get_by_test_id("roster-tokens").locator("tr", has_text="ann@example.edu") \
         .locator("code").inner_text()
     assert ann_token.startswith("gt_")
+    return ann_token
 
-    # A student submits while the worker is paused: the assignment page shows it waiting, then graded, live.
+
+def submit_and_watch_it_graded_live(page, service, base: str, ann_token: str):
+    """A student submits while the worker is paused: the assignment page shows it waiting, then graded, live.
+
+    Returns Ann's row in the assignment page's students table.
+    """
     page.goto(base + "/dashboard/assignments/cnn-live")
     ann_row = page.locator("#students tr", has_text="ann@example.edu")
     expect(ann_row.locator("[data-field=status] .status")).to_have_text("none")
@@ -99,8 +102,11 @@ def test_instructor_workflow(page, service, tmp_path):
         shot(page, "04-assignment-queued")
     expect(ann_row.locator("[data-field=status] .status")).to_have_text("graded", timeout=GRADING_TIMEOUT_MS)
     expect(ann_row.locator("[data-field=latest]")).to_have_text("61.5")
+    return ann_row
 
-    # Sort and filter on the client.
+
+def sort_filter_and_draw_charts(page, ann_row) -> None:
+    """Sort and filter the students table on the client; the charts load."""
     page.fill("input[data-filter-for=students]", "bob")
     expect(ann_row).to_be_hidden()
     page.fill("input[data-filter-for=students]", "")
@@ -115,7 +121,9 @@ def test_instructor_workflow(page, service, tmp_path):
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
     shot(page, "05-assignment-graded")
 
-    # Open the submission: highlighted source, every check with feedback, run history.
+
+def open_submission_and_regrade_it(page, service, ann_row) -> None:
+    """Open the submission (highlighted source, every check with feedback, run history), then regrade it."""
     ann_row.locator("[data-field=status] a").click()
     expect(page.get_by_test_id("run-status")).to_have_text("graded")
     expect(page.get_by_test_id("checks").locator("tbody tr")).to_have_count(63)
@@ -135,7 +143,9 @@ def test_instructor_workflow(page, service, tmp_path):
     assert page.evaluate("window.__noReload") is True
     shot(page, "08-regraded")
 
-    # Regrade the whole assignment: a preview first, applied on confirmation.
+
+def regrade_all_through_preview(page, base: str) -> None:
+    """Regrade the whole assignment: a preview first, applied on confirmation."""
     page.goto(base + "/dashboard/assignments/cnn-live")
     page.get_by_test_id("regrade-all").locator("button").click()
     expect(page).to_have_url(re.compile(r"/regrade/[0-9a-f]+$"))
@@ -146,7 +156,9 @@ def test_instructor_workflow(page, service, tmp_path):
     confirm.locator("button").click()
     expect(page.get_by_test_id("notice")).to_contain_text("Regrade applied")
 
-    # Export grades.
+
+def export_grades_and_log_out(page, base: str) -> None:
+    """Export the grades, then log out."""
     with page.expect_download() as download_info:
         page.get_by_test_id("export-best").click()
     download = download_info.value
@@ -159,6 +171,21 @@ def test_instructor_workflow(page, service, tmp_path):
     expect(page).to_have_url(re.compile(r"/login"))
     page.goto(base + "/dashboard")
     expect(page).to_have_url(re.compile(r"/login\?next="))
+
+
+def test_instructor_workflow(page, service, tmp_path):
+    base = service.base_url
+    log_in(page, base)
+    expect(page.get_by_test_id("queue-depth")).to_have_text("0")
+    shot(page, "02-course")
+
+    create_assignment(page)
+    ann_token = upload_roster(page, base, tmp_path)
+    ann_row = submit_and_watch_it_graded_live(page, service, base, ann_token)
+    sort_filter_and_draw_charts(page, ann_row)
+    open_submission_and_regrade_it(page, service, ann_row)
+    regrade_all_through_preview(page, base)
+    export_grades_and_log_out(page, base)
 
 
 def test_badge_renders(page, service):

@@ -74,12 +74,12 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def test_student_submits_follows_grading_and_gets_an_extension(page, service, browser):
-    base = service.base_url
+def sign_in_and_open_the_assignment(page, base: str, student_token: str) -> None:
+    """The student signs in with the course token, keyboard only, and opens the late assignment."""
     page.goto(base + "/student/home")
     expect(page).to_have_url(re.compile(r"/student/login\?next="))
     assert_accessible(page, "student sign-in")
-    page.get_by_label("API token").fill(service.student_token)
+    page.get_by_label("API token").fill(student_token)
     page.get_by_label("API token").press("Enter")  # keyboard only
     expect(page).to_have_url(re.compile(r"/student/home$"))
     assert_accessible(page, "student home")
@@ -87,6 +87,9 @@ def test_student_submits_follows_grading_and_gets_an_extension(page, service, br
     expect(page.get_by_test_id("your-deadline")).to_contain_text("Your deadline")
     assert_accessible(page, "student assignment")
 
+
+def submit_and_follow_the_grading(page, service) -> None:
+    """Submit spatial.py while the worker is paused: the page shows it queued, then the graded feedback, live."""
     with worker_paused(service):
         page.get_by_label(re.compile("Your spatial.py")).set_input_files(str(GOOD))
         page.get_by_test_id("submit-form").locator("button[type=submit]").click()
@@ -104,14 +107,20 @@ def test_student_submits_follows_grading_and_gets_an_extension(page, service, br
     assert_accessible(page, "student submission (graded)")
     shot(page, "student-02-feedback")
 
+
+def open_history_with_late_penalty(page):
+    """The assignment's history shows the submission late by 2 days, with its penalty. Returns the history table."""
     page.get_by_role("link", name="cnn-students").first.click()
     history = page.get_by_test_id("student-history")
     expect(history.locator("tbody tr")).to_have_count(1)
     expect(history.get_by_test_id("lateness")).to_have_text("late by 2 days")
     expect(history).to_contain_text("late penalty")
     shot(page, "student-03-history")
+    return history
 
-    # The instructor grants Ann an extension; her penalty disappears.
+
+def staff_grants_ann_an_extension(browser, base: str):
+    """The instructor turns the leaderboard on and grants Ann an extension. Returns the staff page."""
     staff = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True).new_page()
     staff.goto(base + "/login")
     assert_accessible(staff, "staff login")
@@ -138,8 +147,11 @@ def test_student_submits_follows_grading_and_gets_an_extension(page, service, br
     expect(staff.get_by_test_id("notice")).to_contain_text("lateness recomputed for 1 submission")
     expect(staff.get_by_test_id("extensions")).to_contain_text("medical certificate")
     shot(staff, "staff-01-extension")
+    return staff
 
-    # The similarity report: a background task on the training queue; the renamed copy ranks first.
+
+def staff_runs_the_similarity_report(staff, base: str) -> None:
+    """The similarity report: a background task on the training queue; the renamed copy ranks first."""
     staff.goto(base + "/dashboard/assignments/cnn-students")
     staff.get_by_test_id("similarity-link").click()
     starter = SCREENSHOTS / "starter_spatial.py"
@@ -157,6 +169,16 @@ def test_student_submits_follows_grading_and_gets_an_extension(page, service, br
     expect(staff.get_by_test_id("similarity-side-by-side").locator("mark").first).to_be_visible()
     assert_accessible(staff, "similarity pair")
     shot(staff, "staff-03-similarity-pair")
+
+
+def test_student_submits_follows_grading_and_gets_an_extension(page, service, browser):
+    base = service.base_url
+    sign_in_and_open_the_assignment(page, base, service.student_token)
+    submit_and_follow_the_grading(page, service)
+    history = open_history_with_late_penalty(page)
+    # The instructor grants Ann an extension; her penalty disappears.
+    staff = staff_grants_ann_an_extension(browser, base)
+    staff_runs_the_similarity_report(staff, base)
     staff.context.close()
     page.goto(base + "/dashboard/assignments/cnn-students/similarity")  # never for students
     expect(page).to_have_url(re.compile(r"/login\?next="))
