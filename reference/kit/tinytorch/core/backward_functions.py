@@ -224,35 +224,34 @@ class GELUBackward(Function):
         return (grad_output * slope,)
 
 
-class MSEBackward(Function):
+class _MeanLossBackward(Function):
+    """A loss averaged over every element of `targets`, differentiated with respect to the predictions only."""
+
+    def __init__(self, predictions, targets):
+        super().__init__(predictions)
+        self.targets_data = np.asarray(_data(targets))
+        self.num_samples = np.size(self.targets_data)
+
+    def apply(self, grad_output):
+        predictions = self.saved_tensors[0]
+        if not _needs_grad(predictions):
+            return (None,)
+        return (self.gradient(predictions.data) * grad_output,)
+
+
+class MSEBackward(_MeanLossBackward):
     """mean((predictions - targets) ** 2) with respect to the predictions."""
 
-    def __init__(self, predictions, targets):
-        super().__init__(predictions)
-        self.targets_data = np.asarray(_data(targets))
-        self.num_samples = np.size(self.targets_data)
-
-    def apply(self, grad_output):
-        predictions = self.saved_tensors[0]
-        if not _needs_grad(predictions):
-            return (None,)
-        return (2.0 * (predictions.data - self.targets_data) / self.num_samples * grad_output,)
+    def gradient(self, predictions):
+        return 2.0 * (predictions - self.targets_data) / self.num_samples
 
 
-class BCEBackward(Function):
+class BCEBackward(_MeanLossBackward):
     """Binary cross-entropy on probabilities, with respect to the probabilities."""
 
-    def __init__(self, predictions, targets):
-        super().__init__(predictions)
-        self.targets_data = np.asarray(_data(targets))
-        self.num_samples = np.size(self.targets_data)
-
-    def apply(self, grad_output):
-        predictions = self.saved_tensors[0]
-        if not _needs_grad(predictions):
-            return (None,)
-        p = np.clip(predictions.data, EPSILON, 1 - EPSILON)
-        return ((p - self.targets_data) / (p * (1 - p) * self.num_samples) * grad_output,)
+    def gradient(self, predictions):
+        p = np.clip(predictions, EPSILON, 1 - EPSILON)
+        return (p - self.targets_data) / (p * (1 - p) * self.num_samples)
 
 
 class CrossEntropyBackward(Function):
