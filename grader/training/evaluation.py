@@ -31,13 +31,34 @@ def _normalized_test_set(root: str, mean: tuple, std: tuple, subset: int | None)
     return images.astype(np.float32) * scale - shift, labels
 
 
-def test_accuracy(params: Mapping[str, np.ndarray], prepared: PreparedCifar10, recipe: Mapping,
-                  subset: int | None = None, architecture: Architecture = MODULE_TEXT) -> float:
-    """Accuracy of the parameters on the test set, with the reference forward pass, outside any sandbox."""
+def mean_probabilities(*logits: np.ndarray) -> np.ndarray:
+    """Softmax probabilities averaged over several views of the same images (each (N, classes))."""
+    total = None
+    for view in logits:
+        shifted = np.exp(view - view.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        total = probabilities if total is None else total + probabilities
+    return total / len(logits)
+
+
+def test_accuracies(params: Mapping[str, np.ndarray], prepared: PreparedCifar10, recipe: Mapping,
+                    subset: int | None = None, architecture: Architecture = MODULE_TEXT) -> dict[str, float]:
+    """Accuracy of the parameters on the test set, with the reference forward pass, outside any sandbox.
+
+    Returns `plain` (each image once) and, when the recipe's `evaluation.horizontal_flip` is set, `flip` (class
+    probabilities averaged over each image and its mirror image, the standard test-time flip; training already
+    flips at random, so the mirror is an image of the same distribution). `judged` is the one the score uses.
+    """
     x, y = _normalized_test_set(str(prepared.root), tuple(recipe["normalize"]["mean"]),
                                 tuple(recipe["normalize"]["std"]), subset)
     logits = simple_cnn.predict(params, x, architecture=architecture)
-    return float((logits.argmax(axis=1) == y).mean())
+    accuracies = {"plain": float((logits.argmax(axis=1) == y).mean())}
+    accuracies["judged"] = accuracies["plain"]
+    if recipe.get("evaluation", {}).get("horizontal_flip", False):
+        mirrored = simple_cnn.predict(params, np.ascontiguousarray(x[..., ::-1]), architecture=architecture)
+        accuracies["flip"] = accuracies["judged"] = float((mean_probabilities(logits, mirrored).argmax(axis=1)
+                                                          == y).mean())
+    return accuracies
 
 
 def ensure_dataset(settings: Settings) -> PreparedCifar10:

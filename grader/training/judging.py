@@ -13,7 +13,7 @@ from grader import speed_probe
 from grader.datasets.cifar10 import PreparedCifar10
 from grader.result import StageResult, TestResult
 from grader.stages import StageOutput
-from grader.training.evaluation import test_accuracy
+from grader.training.evaluation import test_accuracies
 from grader.training.host import raise_if_host_too_slow
 from grader.training.plotting import curve_image
 from grader.training.progress import ProgressLog
@@ -48,12 +48,17 @@ def judge_outcome(outcome: SandboxOutcome, log: ProgressLog, config: StageConfig
     params, problems = (None, []) if status == "timeout" else load_weights(outcome.result, config.network)
     score = 0.0
     if params is not None:
-        accuracy = test_accuracy(params, prepared, config.recipe, config.test_subset, config.network)
+        accuracies = test_accuracies(params, prepared, config.recipe, config.test_subset, config.network)
+        accuracy = accuracies["judged"]
         record["test_accuracy"] = round(accuracy, 4)
+        record["plain_test_accuracy"] = round(accuracies["plain"], 4)
         score = score_for(accuracy, config)
         verdict = ("above" if accuracy >= config.full_accuracy else "below")
+        how = ("computed by the grader from your trained weights"
+               + (f", averaging each test image with its mirror image; {accuracies['plain']:.2%} on the images alone"
+                  if "flip" in accuracies else ""))
         messages.insert(0, f"Test accuracy {accuracy:.2%} after {len(curve)} epoch(s), {verdict} the "
-                           f"{config.full_accuracy:.0%} target (computed by the grader from your trained weights).")
+                           f"{config.full_accuracy:.0%} target ({how}).")
     elif status != "timeout":
         if problems and outcome.result:
             messages.append("the trained parameters were rejected: " + "; ".join(problems[:4]))

@@ -26,6 +26,8 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "label_smoothing": 0.1,
     "augmentation": {"crop_padding": 4, "horizontal_flip": True},
     # Per-channel statistics of the training images scaled to [0, 1] (shared/datasets/README.md, float64).
+    # Test-time flip: the grader averages class probabilities over each test image and its mirror image.
+    "evaluation": {"horizontal_flip": False},
     "normalize": {"mean": [0.4913, 0.4821, 0.4465], "std": [0.2452, 0.2428, 0.2606]},
     # What the speed probe's yardstick (sandbox/harness/calibration.py: the matrix products of one vectorized
     # SimpleCNN step on 32 images, with their memory passes) takes on an idle reference grading machine. It turns the harness's
