@@ -114,7 +114,7 @@ class TorchEngine:
 
 def train_one(seed: int, recipe: dict, data, harness, eval_from: int, log, engine: str = "reference",
               on_epoch=None, limit_batches: int | None = None) -> dict:
-    params = simple_cnn.init_params(seed)
+    params = simple_cnn.init_params(seed, scheme=recipe.get("init", "pytorch"))
     torch_engine = TorchEngine(params, recipe) if engine == "torch" else None
     rng = np.random.default_rng(seed)
     images = np.asarray(data.train_images())

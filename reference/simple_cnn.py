@@ -43,10 +43,12 @@ def _other(architecture: Architecture | None) -> bool:
     return architecture is not None and architecture != MODULE_TEXT
 
 
-def init_params(seed: int, dtype=np.float32, *, architecture: Architecture | None = None) -> dict[str, np.ndarray]:
-    """PyTorch-default initialisation (kaiming_uniform with a=sqrt(5), i.e. U(+-1/sqrt(fan_in))) from `seed`."""
-    if _other(architecture):
-        return network.init_params(architecture, seed, dtype)
+def init_params(seed: int, dtype=np.float32, *, architecture: Architecture | None = None,
+                scheme: str = "pytorch") -> dict[str, np.ndarray]:
+    """PyTorch-default initialisation (kaiming_uniform with a=sqrt(5), i.e. U(+-1/sqrt(fan_in))) from `seed`;
+    other schemes as in `network.init_params`."""
+    if _other(architecture) or scheme != "pytorch":
+        return network.init_params(architecture or MODULE_TEXT, seed, dtype, scheme=scheme)
     rng = np.random.default_rng(seed)
     params = {}
     for name, shape in PARAM_SHAPES.items():

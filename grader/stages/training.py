@@ -37,7 +37,8 @@ def max_score(spec: Spec) -> float:
 def build_job(source: bytes, config: StageConfig, prepared: PreparedCifar10) -> SandboxJob:
     """The sandbox job: recipe + initial parameters as inputs, the sandbox half of the cache as data."""
     recipe = config.recipe
-    init = simple_cnn.init_params(int(recipe["seed"]), architecture=config.network)
+    init = simple_cnn.init_params(int(recipe["seed"]), architecture=config.network,
+                                   scheme=str(recipe.get("init", "pytorch")))
     buffer = io.BytesIO()
     np.savez(buffer, **init)
     inputs = {"recipe.json": json.dumps(recipe, sort_keys=True).encode(), "init.npz": buffer.getvalue()}

@@ -10,6 +10,7 @@ from grader.settings import Settings
 from grader.training.progress import PROGRESS_LINE_BYTES
 from grader.checks import CLASS_NAMES
 from reference.architectures import BUILT_IN, MODULE_TEXT, Architecture
+from reference.network import INIT_SCHEMES
 from sandbox.runner import SandboxLimits
 
 # The recipe the harness follows. Chosen and measured in bench/cifar10_seeds.py and bench/cifar10_reference.py
@@ -20,6 +21,7 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "seed": 0,
     "epochs": 12,
     "batch_size": 128,
+    "init": "pytorch",  # or "kaiming" (reference/network.py init_params)
     "optimizer": {"kind": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
     "schedule": {"kind": "one_cycle", "peak_lr": 0.05, "pct_start": 0.3, "div_factor": 25.0,
                  "final_div_factor": 1e4},
@@ -102,6 +104,8 @@ class StageConfig:
                                                                              "flatten")}
         recipe["progress_line_bytes"] = PROGRESS_LINE_BYTES
         recipe["progress_total_bytes"] = settings.sandbox_progress_bytes
+        if recipe["init"] not in INIT_SCHEMES:
+            raise ValueError(f"stages.cifar10.init must be one of {list(INIT_SCHEMES)}")
         full, partial = float(options["full_accuracy"]), float(options["partial_accuracy"])
         if not 0.0 <= partial < full <= 1.0:
             raise ValueError("stages.cifar10 needs 0 <= partial_accuracy < full_accuracy <= 1")

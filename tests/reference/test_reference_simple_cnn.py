@@ -162,3 +162,24 @@ def test_optimizer_steps_match_torch(optimizer):
         for name, tensor in torch_params.items():
             np.testing.assert_allclose(params[name], tensor.detach().numpy(), rtol=1e-10, atol=1e-12,
                                        err_msg=f"{name} after step {step}")
+
+
+def test_kaiming_initialisation_scales_weights_for_relu_and_zeroes_biases():
+    default = simple_cnn.init_params(4)
+    kaiming = simple_cnn.init_params(4, scheme="kaiming")
+    assert default.keys() == kaiming.keys()
+    for name, value in kaiming.items():
+        assert value.shape == default[name].shape and value.dtype == np.float32
+        if name.endswith(".bias"):
+            assert not value.any()
+        else:
+            fan_in = int(np.prod(value.shape[1:])) if value.ndim == 4 else value.shape[0]
+            bound = np.sqrt(6.0 / fan_in)
+            assert np.abs(value).max() <= bound and np.abs(value).max() > 0.9 * bound
+    # Activations keep their scale through conv1 -> relu -> pool -> conv2 with He's scheme, shrink with the default.
+    x = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
+    scale = {label: float(np.abs(simple_cnn.predict(params, x)).mean()) for label, params in
+             (("default", default), ("kaiming", kaiming))}
+    assert scale["kaiming"] > 3 * scale["default"]
+    with pytest.raises(ValueError, match="init scheme"):
+        simple_cnn.init_params(4, scheme="xavier")
