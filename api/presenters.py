@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from api.schemas import (AssignmentPublic, EnrollmentPublic, RegradeChange, RegradePreview, RunPublic,
                          SubmissionPublic, SubmissionSummary)
+from grader import hidden_checks
 from grader.services import access
 from grader.services import runs as run_service
 from grader.services.policy import Action
 from grader.services.scores import counted_score
-from grader.store.models import Assignment, Enrollment, GradingRun, Submission, User, as_utc, utcnow
-
-WITHHELD = "Details of this check are shown after the due date."
-HIDDEN_OUTPUT = {"passed": "Hidden check: passed.", "failed": "Hidden check: failed.",
-                 "error": "Hidden check: your code raised an error.",
-                 "timeout": "Hidden check: your code did not finish in time."}
-
+from grader.store.models import Assignment, Enrollment, GradingRun, Submission, User
 
 def assignment_public(assignment: Assignment) -> AssignmentPublic:
     return AssignmentPublic(
@@ -31,34 +25,42 @@ def assignment_public(assignment: Assignment) -> AssignmentPublic:
         self_test=assignment.self_test)
 
 
-def run_public(db: Session, run: GradingRun) -> RunPublic:
+def run_public(db: Session, run: GradingRun, sees_hidden: bool = True) -> RunPublic:
     return RunPublic(
         id=run.id, submission_id=run.submission_id, status=run.status, stage=run.stage, queue=run.queue,
         kind=run.kind, applied=run.applied, batch_id=run.batch_id, score=run.score, max_score=run.max_score,
         grader_version=run.grader_version, spec_version=run.spec_version, image_digest=run.image_digest,
         backend=run.backend, attempts=run.attempts, created_at=run.created_at, started_at=run.started_at,
         finished_at=run.finished_at, stage_seconds=run.stage_seconds, signed=bool(run.signature),
-        reused_from_run_id=run.reused_from_run_id, message=run.message,
+        reused_from_run_id=run.reused_from_run_id, message=visible_message(run, sees_hidden),
         queue_position=run_service.queue_position(db, run))
+
+
+def run_public_for(db: Session, run: GradingRun, viewer: User) -> RunPublic:
+    """A run as `viewer` may see it (its message can name a hidden case)."""
+    return run_public(db, run, access.may(db, viewer, run.submission.assignment.course, Action.SEE_HIDDEN))
 
 
 def visible_result(result: dict[str, Any] | None, assignment: Assignment, sees_hidden: bool) -> dict[str, Any] | None:
     """The result as a viewer may see it. Staff see every check in full. Students see "after_due_date" checks in
-    full once the due date has passed, and "hidden" checks never (per spec): for those only the status, under a
-    numbered name, because check names spell out their case (shape, stride, padding)."""
+    full once the due date has passed, and "hidden" checks never (per spec); grader/hidden_checks.py decides."""
     if result is None or sees_hidden:
         return result
-    released = assignment.due_at is not None and utcnow() >= as_utc(assignment.due_at)
-    redacted = copy.deepcopy(result)
-    number = 0
-    for test in redacted.get("tests", []):
-        visibility = test.get("visibility")
-        if visibility == "hidden" or (visibility == "after_due_date" and not released):
-            number += 1
-            test["name"] = f"hidden check {number}"
-            test["output"] = (HIDDEN_OUTPUT.get(str(test.get("status")), "Hidden check.") if visibility == "hidden"
-                              else WITHHELD)
-    return redacted
+    return hidden_checks.student_result(result, hidden_checks.released(assignment.due_at))
+
+
+def visible_message(run: GradingRun, sees_hidden: bool) -> str:
+    """The run's message as a viewer may see it (it can name the case that was running when the job ended)."""
+    if sees_hidden or not run.message:
+        return run.message
+    return hidden_checks.student_text(run.message, run.result, hidden_checks.released(run.submission.assignment.due_at))
+
+
+def visible_event(data: dict[str, Any] | None, assignment: Assignment, sees_hidden: bool) -> dict[str, Any] | None:
+    """A progress event as a viewer may see it: students see a withheld running case under a neutral label."""
+    if data is None or sees_hidden:
+        return data
+    return hidden_checks.student_event(data, hidden_checks.released(assignment.due_at))
 
 
 def submission_status(run: GradingRun | None) -> str:
@@ -87,7 +89,7 @@ def submission_public(db: Session, submission: Submission, viewer: User) -> Subm
         queue_position=position, estimated_start=run_service.estimated_start(db, status_run, position)
         if status_run is not None else None,
         late=submission.late, late_days=submission.late_days, created_at=submission.created_at,
-        runs=[run_public(db, r) for r in submission.runs if sees_hidden or r.applied])
+        runs=[run_public(db, r, sees_hidden) for r in submission.runs if sees_hidden or r.applied])
 
 
 def submission_summary(submission: Submission) -> SubmissionSummary:

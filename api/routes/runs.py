@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import CurrentUser, RowId, SessionDep
-from api.presenters import run_public
+from api.presenters import run_public_for
 from api.schemas import RunPublic, VerifyPublic
 from grader.services import access
 from grader.services import runs as run_service
@@ -21,12 +21,12 @@ def list_runs(db: SessionDep, user: CurrentUser, assignment: str | None = None, 
               batch_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[RunPublic]:
     """Runs of the courses the caller staffs, newest first, optionally of one assignment, status or batch."""
     runs = run_service.list_runs(db, user, assignment=assignment, status=status, batch_id=batch_id, limit=limit)
-    return [run_public(db, run) for run in runs]
+    return [run_public_for(db, run, user) for run in runs]
 
 
 @router.get("/{run_id}")
 def read_run(run_id: RowId, db: SessionDep, user: CurrentUser) -> RunPublic:
-    return run_public(db, access.run_for(db, run_id, user))
+    return run_public_for(db, access.run_for(db, run_id, user), user)
 
 
 @router.get("/{run_id}/verify")

@@ -15,7 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.deps import ROW_ID_MAX, CurrentUser, RowId, SessionDep, publish_after_response
 from api.downloads import content_disposition
-from api.presenters import run_public, submission_public
+from api.presenters import run_public, submission_public, visible_event
 from api.schemas import OverrideCreate, RegradeAccepted, RunPublic, SubmissionPublic
 from grader.services import access, submissions
 from grader.services import runs as run_service
@@ -57,12 +57,15 @@ def _poll_events(submission_id: int, viewer_id: int, last_id: int) -> tuple[list
     """New events after `last_id`, and the final state once no applied run of the submission is pending."""
     with session_scope() as db:
         submission = db.get(Submission, submission_id)
+        viewer = db.get(User, viewer_id)
+        sees_hidden = access.may(db, viewer, submission.assignment.course, Action.SEE_HIDDEN)
         events = run_service.events_after(db, submission, last_id, STREAM_BATCH_EVENTS)
         chunks = [(event.id, "progress" if event.type == "progress" else "status",
-                   {**event.data, "run_id": event.run_id, "type": event.type}) for event in events]
+                   {**visible_event(event.data, submission.assignment, sees_hidden), "run_id": event.run_id,
+                    "type": event.type}) for event in events]
         if run_service.pending_run(submission) is not None:
             return chunks, None
-        public = submission_public(db, submission, db.get(User, viewer_id))
+        public = submission_public(db, submission, viewer)
         return chunks, {"status": public.status, "score": public.score, "max_score": public.max_score,
                         "passed": public.passed, "submission_id": submission_id}
 

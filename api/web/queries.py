@@ -235,6 +235,7 @@ class RunView:
     checks: list[CheckView] = field(default_factory=list)
     epochs: list[dict[str, Any]] = field(default_factory=list)
     accuracy: float | None = None
+    message: str = ""  # the result's message as the viewer may see it
 
     @property
     def failed_checks(self) -> int:
@@ -255,7 +256,8 @@ def check_views(result: dict[str, Any] | None) -> list[CheckView]:
 def run_view(run: GradingRun) -> RunView:
     result = run.result or {}
     return RunView(run=run, signed=run.finished and verify_run(run), checks=check_views(result),
-                   epochs=training_epochs(result), accuracy=cifar10_accuracy(result))
+                   epochs=training_epochs(result), accuracy=cifar10_accuracy(result),
+                   message=str(result.get("message") or ""))
 
 
 def status_counts(runs: list[GradingRun]) -> Counter:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from api.deps import RowId, SessionDep, publish_after_response
 from api.links import badge_links, public_base_url
 from api.login_guard import client_address, login_throttle, wait_message
-from api.presenters import visible_result
+from api.presenters import visible_event, visible_result
 from api.web import actions, charts, queries
 from api.web.auth import CsrfChecked, Student
 from api.web.rendering import number, redirect, render
@@ -161,7 +161,9 @@ def submission_page(submission_id: RowId, request: Request, db: SessionDep, user
     if run is not None:
         sees_hidden = access.may(db, user, assignment.course, Action.SEE_HIDDEN)
         view = queries.run_view(run)
-        view.checks = queries.check_views(visible_result(run.result, assignment, sees_hidden))
+        shown = visible_result(run.result, assignment, sees_hidden)
+        view.checks = queries.check_views(shown)
+        view.message = (shown or {}).get("message", "")
     position = run_service.queue_position(db, run) if run is not None and run.status == "queued" else None
     return render(request, "student_submission.html", {
         "student": user, "submission": submission, "assignment": assignment, "current": view,
@@ -171,10 +173,12 @@ def submission_page(submission_id: RowId, request: Request, db: SessionDep, user
 
 @router.get("/student/submissions/{submission_id}/live.json")
 def live_submission(submission_id: RowId, db: SessionDep, user: Student) -> JSONResponse:
-    run = run_service.status_run(_own_submission(db, submission_id, user))
+    submission = _own_submission(db, submission_id, user)
+    run = run_service.status_run(submission)
     if run is None:
         return JSONResponse({"status": "none", "finished": False, "score_text": "", "progress_text": ""})
-    event = run_service.last_progress(db, run) if not run.finished else None
+    event = visible_event(run_service.last_progress(db, run) if not run.finished else None, submission.assignment,
+                          access.may(db, user, submission.assignment.course, Action.SEE_HIDDEN))
     progress = actions.describe_progress(run, event)
     if run.status == "queued":
         position = run_service.queue_position(db, run)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from grader import course_versions
+from grader import course_versions, hidden_checks
 from grader.checks import (CLASS_NAMES, DEFAULT_OPTIONS, CatalogueOptions, PreparedRun, all_runs, checks_of,
                            parameter_names, prepare)
 from grader.correctness.feedback import (JobContext, entry_of, import_failed, import_message, job_message, judge,
@@ -79,6 +79,7 @@ def run_stage(context: StageContext) -> StageOutput:
                        judged=[(0.0, "error", message)] * len(checks))
 
     progress_runs: list[str] = []
+    cases = _running_cases(spec, checks)
 
     def on_progress(line: str) -> None:
         try:
@@ -88,9 +89,11 @@ def run_stage(context: StageContext) -> StageOutput:
         if isinstance(data, dict) and isinstance(data.get("run"), str) and data["run"] in by_id:
             if not progress_runs or progress_runs[-1] != data["run"]:
                 progress_runs.append(data["run"])
-                done = len(progress_runs) - 1
-                context.emit({"type": "progress", "stage": STAGE, "done": done, "total": len(runs),
-                              "running": data["run"]})
+                event = {"type": "progress", "stage": STAGE, "done": len(progress_runs) - 1, "total": len(runs),
+                         "running": data["run"]}
+                if cases.get(data["run"]):  # staff see the case; students its neutral label (grader/hidden_checks.py)
+                    event[hidden_checks.RUNNING_CASE] = cases[data["run"]]
+                context.emit(event)
 
     job = SandboxJob(harness="correctness", submission=context.source, inputs=job_inputs(runs, options),
                      limits=limits)
@@ -109,15 +112,33 @@ def run_stage(context: StageContext) -> StageOutput:
                              wall_seconds=limits.wall_seconds, memory_bytes=limits.memory_bytes,
                              running_description=by_id[running].run.describe() if running in by_id else "",
                              options=options, version_note=version_note)
+    withheld = _described(cases.get(running), job_context.running_description)
     if not harness.record:
         text = job_message(outcome, limits, job_context)
         return _finish(context, checks, started, status="timeout" if outcome.status == "timeout" else "error",
                        stage_message=text, judged=[(0.0, "timeout" if outcome.status == "timeout" else "error", text)]
-                       * len(checks), outcome=outcome)
+                       * len(checks), outcome=outcome, running_case=withheld)
     judged = [judge(check, prepared, harness, job_context) for check, prepared in checks]
     status, stage_message = _stage_status(outcome, harness, runs, limits, job_context)
     return _finish(context, checks, started, status=status, stage_message=stage_message, judged=judged,
-                   outcome=outcome)
+                   outcome=outcome, running_case=withheld)
+
+
+def _running_cases(spec: Spec, checks) -> dict[str, dict[str, Any] | None]:
+    """Run id -> what a reader needs to withhold that case from students (None for a visible case)."""
+    visibilities = [spec.correctness.visibility_for(check.name) for check, _ in checks]
+    cases: dict[str, dict[str, Any] | None] = {}
+    for index, (_, prepared) in enumerate(checks):
+        run_id = prepared.run.id
+        if run_id not in cases:
+            count = sum(1 for _, other in checks if other.run.id == run_id)
+            cases[run_id] = hidden_checks.running_case(visibilities, index, count)
+    return cases
+
+
+def _described(case: dict[str, Any] | None, description: str) -> dict[str, Any] | None:
+    """The withheld case that was running when the job ended, with the text messages use for it."""
+    return {**case, "text": description} if case and description else None
 
 
 def _stage_status(outcome: SandboxOutcome, harness: HarnessResult, runs, limits, job: JobContext) -> tuple[str, str]:
@@ -135,7 +156,8 @@ def _stage_status(outcome: SandboxOutcome, harness: HarnessResult, runs, limits,
 
 
 def _finish(context: StageContext, checks, started: float, *, status: str, stage_message: str,
-            judged: list[tuple[float, str, str]], outcome: SandboxOutcome | None = None) -> StageOutput:
+            judged: list[tuple[float, str, str]], outcome: SandboxOutcome | None = None,
+            running_case: dict[str, Any] | None = None) -> StageOutput:
     spec: Spec = context.spec
     judged = _with_dependency_hint(checks, judged)
     points = [spec.correctness.points_for(check.name) for check, _ in checks]
@@ -162,6 +184,8 @@ def _finish(context: StageContext, checks, started: float, *, status: str, stage
     if outcome is not None:
         details.update(backend=outcome.backend, sandbox_seconds=round(outcome.duration_s, 3),
                        sandbox_status=outcome.status)
+    if running_case:  # messages name this case; students see "a hidden check" instead (grader/hidden_checks.py)
+        details[hidden_checks.RUNNING_CASE] = running_case
     stage = StageResult(name=STAGE, score=score, max_score=max_score, status=status,
                         duration_s=round(time.monotonic() - started, 3), message=message, details=details)
     return StageOutput(result=stage, tests=tests)
