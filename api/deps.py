@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from grader.store import credentials
 from grader.store.db import session_scope
-from grader.store.models import GradingRun, User
+from grader.store.models import GradingRun, User, as_utc
 from grader.tasks import publish_all
 
 
@@ -34,9 +34,14 @@ def current_user(db: SessionDep,
                  bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
     user = credentials.user_for_token(db, bearer.credentials.strip()) if bearer else None
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Missing or invalid API token. Send "
-                            "`Authorization: Bearer <token>` with the token your course gave you.",
-                            headers={"WWW-Authenticate": "Bearer"})
+        expired = credentials.token_expired_at(db, bearer.credentials.strip()) if bearer else None
+        message = ("Missing or invalid API token. Send `Authorization: Bearer <token>` with the token your course "
+                   "gave you.")
+        if expired is not None:
+            message = (f"Your API token expired on {as_utc(expired):%Y-%m-%d %H:%M} UTC. Get a new one with your "
+                       "password (POST /api/v1/auth/token), or ask your instructor for one.")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, message,
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"' if expired else "Bearer"})
     return user
 
 

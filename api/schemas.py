@@ -27,6 +27,7 @@ class TokenCreate(BaseModel):
 class TokenPublic(BaseModel):
     token: str  # shown once; only its sha256 is stored
     user: UserPublic
+    expires_at: datetime | None = None  # after this the token is refused (None: valid until revoked)
 
 
 class CourseCreate(BaseModel):

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     login_failures_per_account: int = 10  # failed logins of one email within the window, then 429
     login_failures_per_client: int = 10  # failed logins from one client address (IPv6: its /64) within the window
     login_failure_window_seconds: int = 15 * 60
+    # Tokens issued for a password (POST /api/v1/auth/token) expire; `grader admin issue-token` sets its own expiry.
+    api_token_login_ttl_seconds: int = 30 * 24 * 3600  # 30 days
     throttle_max_rows: int = 100_000  # cap of the database-held throttle table (expired rows are pruned first)
     # Comma-separated addresses or networks (CIDR) of reverse proxies; X-Forwarded-For is believed only from them.
     trusted_proxies: str = ""

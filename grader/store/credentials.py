@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -48,10 +48,13 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_api_token(db: Session, user: User, label: str = "", expires_days: float | None = None) -> str:
-    """Create a token for `user`, valid until revoked or for `expires_days`; the plain token is returned once."""
+def issue_api_token(db: Session, user: User, label: str = "", expires_days: float | None = None, *,
+                    expires_at: datetime | None = None) -> str:
+    """Create a token for `user`, valid until revoked, for `expires_days` or until `expires_at`; the plain token
+    is returned once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    expires_at = utcnow() + timedelta(days=expires_days) if expires_days is not None else None
+    if expires_days is not None:
+        expires_at = utcnow() + timedelta(days=expires_days)
     db.add(ApiToken(user_id=user.id, token_sha256=token_sha256(token), label=label, expires_at=expires_at))
     db.flush()
     return token
@@ -61,6 +64,13 @@ def user_for_token(db: Session, token: str) -> User | None:
     row = db.scalar(select(ApiToken).where(ApiToken.token_sha256 == token_sha256(token), ApiToken.revoked_at.is_(None),
                                            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow())))
     return row.user if row else None
+
+
+def token_expired_at(db: Session, token: str) -> datetime | None:
+    """When the (otherwise valid, unrevoked) token expired; None when it is unknown, revoked or not expired."""
+    row = db.scalar(select(ApiToken).where(ApiToken.token_sha256 == token_sha256(token), ApiToken.revoked_at.is_(None),
+                                           ApiToken.expires_at.is_not(None), ApiToken.expires_at <= utcnow()))
+    return row.expires_at if row else None
 
 
 def revoke_access(db: Session, user: User, label: str | None = None) -> int:
