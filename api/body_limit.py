@@ -1,14 +1,17 @@
 """Request bodies are capped before anything parses them: a little over the file limit for uploads, 1 MiB
 (REQUEST_MAX_BYTES) elsewhere. A declared Content-Length over the cap is refused before a byte is read; a body
-without one (chunked) is counted as it arrives and refused as soon as it passes the cap."""
+without one (chunked) is counted as it arrives and refused as soon as it passes the cap.
+
+The refusal is a 413 in JSON for API clients (paths under /api/, or an Accept header that asks for JSON and not
+HTML) and a page in the dashboard's style, with the limit and a link back to the form, for a person using a form."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 
 from fastapi import HTTPException
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grader.kits import MAX_UPLOAD_BYTES as KIT_MAX_UPLOAD_BYTES
@@ -50,6 +53,42 @@ def _message(reason: str) -> str:
     return f"The request is too large. {reason}"
 
 
+class BodyTooLarge(HTTPException):
+    """A body that passed its cap while being read; api/errors.py answers it with `too_large_response`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(413, _message(reason), headers={"Connection": "close"})
+        self.reason = reason
+
+
+def wants_page(path: str, accept: str) -> bool:
+    """True for a person's browser (a page answers), False for an API client (JSON answers)."""
+    if path.startswith("/api/"):
+        return False
+    return "text/html" in accept or "application/json" not in accept
+
+
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_.\-/]*$")
+
+
+def _back_link(path: str) -> str:
+    """The page that holds the form: the path one level up (`/student/assignments/x/submit` -> its assignment)."""
+    parent = path.rstrip("/").rsplit("/", 1)[0]
+    return parent if parent and _SAFE_PATH.match(parent) and not parent.startswith("//") else "/dashboard"
+
+
+def too_large_response(path: str, accept: str, reason: str) -> Response:
+    """The 413 for a request to `path`: a page for a person, JSON for an API client."""
+    headers = {"Connection": "close"}
+    if not wants_page(path, accept):
+        return JSONResponse({"detail": _message(reason)}, status_code=413, headers=headers)
+    from api.web.rendering import SECURITY_HEADERS, templates  # api.web imports this module's neighbours
+
+    page = templates.get_template("too_large.html").render(reason=f"The file is too big. {reason}",
+                                                             back=_back_link(path))
+    return HTMLResponse(page, status_code=413, headers={**headers, **SECURITY_HEADERS})
+
+
 class BodySizeLimit:
     """Pure ASGI middleware (a BaseHTTPMiddleware would buffer the body it is meant to cap)."""
 
@@ -61,9 +100,11 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit, reason = body_limit(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _refuse(send, reason)
+            response = too_large_response(scope["path"], headers.get(b"accept", b"").decode("latin-1"), reason)
+            await response(scope, receive, send)
             return
         received = 0
 
@@ -73,16 +114,8 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    # Raised inside the parser's read: FastAPI passes HTTPException through as the response.
-                    raise HTTPException(413, _message(reason), headers={"Connection": "close"})
+                    # Raised inside the parser's read: api/errors.py answers it (a page or JSON).
+                    raise BodyTooLarge(reason)
             return message
 
         await self.app(scope, counted_receive, send)
-
-
-async def _refuse(send: Send, reason: str) -> None:
-    body = json.dumps({"detail": _message(reason)}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})

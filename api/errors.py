@@ -7,9 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
+from api.body_limit import BodyTooLarge, too_large_response
 from grader.services.errors import Conflict, Forbidden, Invalid, LimitReached, NotFound, ServiceError, TooLarge
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ def service_error_response(error: ServiceError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, error: BodyTooLarge) -> Response:
+        return too_large_response(request.url.path, request.headers.get("accept", ""), error.reason)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(error), "errors": jsonable_encoder(error.errors()[:20], custom_encoder={Exception: str})}, status_code=422)
