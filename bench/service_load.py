@@ -1,18 +1,23 @@
 """Service under load: 200 submissions posted within a minute are all stored and graded once, none lost.
 
-Run: `.venv/bin/python -m bench.service_load [--submissions 200] [--students 50] [--workers 2]`. Starts its own
-stack on a fresh Postgres database (dropped afterwards), Redis db 14, uvicorn (one process) and one Celery worker
-on the correctness queue with `--workers` pool processes, grading in the real sandbox (sandbox.select: docker).
-Measures:
+Run: `.venv/bin/python -m bench.service_load [--submissions 200] [--students 50] [--workers 2] [--warm 1]
+[--redis-db 14]`. Starts its own stack (bench/service_stack.py): a fresh Postgres database (dropped afterwards),
+Redis db `--redis-db`, uvicorn (one process) and one Celery worker on the correctness queue with `--workers` pool
+processes, each keeping `--warm` containers started ahead (setting sandbox_warm_containers), grading in the real
+sandbox (sandbox.select: docker). Measures, with the load average before and after (bench/machine_load.py):
 
 - posts/s: the submissions posted by 8 client threads as fast as the API accepts them (each file differs by a
   comment, so nothing is answered from the identical-resubmission cache);
-- status reads/s: `GET /api/v1/submissions/{id}` by 8 threads for 10 s while the queue is being graded;
-- correctness-feedback latency: upload (created_at) to the run's finished_at, p50/p90/max, under that backlog;
-- integrity: every posted submission is stored, has exactly one run, finished graded once with a valid signature.
+- status reads/s: `GET /api/v1/submissions/{id}` by 8 threads for `--read-seconds` while the queue is graded;
+- correctness-feedback latency: upload (created_at) to the run's finished_at, p50/p90/max, under that backlog, and
+  where it goes per run: queue wait (enqueued -> claimed), the stage itself (sandbox job, checks, judging) and the
+  worker's own share (claimed -> finished minus the stage: claim, records, signing);
+- drain: first upload to last grade, and grades per minute over it;
+- integrity: every posted upload answered 202, stored, has exactly one run, finished graded once with a valid
+  signature. Anything else fails the benchmark (exit 1).
 
 Writes bench/results/service_load.json. The machine has 2 cores shared with other work: grading throughput is
-CPU-bound and noisy, and the latency mostly measures the backlog (queue wait), not one job.
+CPU-bound and noisy; the latency mostly measures the backlog (queue wait), not one job.
 """
 
 from __future__ import annotations
@@ -21,65 +26,101 @@ import argparse
 import json
 import os
 import platform
-import secrets
-import statistics
-import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
+from bench.machine_load import open_window
+from bench.service_stack import (GOOD_FILE, AssignmentPlan, Stack, integrity_of, integrity_ok, make_course,
+                                 percentile, post_burst, summary)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "service_load.json"
-GOOD_FILE = ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
 PORT = 8792
-REDIS_URL = "redis://127.0.0.1:6379/14"
+SLUG = "load-hw"
+
+__all__ = ["main", "percentile", "summary"]
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+def read_statuses(base_url: str, accepted: list[dict], tokens: list[str], seconds: float) -> tuple[int, float]:
+    """8 threads reading submission statuses for `seconds`; (reads, seconds taken)."""
+    reads, stop, lock = [0], threading.Event(), threading.Lock()
+
+    def reader(offset: int) -> None:
+        client = httpx.Client(base_url=base_url, timeout=30)
+        index = offset
+        while not stop.is_set():
+            body = accepted[index % len(accepted)]
+            token = tokens[int(body["submission_id"] - 1) % len(tokens)]
+            response = client.get(body["status_url"], headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code in (200, 404), response.text
+            with lock:
+                reads[0] += 1
+            index += 8
+
+    threads = [threading.Thread(target=reader, args=(offset,)) for offset in range(8)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return reads[0], time.perf_counter() - started
 
 
-def summary(values: list[float]) -> dict:
-    return {"p50_s": round(percentile(values, 0.5), 2), "p90_s": round(percentile(values, 0.9), 2),
-            "max_s": round(max(values), 2), "mean_s": round(statistics.fmean(values), 2), "n": len(values)}
+def wait_for_grades(timeout: float, slug: str | None = None, queue: str | None = None) -> None:
+    """Polls the store until no run (of `slug`, in `queue`) is queued or running, or `timeout` passes."""
+    from sqlalchemy import func, select
 
-
-def setup(env: dict[str, str], students: int, daily_limit: int) -> list[str]:
-    """Migrate, create a course with `students` students; returns their tokens and the assignment slug."""
-    os.environ.update(env)
-    from grader.settings import get_settings
-
-    get_settings.cache_clear()
-    from grader.store import credentials
-    from grader.assignment_spec import default_spec_toml, summarize_spec
     from grader.store.db import session_scope
-    from grader.store.migrate import upgrade_head
-    from grader.store.models import Assignment, Course, Enrollment, User
+    from grader.store.models import Assignment, GradingRun, Submission
 
-    upgrade_head()
-    tokens = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        query = select(func.count(GradingRun.id)).where(GradingRun.status.in_(("queued", "running")))
+        if slug:
+            query = query.join(Submission).join(Assignment).where(Assignment.slug == slug)
+        if queue:
+            query = query.where(GradingRun.queue == queue)
+        with session_scope() as db:
+            pending = db.scalar(query)
+        if pending == 0:
+            return
+        print(f"  {pending} runs still queued or running", flush=True)
+        time.sleep(2)
+
+
+def grading_figures(slug: str, posted: int, accepted: int) -> dict:
+    """Latency, its parts and integrity of the runs of assignment `slug`, from the store."""
+    from sqlalchemy import func, select
+
+    from grader.store.db import session_scope
+    from grader.store.models import Assignment, GradingRun, RunEvent, Submission
+
     with session_scope() as db:
-        course = Course(slug="load", title="Load test")
-        db.add(course)
-        db.flush()
-        spec = default_spec_toml()
-        summary_ = summarize_spec(spec, ["correctness"])
-        db.add(Assignment(course_id=course.id, slug="load-hw", title="Load", spec_toml=spec, spec=summary_.parsed,
-                          spec_version=summary_.version, daily_submission_limit=daily_limit,
-                          stage_weights=summary_.stage_weights, max_score=summary_.max_score,
-                          pass_mark=summary_.pass_mark, late_policy={}, limits={}))
-        for index in range(students):
-            user = User(email=f"student{index}@load.example", name=f"S{index}", role="student")
-            db.add(user)
-            db.flush()
-            db.add(Enrollment(course_id=course.id, user_id=user.id, role="student"))
-            tokens.append(credentials.issue_api_token(db, user))
-    return tokens
+        submissions = db.scalars(select(Submission).join(Assignment).where(Assignment.slug == slug)).all()
+        runs = [run for submission in submissions for run in submission.runs]
+        done_events = db.scalar(select(func.count(RunEvent.id)).where(
+            RunEvent.type == "done", RunEvent.run_id.in_([run.id for run in runs])))
+        finished = [run for run in runs if run.finished_at and run.started_at]
+        latencies = [(run.finished_at - run.submission.created_at).total_seconds() for run in finished]
+        waits = [(run.started_at - run.enqueued_at).total_seconds() for run in finished]
+        stage = [float(run.stage_seconds.get("correctness", 0)) for run in finished]
+        worker_share = [(run.finished_at - run.started_at).total_seconds() - seconds
+                        for run, seconds in zip(finished, stage)]
+        integrity = integrity_of(runs, submissions, accepted, posted, done_events)
+        first_created = min((s.created_at for s in submissions), default=None)
+        last_finished = max((run.finished_at for run in finished), default=None)
+        backend = runs[0].backend if runs else ""
+    drain = (last_finished - first_created).total_seconds() if finished else 0.0
+    return {"correctness_feedback_latency": summary(latencies), "queue_wait": summary(waits),
+            "correctness_job_seconds": summary(stage), "worker_share_seconds": summary(worker_share),
+            "drain_seconds": round(drain, 1), "graded_per_minute": round(len(finished) / max(drain, 1e-9) * 60, 1),
+            "integrity": integrity, "backend": backend}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,164 +128,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--submissions", type=int, default=200)
     parser.add_argument("--students", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2, help="worker pool processes (correctness queue)")
+    parser.add_argument("--warm", type=int, default=None,
+                        help="containers each pool process keeps started ahead (default: the setting's)")
+    parser.add_argument("--redis-db", type=int, default=14, help="broker database (another helper may use 14)")
+    parser.add_argument("--read-seconds", type=float, default=10.0, help="how long the status readers run")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for all grades")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    import psycopg
-    import redis
-
-    database = f"grader_load_{secrets.token_hex(4)}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{database}"')
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    data_dir = ROOT / "var" / "bench-service-load"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{database}", "BROKER_URL": REDIS_URL,
-           "DATA_DIR": str(data_dir), "SECRET_KEY": secrets.token_hex(16), "WORKER_CONCURRENCY": str(args.workers)}
-    processes: list[subprocess.Popen] = []
-    load_start = os.getloadavg()
+    stack = Stack("load", args.redis_db, PORT)
+    worker_env = {} if args.warm is None else {"SANDBOX_WARM_CONTAINERS": str(args.warm)}
     try:
-        tokens = setup(env, args.students, daily_limit=args.submissions)
-        child_env = {**os.environ, **env}
-        log = open(data_dir / "stack.log", "wb")
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--port", str(PORT),
-             "--log-level", "warning"], cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True))
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "grader.worker", "--queues", "correctness", "--concurrency", str(args.workers),
-             "--beat"], cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        base = f"http://127.0.0.1:{PORT}"
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        source = GOOD_FILE.read_bytes()
+        stack.start(worker_env)
+        from grader.assignment_spec import default_spec_toml
+        from grader.settings import get_settings
 
-        def post(index: int) -> tuple[int, dict, float]:
-            token = tokens[index % len(tokens)]
-            started = time.perf_counter()
-            response = httpx.post(f"{base}/api/v1/assignments/load-hw/submissions", timeout=60,
-                                  headers={"Authorization": f"Bearer {token}"},
-                                  files={"file": ("spatial.py", source + f"\n# load {index}\n".encode())})
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"text": response.text[:500]}
-            return response.status_code, body, time.perf_counter() - started
-
+        tokens = make_course([AssignmentPlan(SLUG, default_spec_toml(), ["correctness"])], args.students,
+                             daily_limit=args.submissions)
+        stack.start_api()
+        stack.start_worker("worker-correctness", "correctness", args.workers, beat=True)
+        time.sleep(3)  # the pool's processes are forked and ready: a worker's start is not part of the burst
+        window = open_window()
+        print(f"posting {args.submissions} uploads ({window.describe()})", flush=True)
         started = time.perf_counter()
-        with ThreadPoolExecutor(8) as pool:
-            posted = list(pool.map(post, range(args.submissions)))
+        posted = post_burst(stack.base_url, SLUG, tokens, args.submissions, GOOD_FILE.read_bytes())
         post_seconds = time.perf_counter() - started
         accepted = [body for code, body, _ in posted if code == 202]
-        refused = [(index, code, body) for index, (code, body, _) in enumerate(posted) if code != 202]
         print(f"posted {len(accepted)}/{args.submissions} in {post_seconds:.1f}s", flush=True)
-        for index, code, body in refused:
-            # Every upload must be accepted: one answered otherwise is a lost upload, whatever happens next.
-            print(f"FAILED: upload {index} answered {code}: {json.dumps(body)[:300]}", file=sys.stderr, flush=True)
-
-        reads, stop = [0], threading.Event()
-        lock = threading.Lock()
-
-        def reader(offset: int) -> None:
-            client = httpx.Client(base_url=base, timeout=30)
-            index = offset
-            while not stop.is_set():
-                body = accepted[index % len(accepted)]
-                token = tokens[int(body["submission_id"] - 1) % len(tokens)]
-                response = client.get(body["status_url"], headers={"Authorization": f"Bearer {token}"})
-                assert response.status_code in (200, 404), response.text
-                with lock:
-                    reads[0] += 1
-                index += 8
-
-        read_threads = [threading.Thread(target=reader, args=(offset,)) for offset in range(8)]
-        read_started = time.perf_counter()
-        for thread in read_threads:
-            thread.start()
-        time.sleep(10)
-        stop.set()
-        for thread in read_threads:
-            thread.join()
-        read_seconds = time.perf_counter() - read_started
-
-        from sqlalchemy import func, select
-
-        from grader.store.db import session_scope
-        from grader.store.models import GradingRun, RunEvent, Submission
-        from grader.store.signing import verify_run
-
-        deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline:
-            with session_scope() as db:
-                pending = db.scalar(select(func.count(GradingRun.id)).where(
-                    GradingRun.status.in_(("queued", "running"))))
-            if pending == 0:
-                break
-            print(f"  {pending} runs still queued or running", flush=True)
-            time.sleep(10)
-        with session_scope() as db:
-            submissions = db.scalars(select(Submission)).all()
-            runs = db.scalars(select(GradingRun)).all()
-            done_events = db.scalar(select(func.count(RunEvent.id)).where(RunEvent.type == "done"))
-            latencies = [(run.finished_at - run.submission.created_at).total_seconds() for run in runs
-                         if run.finished_at]
-            job_seconds = [float(run.stage_seconds.get("correctness", 0)) for run in runs if run.stage_seconds]
-            integrity = {
-                "posted": args.submissions, "accepted_202": len(accepted), "not_202": len(refused),
-                "stored": len(submissions),
-                "runs": len(runs), "runs_per_submission_max": max(len(s.runs) for s in submissions),
-                "graded": sum(run.status == "graded" for run in runs),
-                "not_graded": sorted({run.status for run in runs} - {"graded"}),
-                "done_events": done_events, "signatures_valid": sum(verify_run(run) for run in runs),
-                "retried_attempts": sum(max(0, run.attempts - 1) for run in runs),
-            }
-        first_created = min(s.created_at for s in submissions)
-        last_finished = max(run.finished_at for run in runs if run.finished_at)
+        for index, (code, body, _) in enumerate(posted):
+            if code != 202:  # every upload must be accepted: one answered otherwise is a lost upload
+                print(f"FAILED: upload {index} answered {code}: {json.dumps(body)[:300]}", file=sys.stderr,
+                      flush=True)
+        reads, read_seconds = read_statuses(stack.base_url, accepted, tokens, args.read_seconds) if accepted \
+            else (0, 1.0)
+        wait_for_grades(args.timeout, SLUG)
+        window.close()
+        figures = grading_figures(SLUG, args.submissions, len(accepted))
         result = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "load_average_at_start": load_start, "load_average_at_end": os.getloadavg()},
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **window.as_dict()},
             "setup": {"submissions": args.submissions, "students": args.students, "post_threads": 8,
                       "read_threads": 8, "worker_pool_processes": args.workers, "api_processes": 1,
-                      "store": "postgres", "broker": "redis", "sandbox": runs[0].backend if runs else ""},
+                      "warm_containers_per_process": get_settings().sandbox_warm_containers,
+                      "store": "postgres", "broker": "redis", "sandbox": figures.pop("backend")},
             "posts": {"seconds": round(post_seconds, 2), "per_second": round(len(accepted) / post_seconds, 1),
                       "request_latency": summary([seconds for _, _, seconds in posted])},
-            "status_reads": {"seconds": round(read_seconds, 2), "count": reads[0],
-                             "per_second": round(reads[0] / read_seconds, 1)},
-            "correctness_feedback_latency": summary(latencies),
-            "correctness_job_seconds": summary(job_seconds),
-            "drain_seconds": round((last_finished - first_created).total_seconds(), 1),
-            "graded_per_minute": round(len(latencies) / max(1e-9, (last_finished - first_created).total_seconds())
-                                       * 60, 1),
-            "integrity": integrity,
+            "status_reads": {"seconds": round(read_seconds, 2), "count": reads,
+                             "per_second": round(reads / read_seconds, 1)},
+            **figures,
         }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(json.dumps(result, indent=2, default=str))
-        ok = (not refused and integrity["accepted_202"] == integrity["stored"] == integrity["runs"]
-              == integrity["graded"] == integrity["done_events"] == integrity["signatures_valid"] == args.submissions)
-        if not ok:
-            print(f"FAILED: {len(refused)} upload(s) not accepted; integrity {json.dumps(integrity)}",
-                  file=sys.stderr, flush=True)
-        return 0 if ok else 1
+        print(f"{result['graded_per_minute']} grades/min, drain {result['drain_seconds']} s, feedback p50 "
+              f"{result['correctness_feedback_latency'].get('p50_s')} s, job p50 "
+              f"{result['correctness_job_seconds'].get('p50_s')} s ({window.describe()})", flush=True)
+        if not integrity_ok(figures["integrity"]):
+            print(f"FAILED: integrity {json.dumps(figures['integrity'])}", file=sys.stderr, flush=True)
+            return 1
+        return 0
     finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, 15)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-        from grader.store.db import reset_engine
-
-        reset_engine()
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        redis.Redis.from_url(REDIS_URL).flushdb()
+        stack.close()
 
 
 if __name__ == "__main__":
