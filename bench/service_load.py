@@ -14,7 +14,9 @@ sandbox (sandbox.select: docker). Measures, with the load average before and aft
   worker's own share (claimed -> finished minus the stage: claim, records, signing);
 - drain: first upload to last grade, and grades per minute over it;
 - integrity: every posted upload answered 202, stored, has exactly one run, finished graded once with a valid
-  signature. Anything else fails the benchmark (exit 1).
+  signature. Anything else fails the benchmark (exit 1);
+- CPU seconds per grade by part (API, worker, sandboxes, engine, Postgres, Redis; bench/cpu_accounting.py): on
+  2 cores throughput is bounded by their sum.
 
 Writes bench/results/service_load.json. The machine has 2 cores shared with other work: grading throughput is
 CPU-bound and noisy; the latency mostly measures the backlog (queue wait), not one job.
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.cpu_accounting import per_item, snapshot
 from bench.machine_load import open_window
 from bench.service_stack import (GOOD_FILE, AssignmentPlan, Stack, integrity_of, integrity_ok, make_course,
                                  percentile, post_burst, summary)
@@ -148,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_api()
         stack.start_worker("worker-correctness", "correctness", args.workers, beat=True)
         time.sleep(3)  # the pool's processes are forked and ready: a worker's start is not part of the burst
+        roots = {name: process.pid for name, process in stack.processes.items()}
+        cpu_before = snapshot(roots)
         window = open_window()
         print(f"posting {args.submissions} uploads ({window.describe()})", flush=True)
         started = time.perf_counter()
@@ -163,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             else (0, 1.0)
         wait_for_grades(args.timeout, SLUG)
         window.close()
+        cpu_after = snapshot(roots)
         figures = grading_figures(SLUG, args.submissions, len(accepted))
+        figures["cpu_seconds_per_grade"] = per_item(cpu_before, cpu_after, figures["integrity"]["graded"])
         result = {
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **window.as_dict()},
             "setup": {"submissions": args.submissions, "students": args.students, "post_threads": 8,
@@ -182,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{result['graded_per_minute']} grades/min, drain {result['drain_seconds']} s, feedback p50 "
               f"{result['correctness_feedback_latency'].get('p50_s')} s, job p50 "
               f"{result['correctness_job_seconds'].get('p50_s')} s ({window.describe()})", flush=True)
+        print(f"CPU seconds per grade: {result['cpu_seconds_per_grade']}", flush=True)
         if not integrity_ok(figures["integrity"]):
             print(f"FAILED: integrity {json.dumps(figures['integrity'])}", file=sys.stderr, flush=True)
             return 1
