@@ -6,7 +6,8 @@ Every field of the record is untrusted: it is read here with type checks and len
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,15 @@ class JobContext:
     running_description: str = ""  # the run in progress, in the student's terms
     options: CatalogueOptions = DEFAULT_OPTIONS
     version_note: str = ""  # the file looks written for another course version: what changed (or "")
+    # Reads the note off the file when a message first needs it (a failed construct or a missing class): reading
+    # the course version walks the file's syntax tree, which a file whose checks all ran does not need.
+    version_note_of: Callable[[], str] | None = field(default=None, repr=False)
+
+    def note(self) -> str:
+        """The course-version note (computed once, on first use)."""
+        if self.version_note_of is not None:
+            self.version_note, self.version_note_of = self.version_note_of(), None
+        return self.version_note
 
 
 def judge(check: Check, prepared: PreparedRun, harness: HarnessResult, job: JobContext) -> tuple[float, str, str]:
@@ -157,8 +167,8 @@ def _construct_or_forward_failure(check: Check, prepared: PreparedRun, entry: di
         if problems:
             return 0.0, "failed", "\n".join(problems)
     text = _failure_text(entry, prepared)
-    if phase == "construct" and status == "error" and job.version_note:
-        text += "\n" + job.version_note
+    if phase == "construct" and status == "error" and job.note():
+        text += "\n" + job.note()
     return 0.0, ("timeout" if status == "timeout" else "error"), text
 
 
@@ -166,7 +176,7 @@ def _missing_text(check: Check, job: JobContext) -> str:
     names = " or ".join(job.options.names(check.component))
     kind = "function" if check.run.call == "function" else "class"
     text = f"spatial.py defines no {kind} {names}. Expected classes: {expected_classes(job.options)}."
-    return f"{text}\n{job.version_note}" if job.version_note else text
+    return f"{text}\n{job.note()}" if job.note() else text
 
 
 def _component_module(component: str):

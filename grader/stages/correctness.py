@@ -39,6 +39,13 @@ def prepared_runs(seed: int, case_seconds: tuple[tuple[str, float], ...] = (),
     return tuple(prepare(run, seed) for run in runs)
 
 
+@lru_cache(maxsize=8)
+def prepared_job_inputs(seed: int, case_seconds: tuple[tuple[str, float], ...] = (),
+                        options: CatalogueOptions = DEFAULT_OPTIONS) -> dict[str, bytes]:
+    """`job_inputs` of `prepared_runs` (cached: the same bytes for every submission; callers copy the dict)."""
+    return job_inputs(prepared_runs(seed, case_seconds, options), options)
+
+
 def job_inputs(runs: tuple[PreparedRun, ...], options: CatalogueOptions = DEFAULT_OPTIONS) -> dict[str, bytes]:
     """cases.json and arrays.npz for the harness: inputs only, never expected outputs."""
     cases, arrays = [], {}
@@ -95,8 +102,8 @@ def run_stage(context: StageContext) -> StageOutput:
                     event[hidden_checks.RUNNING_CASE] = cases[data["run"]]
                 context.emit(event)
 
-    job = SandboxJob(harness="correctness", submission=context.source, inputs=job_inputs(runs, options),
-                     limits=limits)
+    inputs = prepared_job_inputs(spec.correctness.seed, spec.correctness.case_seconds, options)
+    job = SandboxJob(harness="correctness", submission=context.source, inputs=dict(inputs), limits=limits)
     outcome = context.runner.run(job, on_progress=on_progress)
     harness = parse_result(outcome.result, by_id)
     running = progress_runs[-1] if progress_runs else ""
@@ -104,14 +111,15 @@ def run_stage(context: StageContext) -> StageOutput:
     if isinstance(harness.record.get("classes"), dict):
         classes = {component: (value if isinstance(value, str) else None)
                    for component, value in harness.record["classes"].items() if component in CLASS_NAMES}
-    version_note = course_versions.mismatch_note(course_versions.recognise(context.source), spec.course,
-                                                 spec.architecture, options.flatten)
-    import_problem = "\n".join(filter(None, [import_message(harness.record) if harness.record else "",
-                                              version_note])) if import_failed(harness.record) else ""
-    job_context = JobContext(outcome=outcome, running=running, import_message=import_problem, classes=classes,
+    job_context = JobContext(outcome=outcome, running=running, import_message="", classes=classes,
                              wall_seconds=limits.wall_seconds, memory_bytes=limits.memory_bytes,
                              running_description=by_id[running].run.describe() if running in by_id else "",
-                             options=options, version_note=version_note)
+                             options=options, version_note_of=lambda: course_versions.mismatch_note(
+                                 course_versions.recognise(context.source), spec.course, spec.architecture,
+                                 options.flatten))
+    if import_failed(harness.record):
+        job_context.import_message = "\n".join(filter(None, [import_message(harness.record) if harness.record else "",
+                                                             job_context.note()]))
     withheld = _described(cases.get(running), job_context.running_description)
     if not harness.record:
         text = job_message(outcome, limits, job_context)
