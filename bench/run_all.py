@@ -21,6 +21,7 @@ BENCHMARKS = [
     "sandbox_overhead",  # empty-job overhead and correctness stage end to end, docker and bwrap
     "correctness_latency",  # correctness stage end to end, subprocess and docker
     "service_load",  # 200 submissions through API, broker, workers, store
+    "mixed_load",  # 50 correctness submissions beside two CIFAR-10 training runs: queue wait and feedback
     "dashboard_pages",  # dashboard pages, charts and badges on 200 students x 5 graded submissions
     "cifar10_speed_probe",  # the loop-style file stopped by the speed probe, with the per-layer explanation
     "cifar10_reference",  # full CIFAR-10 run of good_vectorized.py in the sandbox, graded outside
