@@ -7,9 +7,10 @@ job takes on the clock. Parts, from /proc (Linux only; None elsewhere):
   they reaped from exited children);
 - `sandboxes`: the processes inside the job containers, from the engine's cgroup (`cpuacct` of v1's `docker`
   group or v2's `system.slice`/`docker` slices); it keeps the usage of removed containers;
-- the engine: `dockerd` and `containerd` (live), and `reaped_by_init`: containerd-shim and runc processes exit
-  and are reparented to init, so their time lands in init's children's time (other orphans of the machine too: an
-  upper bound);
+- the engine: `dockerd` and `containerd` (live), and `shims_and_runc`: containerd-shim and runc processes exit
+  and are reparented to init, so their time lands in init's children's time. A shim reaps its container's
+  processes, so that time includes the sandboxes' own, which is taken off (other orphans of the machine are in it
+  too: an upper bound);
 - `postgres`, `redis`: the servers, their live backends plus the backends the postmaster reaped.
 
 Other agents' work is in none of these except where it shares a server (Postgres, the engine): read the figures
@@ -100,7 +101,11 @@ def per_item(before: dict | None, after: dict | None, items: int) -> dict[str, f
     """CPU seconds per item (e.g. per grade) of each part between two snapshots, and their total."""
     if not before or not after or items <= 0:
         return None
-    spent = {name: round((after[name] - before[name]) / items, 4) for name in after
+    spent = {name: (after[name] - before[name]) / items for name in after
              if after.get(name) is not None and before.get(name) is not None}
+    reaped = spent.pop("reaped_by_init", None)
+    if reaped is not None:
+        spent["shims_and_runc"] = max(0.0, reaped - spent.get("sandboxes", 0.0))
+    spent = {name: round(value, 4) for name, value in spent.items()}
     spent["total"] = round(sum(spent.values()), 4)
     return spent

@@ -99,7 +99,7 @@ def wait_for_grades(timeout: float, slug: str | None = None, queue: str | None =
 
 def grading_figures(slug: str, posted: int, accepted: int) -> dict:
     """Latency, its parts and integrity of the runs of assignment `slug`, from the store."""
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select, text
 
     from grader.store.db import session_scope
     from grader.store.models import Assignment, GradingRun, RunEvent, Submission
@@ -119,11 +119,16 @@ def grading_figures(slug: str, posted: int, accepted: int) -> dict:
         first_created = min((s.created_at for s in submissions), default=None)
         last_finished = max((run.finished_at for run in finished), default=None)
         backend = runs[0].backend if runs else ""
+        store = db.execute(text("SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_deleted "
+                                "FROM pg_stat_database WHERE datname = current_database()")).one()
     drain = (last_finished - first_created).total_seconds() if finished else 0.0
     return {"correctness_feedback_latency": summary(latencies), "queue_wait": summary(waits),
             "correctness_job_seconds": summary(stage), "worker_share_seconds": summary(worker_share),
             "drain_seconds": round(drain, 1), "graded_per_minute": round(len(finished) / max(drain, 1e-9) * 60, 1),
-            "integrity": integrity, "backend": backend}
+            "integrity": integrity, "backend": backend,
+            # The whole database since it was created (API and workers, all assignments), per graded run.
+            "store_per_grade": {name: round(value / max(1, integrity["graded"]), 1) for name, value in
+                                zip(("transactions", "rows_inserted", "rows_updated", "rows_deleted"), store)}}
 
 
 def main(argv: list[str] | None = None) -> int:

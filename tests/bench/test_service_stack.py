@@ -37,3 +37,13 @@ def test_training_spec_shortens_only_the_cifar10_epochs():
     spec = parse_spec(training_spec(2), source="mixed_load training spec")
     assert spec.stages["cifar10"]["epochs"] == 2
     assert "correctness" in spec.stage_names and "cifar10" in spec.stage_names
+
+
+def test_cpu_per_grade_takes_the_sandboxes_off_what_init_reaped_from_the_shims():
+    from bench.cpu_accounting import per_item
+
+    before = {"api": 1.0, "worker": 2.0, "sandboxes": 10.0, "dockerd": 5.0, "reaped_by_init": 20.0, "redis": None}
+    after = {"api": 2.0, "worker": 6.0, "sandboxes": 18.0, "dockerd": 7.0, "reaped_by_init": 30.0, "redis": None}
+    assert per_item(before, after, 4) == {"api": 0.25, "worker": 1.0, "sandboxes": 2.0, "dockerd": 0.5,
+                                          "shims_and_runc": 0.5, "total": 4.25}
+    assert per_item(before, None, 4) is None
