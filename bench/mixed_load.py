@@ -198,8 +198,9 @@ def report(result: dict, out: Path, window) -> int:
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result, indent=2, default=str))
     wait, latency = result["queue_wait"], result["correctness_feedback_latency"]
+    verdict = "met" if result["wait_target_met"] else "NOT met"
     print(f"beside {result['setup']['training_runs']} training runs: queue wait p50 {wait.get('p50_s')} s, p95 "
-          f"{wait.get('p95_s')} s (target < {WAIT_TARGET_P95_S} s: {'met' if result['wait_target_met'] else 'NOT met'});"
+          f"{wait.get('p95_s')} s (target < {WAIT_TARGET_P95_S} s: {verdict});"
           f" feedback p50 {latency.get('p50_s')} s, p95 {latency.get('p95_s')} s; job p50 "
           f"{result['correctness_job_seconds'].get('p50_s')} s ({window.describe()})", flush=True)
     failed = False
