@@ -145,17 +145,62 @@ class _LeaseKeeper(threading.Thread):
                 log.warning("lease renewal of run %s failed", self.claim.run_id, exc_info=True)
 
 
+PROGRESS_EVENT_SECONDS = 1.0  # stored progress of a running run: at most one supersedable event per second
+
+
+def _supersedable(event: dict[str, Any]) -> bool:
+    """Progress events whose newest one says all an older one did: per-batch training progress, and the correctness
+    stage's "run N of M started" (a job reports each of its ~90 runs within a second or two)."""
+    return event.get("type", "progress") == "progress" and (event.get("batch") is not None
+                                                             or event.get("stage") == "correctness")
+
+
 class _EventRecorder:
-    """Stores pipeline events as RunEvent rows; per-batch progress at most once a second."""
+    """Stores pipeline events as RunEvent rows. Supersedable progress at most once a second: each stored event is a
+    transaction, and storing every correctness run's start was most of a grade's store traffic. The newest event
+    held back is stored when its second is up, so a case that runs long is the one shown while it runs."""
 
     def __init__(self, claim: run_store.Claim) -> None:
-        self.claim, self.last_batch_event = claim, 0.0
+        self.claim, self.last_progress = claim, 0.0
+        self.lock = threading.Lock()
+        self.pending: dict[str, Any] | None = None
+        self.timer: threading.Timer | None = None
 
     def __call__(self, event: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if event.get("batch") is not None and now - self.last_batch_event < 1.0:
-            return
-        self.last_batch_event = now
+        with self.lock:  # held while storing, so a held-back event never lands after a newer one
+            if not _supersedable(event):
+                self._cancel()  # an older progress event must not land after this one (e.g. stage_finished)
+            else:
+                wait = self.last_progress + PROGRESS_EVENT_SECONDS - time.monotonic()
+                if wait > 0:
+                    self.pending = event
+                    if self.timer is None:
+                        self.timer = threading.Timer(wait, self._flush)
+                        self.timer.daemon = True
+                        self.timer.start()
+                    return
+                self._cancel()
+                self.last_progress = time.monotonic()
+            self._store(event)
+
+    def close(self) -> None:
+        """Drops a held-back event (the stage has ended: its result supersedes it)."""
+        with self.lock:
+            self._cancel()
+
+    def _cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer, self.pending = None, None
+
+    def _flush(self) -> None:
+        with self.lock:
+            event, self.pending, self.timer = self.pending, None, None
+            if event is not None:
+                self.last_progress = time.monotonic()
+                self._store(event)
+
+    def _store(self, event: dict[str, Any]) -> None:
         try:
             with session_scope() as db:
                 run = db.get(run_store.GradingRun, self.claim.run_id)
@@ -253,6 +298,7 @@ def grade_run(self, run_id: int) -> str:
         raise
     finally:
         lease.stopped.set()
+        recorder.close()
     if next_queue:
         publish_all([(run_id, next_queue)])
         return f"stage {claim.stage} done"
