@@ -28,6 +28,8 @@ _EVENT_FIELDS: dict[str, dict[str, tuple]] = {
     "layers": {"batch_size": (int,), "layers": (list,)},
     "error": {"kind": (str,), "message": (str,), "where": (list,), "epoch": (int,), "batch": (int,)},
     "done": {"epochs": (int,), "train_s": _NUMBER, "charged_s": _NUMBER, "steps": (int,)},
+    # Whether the harness splits each batch over the job's threads (sandbox/harness/data_parallel.py), and why not.
+    "data_parallel": {"enabled": (bool,), "workers": (int,), "reason": (str,)},
 }
 _LAYER_FIELDS = {"name": (str,), "kind": (str,), "student": (bool,), "input_shape": (list,), "samples": (int,),
                  "status": (str,), "timed_out": (str,), "forward_ms": _NUMBER, "backward_ms": _NUMBER,

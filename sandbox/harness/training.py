@@ -51,6 +51,7 @@ if __name__ == "__main__" and "--kit" in sys.argv[:-1]:
 
 import numpy as np  # noqa: E402
 from calibration import YARDSTICK_BATCH, Yardstick, matmul_shapes, thread_count  # noqa: E402
+from data_parallel import DataParallel, Replica, can_pin_blas, gradient_mismatch  # noqa: E402
 
 FORMAT = 1
 ERROR_TEXT_CHARS = 2000  # longest exception text handed back
@@ -306,6 +307,15 @@ def data_of(value):
     return np.asarray(getattr(value, "data", value))
 
 
+def job_threads() -> int:
+    """The threads the job was given (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS, set by the runner), else 1."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The run
 
@@ -369,6 +379,7 @@ class Trainer:
         self.step = 0
         self.ratios: list[float] = []  # probe: step time / yardstick time, interleaved
         self.probe_walls: list[float] = []
+        self.parallel: DataParallel | None = None  # the data-parallel step, while it is on
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -454,6 +465,7 @@ class Trainer:
         self.progress.say({"event": "start", "epochs": self.epochs, "batches": self.per_epoch,
                            "batch_size": self.batch_size, "train_images": int(len(self.labels)),
                            "budget_s": self.budget, **environment()}, essential=True)
+        self.parallel = self.build_parallel(kit, module)
         self.clock.calibrate()
         self.last_calibration = (time.perf_counter(), 0)
         try:
@@ -502,12 +514,95 @@ class Trainer:
             self.check_host(wall_per_step, self.clock.charged_now() / (self.step / self.budget_steps))
 
     def train_step(self, x, y):
+        logits, loss = self.compute_gradients(x, y)
+        self.optimizer.step()
+        return logits, loss
+
+    def compute_gradients(self, x, y):
+        """Forward, loss and backward of the batch: the batch-mean gradient is left in the parameters' `.grad`.
+
+        Split over the job's threads while the data-parallel step is on; an error there (which student code that
+        is not thread-safe may raise) switches to one pass, which then decides whether the error is the file's.
+        """
+        if self.parallel is not None:
+            try:
+                return self.parallel.gradients(x, y)
+            except Exception as error:
+                self.fall_back(f"the step split over threads raised {describe(error)}")
+        return self.one_pass_gradients(x, y)
+
+    def one_pass_gradients(self, x, y):
         logits = self.network.forward(self.kit.Tensor(x))
         loss = self.loss_fn(logits, self.kit.Tensor(y))
         self.optimizer.zero_grad()
         loss.backward()
-        self.optimizer.step()
         return logits, loss
+
+    def build_parallel(self, kit: Kit, module) -> DataParallel | None:
+        """The data-parallel step over the job's threads (data_parallel.py), or None with the reason said.
+
+        Each extra worker gets a replica network built from the student's module like the first (under the same
+        deadline); any failure there only means training runs one pass, never a penalty.
+        """
+        workers, recipe = job_threads(), self.recipe
+        reason = None
+        if not recipe.get("data_parallel", True):
+            reason = "switched off by the recipe"
+        elif workers < 2:
+            reason = "the job has one thread"
+        elif not can_pin_blas():
+            reason = "BLAS cannot be held to one thread per worker"
+        if reason is None:
+            signal.setitimer(signal.ITIMER_REAL, float(recipe.get("build_seconds", 30.0)))
+            try:
+                replicas = [Replica(Network(kit, module, recipe["architecture"], self.init),
+                                    kit.CrossEntropyLoss(label_smoothing=float(recipe.get("label_smoothing", 0.0))))
+                            for _ in range(workers - 1)]
+                _disarm()
+                parallel = DataParallel(kit.Tensor, [Replica(self.network, self.loss_fn)] + replicas)
+            except BaseException as error:
+                _disarm()
+                reason = f"building a second copy of the network failed ({describe(error)})"
+        if reason is not None:
+            self.progress.say({"event": "data_parallel", "enabled": False, "workers": 1, "reason": reason},
+                              essential=True)
+            return None
+        if self.clock.baseline_threads:
+            self.clock.baseline_threads += len(parallel.workers)  # the harness's own threads, not the student's
+        self.progress.say({"event": "data_parallel", "enabled": True, "workers": workers}, essential=True)
+        return parallel
+
+    def fall_back(self, reason: str) -> None:
+        """Train one pass from now on (the data-parallel step is an optimisation, never the file's problem)."""
+        self.parallel = None
+        self.progress.say({"event": "data_parallel", "enabled": False, "workers": 1, "reason": reason[:300]},
+                          essential=True)
+
+    def check_parallel(self, x, y, limit: float) -> None:
+        """On a probe batch, after the split step: the one-pass gradient of the same batch must agree with it.
+
+        Code that keeps state outside its layer instances (a module-level cache) can mix the workers' shares; then
+        the two gradients differ and training falls back to one pass for the whole run. Runs under its own
+        deadline and puts the step's remaining deadline back; the gradient left for the step is the one-pass one.
+        """
+        split = {name: param.grad for name, param in self.network.params.items()}
+        remaining = signal.setitimer(signal.ITIMER_REAL, limit)[0]
+        try:
+            self.one_pass_gradients(x, y)
+            _disarm()
+        except Deadline:
+            for name, param in self.network.params.items():
+                param.grad = split[name]
+            self.fall_back("the one-pass check of the split step did not finish in time")
+            return
+        finally:
+            _disarm()
+            if remaining > 0:
+                signal.setitimer(signal.ITIMER_REAL, remaining)
+        mismatch = gradient_mismatch(split, {name: param.grad for name, param in self.network.params.items()})
+        if mismatch:
+            self.fall_back(f"the step split over threads gave a different gradient ({mismatch}): the file may keep "
+                           "state outside its layers")
 
     def probe_step(self, x, y):
         """A step timed between two yardstick measurements, under a wall-clock deadline scaled to the machine."""
@@ -516,9 +611,14 @@ class Trainer:
         # One batch of a loop-style layer can take minutes; the cap keeps such a file's verdict within two minutes.
         limit = min(base * max(1.0, self.clock.factor()), self.batch_cap_seconds)
         signal.setitimer(signal.ITIMER_REAL, limit)
-        started = time.perf_counter()
+        started, checking = time.perf_counter(), 0.0
         try:
-            logits, loss = self.train_step(x, y)
+            logits, loss = self.compute_gradients(x, y)
+            if self.parallel is not None:
+                check_started = time.perf_counter()
+                self.check_parallel(x, y, limit)
+                checking = time.perf_counter() - check_started
+            self.optimizer.step()
         except Deadline:
             _disarm()
             # No step time to divide by a yardstick: the bound is in this machine's seconds.
@@ -526,7 +626,7 @@ class Trainer:
                            lower_bound=True)
         finally:
             _disarm()
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started - checking  # the step as trained, not its check
         after = self.clock.calibrate()
         if self.step >= self.warmup:
             # The faster of the two neighbours: a yardstick that happened to lose the CPU must not discount the step.
@@ -734,8 +834,7 @@ def main() -> int:
     kit = Kit()
     # Before the submission runs: the harness's and BLAS's own threads, plus the kit's element-wise helpers
     # (one fewer than the job's threads) that start with the first large batch.
-    job_threads = int(os.environ.get("OMP_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") or 1)
-    baseline_threads = thread_count() + max(0, job_threads - 1)
+    baseline_threads = thread_count() + max(0, job_threads() - 1)
     stderr_fd = os.dup(2)
     sys.stdout = CappedWriter(stderr_fd, PRINT_CAP_BYTES)
     sys.stderr = sys.stdout

@@ -3,9 +3,13 @@
 NumPy releases the GIL inside a ufunc, so a ReLU over a (128, 32, 32, 32) activation split into one chunk per
 thread along the batch axis uses every core the job has, as PyTorch's element-wise kernels do. Small arrays stay
 on the calling thread: handing work to a thread costs tens of microseconds.
+
+A thread that is itself one of several data-parallel workers (the training harness runs each half of a batch on
+its own thread) keeps its passes on itself inside `serial()`: the other cores are busy with the other halves.
 """
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,6 +18,21 @@ MIN_ELEMENTS = 1 << 20  # passes over fewer elements run on the calling thread
 
 _executor = None
 _threads = None
+_executor_lock = threading.Lock()
+_local = threading.local()  # .serial: this thread's passes stay on it
+
+
+class serial:
+    """Context manager: element-wise passes of the calling thread run on that thread only within the block."""
+
+    def __enter__(self):
+        self._previous = getattr(_local, "serial", False)
+        _local.serial = True
+        return self
+
+    def __exit__(self, *exc_info):
+        _local.serial = self._previous
+        return False
 
 
 def thread_count():
@@ -42,11 +61,13 @@ def elementwise(function, out, *arrays):
     """
     global _executor
     count = min(thread_count(), out.shape[0] if out.ndim else 1)
-    if count <= 1 or out.size < MIN_ELEMENTS:
+    if count <= 1 or out.size < MIN_ELEMENTS or getattr(_local, "serial", False):
         function(*arrays, out=out)
         return out
     if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=max(1, thread_count() - 1), thread_name_prefix="tinytorch")
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(max_workers=max(1, thread_count() - 1), thread_name_prefix="tinytorch")
     parts = _chunks(out.shape[0], count)
 
     def run(bounds):

@@ -38,7 +38,7 @@ class GELU(Module):
     def forward(self, x):
         x = _as_tensor(x)
         out = gelu_values(x.data).astype(x.data.dtype, copy=False)
-        if autograd._grad_enabled and x.requires_grad:
+        if autograd._grad_mode.enabled and x.requires_grad:
             return _new(out, True, GELUBackward(x))
         return _new(out)
 
@@ -59,7 +59,7 @@ def softmax(x, axis=-1):
     shifted = x.data - x.data.max(axis=axis, keepdims=True)
     out = np.exp(shifted)
     out /= out.sum(axis=axis, keepdims=True)
-    if autograd._grad_enabled and x.requires_grad:
+    if autograd._grad_mode.enabled and x.requires_grad:
         return _new(out, True, SoftmaxFunction(x, out, axis))
     return _new(out)
 

@@ -36,11 +36,23 @@ so graphs with hundreds of thousands of nodes (loop-style layers) are fine.
 """
 
 import gc
+import threading
 
 import numpy as np
 from numpy import ndarray
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    """Whether operations record the graph, per thread: `no_grad` in one thread leaves the others recording."""
+
+    enabled = True
+
+
+_grad_mode = _GradMode()
+# Backward passes running now (on any thread): the cyclic collector is off while there is at least one.
+_backward_lock = threading.Lock()
+_backward_depth = 0
+_collector_was_enabled = False
 
 
 class _TensorBase:
@@ -56,21 +68,19 @@ def enable_autograd(quiet=True):
 
 def is_grad_enabled():
     """Whether new operations currently record the graph for backward."""
-    return _grad_enabled
+    return _grad_mode.enabled
 
 
 class no_grad:
     """Context manager (and decorator) that stops operations from recording the graph, e.g. for evaluation."""
 
     def __enter__(self):
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = False
+        self._previous = _grad_mode.enabled
+        _grad_mode.enabled = False
         return self
 
     def __exit__(self, *exc_info):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _grad_mode.enabled = self._previous
         return False
 
     def __call__(self, function):
@@ -186,12 +196,29 @@ def run_backward(root, gradient):
         return
     # The graph has no reference cycles, so the cyclic collector would only rescan it again and
     # again while backward allocates (a third of the time on loop-style graphs).
-    collector_was_enabled = gc.isenabled()
-    gc.disable()
+    _collector_off()
     try:
         _run_backward(root_fn, gradient)
     finally:
-        if collector_was_enabled:
+        _collector_restore()
+
+
+def _collector_off():
+    """Switch the cyclic collector off for a backward pass; passes on several threads share one switch."""
+    global _backward_depth, _collector_was_enabled
+    with _backward_lock:
+        if _backward_depth == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _backward_depth += 1
+
+
+def _collector_restore():
+    """Put the collector back as it was once the last running backward pass ends."""
+    global _backward_depth
+    with _backward_lock:
+        _backward_depth -= 1
+        if _backward_depth == 0 and _collector_was_enabled:
             gc.enable()
 
 

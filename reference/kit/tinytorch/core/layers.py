@@ -110,7 +110,7 @@ def linear(x, weight, bias=None):
     out = x.data @ weight.data
     if bias is not None:
         out += bias.data
-    if autograd._grad_enabled and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+    if autograd._grad_mode.enabled and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
         return _new(out, True, LinearFunction(x, weight, bias))
     return _new(out)
 

@@ -29,7 +29,7 @@ def log_softmax(x, dim=-1):
         x = Tensor(x)
     shifted = x.data - x.data.max(axis=dim, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
-    if autograd._grad_enabled and x.requires_grad:
+    if autograd._grad_mode.enabled and x.requires_grad:
         return _new(out, True, LogSoftmaxFunction(x, np.exp(out), dim))
     return _new(out)
 
@@ -93,7 +93,7 @@ def cross_entropy(logits, targets, label_smoothing=0.0, reduction="mean"):
     else:
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
     loss = np.asarray(loss, dtype=z.dtype)
-    if autograd._grad_enabled and logits.requires_grad:
+    if autograd._grad_mode.enabled and logits.requires_grad:
         probabilities = exp / sum_exp
         return _new(loss, True, CrossEntropyFunction(logits, probabilities, target_distribution, scale))
     return _new(loss)
@@ -130,6 +130,6 @@ class BinaryCrossEntropyLoss(Module):
         p = np.clip(predictions.data, EPSILON, 1 - EPSILON)
         loss = np.asarray(-np.mean(target_data * np.log(p) + (1 - target_data) * np.log(1 - p)),
                           dtype=predictions.data.dtype)
-        if autograd._grad_enabled and predictions.requires_grad:
+        if autograd._grad_mode.enabled and predictions.requires_grad:
             return _new(loss, True, BCEBackward(predictions, target_data))
         return _new(loss)

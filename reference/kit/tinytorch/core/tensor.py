@@ -69,7 +69,7 @@ def _new(data, requires_grad=False, grad_fn=None):
 
 def _result(data, function_class, inputs, *extra):
     """Wrap an op's output; record `function_class(*inputs, *extra)` if any input needs a gradient."""
-    if autograd._grad_enabled:
+    if autograd._grad_mode.enabled:
         for t in inputs:
             if t._requires_grad or t._grad_fn is not None:
                 return _new(data, True, function_class(*inputs, *extra))
@@ -440,7 +440,7 @@ class Tensor(_TensorBase):
             value_dtype = getattr(values, "dtype", None)
             if value_dtype is not None and value_dtype.kind == "f" and value_dtype.itemsize > self.data.dtype.itemsize:
                 self.data = self.data.astype(value_dtype)
-        tracks = autograd._grad_enabled and (
+        tracks = autograd._grad_mode.enabled and (
             (source is not None and source.requires_grad) or self._grad_fn is not None)
         if not tracks:
             self.data[index] = values
