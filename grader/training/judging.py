@@ -70,6 +70,9 @@ def judge_outcome(outcome: SandboxOutcome, log: ProgressLog, config: StageConfig
     if status == "error" and outcome.log_tail:
         details["log_tail"] = outcome.log_tail[-2000:]
     details["reproducibility"] = reproducibility(outcome, log.last("start") or {}, config, prepared, source)
+    switch = log.last("data_parallel")  # whether batches were split over the job's threads (the last word)
+    if switch:
+        details["reproducibility"]["data_parallel"] = {k: v for k, v in switch.items() if k != "event"}
     if curve:
         details["curve_image"] = curve_image(curve, record["test_accuracy"], config.full_accuracy)
     details["cifar10"] = record

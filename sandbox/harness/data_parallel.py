@@ -146,12 +146,14 @@ class DataParallel:
         tensor: the kit's Tensor class.
         members: the primary Replica (its `.grad`s receive the result; its share runs on the calling thread),
             then one Replica per extra worker thread.
+        worker_context: entered around each share's work when the batch is split (default `pinned`; a benchmark
+            whose layers have thread pools of their own adds theirs).
     """
 
     INTERRUPT_WAIT_S = 5.0
 
-    def __init__(self, tensor, members: list[Replica]):
-        self.tensor, self.members = tensor, members
+    def __init__(self, tensor, members: list[Replica], worker_context=pinned):
+        self.tensor, self.members, self.worker_context = tensor, members, worker_context
         self.workers = [_Worker(index) for index in range(1, len(members))]
 
     def gradients(self, x: np.ndarray, y: np.ndarray):
@@ -188,7 +190,7 @@ class DataParallel:
         def run():
             if not pin:
                 return self._share(member, x, y)
-            with pinned():
+            with self.worker_context():
                 return self._share(member, x, y)
 
         return run

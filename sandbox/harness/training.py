@@ -432,6 +432,7 @@ class Trainer:
         self.wall_limit = float(recipe.get("wall_seconds") or 0.0)
         probe = recipe.get("probe", {})
         self.warmup, self.probe_batches = int(probe.get("warmup_batches", 1)), int(probe.get("batches", 4))
+        self.probe_until = self.warmup + self.probe_batches  # steps before this one are timed by the probe
         self.first_batch_seconds = float(probe.get("first_batch_seconds", 30.0))
         self.batch_cap_seconds = float(probe.get("batch_cap_seconds", 30.0))
         self.calibrate_every = max(1, int(probe.get("calibrate_every", 25)))
@@ -487,7 +488,7 @@ class Trainer:
                                   flip=bool(aug.get("horizontal_flip", False))), self.mean, self.std)
             y = self.labels[batch]
             self.optimizer.lr = learning_rate(self.recipe["schedule"], self.step, self.total_steps)
-            logits, loss = self.probe_step(x, y) if self.step < self.warmup + self.probe_batches else self.train_step(x, y)
+            logits, loss = self.probe_step(x, y) if self.step < self.probe_until else self.train_step(x, y)
             self.step += 1
             loss_value = float(data_of(loss).reshape(-1)[0])
             if not math.isfinite(loss_value):
@@ -573,8 +574,13 @@ class Trainer:
         return parallel
 
     def fall_back(self, reason: str) -> None:
-        """Train one pass from now on (the data-parallel step is an optimisation, never the file's problem)."""
+        """Train one pass from now on (the data-parallel step is an optimisation, never the file's problem).
+
+        The probe starts again after this step, so that what it projects is the one-pass step's time.
+        """
         self.parallel = None
+        self.ratios, self.probe_walls = [], []
+        self.probe_until = self.step + 1 + self.probe_batches
         self.progress.say({"event": "data_parallel", "enabled": False, "workers": 1, "reason": reason[:300]},
                           essential=True)
 
@@ -611,7 +617,7 @@ class Trainer:
         # One batch of a loop-style layer can take minutes; the cap keeps such a file's verdict within two minutes.
         limit = min(base * max(1.0, self.clock.factor()), self.batch_cap_seconds)
         signal.setitimer(signal.ITIMER_REAL, limit)
-        started, checking = time.perf_counter(), 0.0
+        started, checking, split = time.perf_counter(), 0.0, self.parallel is not None
         try:
             logits, loss = self.compute_gradients(x, y)
             if self.parallel is not None:
@@ -628,7 +634,7 @@ class Trainer:
             _disarm()
         seconds = time.perf_counter() - started - checking  # the step as trained, not its check
         after = self.clock.calibrate()
-        if self.step >= self.warmup:
+        if self.step >= self.warmup and (self.parallel is not None or not split):  # not a step that fell back
             # The faster of the two neighbours: a yardstick that happened to lose the CPU must not discount the step.
             self.ratios.append(seconds / min(before, after))
             self.probe_walls.append(seconds)

@@ -148,6 +148,9 @@ def test_a_module_level_cache_that_races_falls_back_to_one_pass(harness, data_di
     assert [event["enabled"] for event in switches(events)] == [True, False]
     assert "different gradient" in switches(events)[1]["reason"], switches(events)
     assert not any(event["event"] in ("error", "stopped") for event in events)
+    # The probe timed the one-pass steps after the fall-back, so its projection is the run's.
+    kinds = [event["event"] for event in events]
+    assert kinds.count("probe") == 1 and kinds.index("probe") > events.index(switches(events)[1])
     one_pass, _ = train(harness, data_dir, tmp_path, source, data_parallel=False)
     assert_same_parameters(split, one_pass, simple_cnn.init_params(0, np.float32))
 

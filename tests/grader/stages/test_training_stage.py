@@ -83,6 +83,8 @@ def assert_trained(result, events) -> None:
     reproducibility = stage.details["reproducibility"]
     assert reproducibility["seed"] == 0 and reproducibility["sandbox_numpy"]
     assert reproducibility["threads"]["OPENBLAS_NUM_THREADS"] == "2"
+    # Each batch split over the job's two threads (sandbox/harness/data_parallel.py), kept on after the check.
+    assert reproducibility["data_parallel"] == {"enabled": True, "workers": 2}, reproducibility
     assert "grader grade" in reproducibility["replay"]
     svg = base64.b64decode(stage.details["curve_image"]["data"])
     assert stage.details["curve_image"]["format"] == "svg" and b"<svg" in svg[:2000]
