@@ -85,3 +85,23 @@ def test_too_many_members_is_unreadable(runs):
         for index in range(1001):
             archive.writestr(f"m{index}.npy", b"")
     assert parse_result(buffer.getvalue(), runs).problem == "unreadable"
+
+
+def _with_member(name: str, payload: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        with archive.open("record.json.npy", "w") as handle:
+            np.lib.format.write_array(handle, np.frombuffer(json.dumps(RECORD).encode(), dtype=np.uint8))
+        archive.writestr(name, payload)
+    return buffer.getvalue()
+
+
+def test_data_must_be_exactly_what_the_header_declares_and_fortran_order_is_honoured(runs):
+    out = np.arange(2 * 4 * 5 * 6, dtype=np.float64).reshape(2, 4, 5, 6)
+    member = io.BytesIO()
+    np.lib.format.write_array(member, np.asfortranarray(out))
+    raw = member.getvalue()
+    kept = parse_result(_with_member("conv2d.no_bias/out.npy", raw), runs).arrays[("conv2d.no_bias", "out")]
+    assert np.array_equal(kept, out) and kept.flags.c_contiguous and kept.flags.writeable
+    for payload in (raw[:-8], raw + b"\x00" * 8):  # truncated, or longer than declared
+        assert parse_result(_with_member("conv2d.no_bias/out.npy", payload), runs).arrays == {}
