@@ -45,5 +45,5 @@ def test_cpu_per_grade_takes_the_sandboxes_off_what_init_reaped_from_the_shims()
     before = {"api": 1.0, "worker": 2.0, "sandboxes": 10.0, "dockerd": 5.0, "reaped_by_init": 20.0, "redis": None}
     after = {"api": 2.0, "worker": 6.0, "sandboxes": 18.0, "dockerd": 7.0, "reaped_by_init": 30.0, "redis": None}
     assert per_item(before, after, 4) == {"api": 0.25, "worker": 1.0, "sandboxes": 2.0, "dockerd": 0.5,
-                                          "shims_and_runc": 0.5, "total": 4.25}
+                                          "shims_and_runc": 0.5, "total": 3.75}
     assert per_item(before, None, 4) is None
