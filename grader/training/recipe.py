@@ -13,13 +13,13 @@ from reference.architectures import BUILT_IN, MODULE_TEXT, Architecture
 from reference.network import INIT_SCHEMES
 from sandbox.runner import SandboxLimits
 
-# The recipe the harness follows. Chosen and measured in bench/cifar10_seeds.py and bench/cifar10_reference.py
-# (figures in bench/results/): the reference layers clear 75% with margin in 12 epochs. `[stages.cifar10]` in the
+# The recipe the harness follows when the spec says nothing (default.toml states the module's own choice, measured
+# in bench/cifar10_seeds.py and bench/cifar10_reference.py; figures in bench/results/). `[stages.cifar10]` in the
 # assignment spec overrides any key (nested tables merge).
 REFERENCE_YARDSTICK_SECONDS = 0.015
 DEFAULT_RECIPE: dict[str, Any] = {
     "seed": 0,
-    "epochs": 12,
+    "epochs": 8,
     "batch_size": 128,
     "init": "pytorch",  # or "kaiming" (reference/network.py init_params)
     "optimizer": {"kind": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
@@ -29,10 +29,10 @@ DEFAULT_RECIPE: dict[str, Any] = {
     # Each batch split over the job's threads, one share per core (sandbox/harness/data_parallel.py); the
     # harness checks it against one pass on the probe batches and falls back by itself. False: always one pass.
     "data_parallel": True,
-    "augmentation": {"crop_padding": 4, "horizontal_flip": True},
+    "augmentation": {"crop_padding": 0, "horizontal_flip": True},
     # Per-channel statistics of the training images scaled to [0, 1] (shared/datasets/README.md, float64).
     # Test-time flip: the grader averages class probabilities over each test image and its mirror image.
-    "evaluation": {"horizontal_flip": False},
+    "evaluation": {"horizontal_flip": True},
     "normalize": {"mean": [0.4913, 0.4821, 0.4465], "std": [0.2452, 0.2428, 0.2606]},
     # What the speed probe's yardstick (sandbox/harness/calibration.py: the matrix products of one vectorized
     # SimpleCNN step on 32 images, with their memory passes) takes on an idle reference grading machine. It turns the harness's

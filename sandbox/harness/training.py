@@ -652,7 +652,7 @@ class Trainer:
                            "batch_wall_ms": round(float(np.median(self.probe_walls)) * 1000, 2),
                            "step_units": round(units, 3), "yardstick_ms": round(self.clock.samples[-1] * 1000, 2),
                            "load_factor": round(self.clock.factor(), 3), "tainted": self.clock.tainted,
-                           "projected_s": round(projected, 1), "budget_s": self.budget}, essential=True)
+                           "projected_s": round(projected, 3), "budget_s": self.budget}, essential=True)
         if projected > self.budget:
             self.stop_slow(x, projected, "projected training time over the budget")
         self.check_host(float(np.median(self.probe_walls)), projected)
