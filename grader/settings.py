@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     training_budget_seconds: float = 30 * 60.0  # projected training time above which the run stops early
     training_memory_bytes: int = 4 * GiB  # memory of a training job
     training_cpus: float = 2.0  # CPU quota of a training job in cores
-    training_cpu_shares: int = 256  # CPU weight of training jobs: correctness feedback wins when both compete
+    training_cpu_shares: int = 64  # CPU weight of training jobs, 1/16 of a correctness job's: feedback takes the cores first
 
     # CIFAR-10
     cifar10_source: Path = PROJECT_ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
