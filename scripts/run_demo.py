@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     started_at = datetime.now(timezone.utc)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too, like Ctrl-C
+    # Ctrl-C stops the demo even when it was started from a background job, which starts with SIGINT ignored
+    # (Python then installs no KeyboardInterrupt handler of its own).
+    signal.signal(signal.SIGINT, _interrupt)
     print(f"store:  {database_url().split('@')[-1]}", flush=True)
     print(f"broker: {broker_url().split('@')[-1]}", flush=True)
     upgrade_head()
