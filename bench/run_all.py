@@ -26,6 +26,8 @@ BENCHMARKS = [
     "cifar10_speed_probe",  # the loop-style file stopped by the speed probe, with the per-layer explanation
     "cifar10_reference",  # full CIFAR-10 run of good_vectorized.py in the sandbox, graded outside
     "cifar10_seeds",  # reference accuracy over 3 seeds (mean, spread)
+    "speed_calibration",  # the probe's yardstick: its idle time and each step's cost in yardsticks
+    "cifar10_busy_host",  # the good file's full stage with two CPU-bound processes beside it
 ]
 
 
