@@ -27,7 +27,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # see bench.reference_ste
 
 import numpy as np  # noqa: E402
 
-from bench.machine_load import open_window  # noqa: E402
+from bench.machine_load import open_window, wait_until_quiet  # noqa: E402
 from grader.settings import get_settings  # noqa: E402
 from grader.training.evaluation import ensure_dataset  # noqa: E402
 from reference import simple_cnn  # noqa: E402
@@ -221,7 +221,9 @@ def main() -> int:
     def save_partial(partial: dict) -> None:
         args.out.write_text(json.dumps({**report, "in_progress": partial}, indent=2))
 
-    for seed in args.seeds:
+    for index, seed in enumerate(args.seeds):
+        if index:  # the previous seed's own run raised the load average: let it settle, or the run reads as busy
+            wait_until_quiet(timeout_s=180, log=lambda text: print(text, flush=True))
         runs.append(train_one(seed, recipe, data, harness, args.eval_from, lambda text: print(text, flush=True),
                               engine=args.engine, on_epoch=save_partial, limit_batches=args.limit_batches))
         report["summary"] = summarize(runs)
