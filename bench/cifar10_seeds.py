@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from bench.machine_load import open_window, wait_until_quiet  # noqa: E402
 from grader.settings import get_settings  # noqa: E402
+from grader.training import evaluation  # noqa: E402
 from grader.training.evaluation import ensure_dataset  # noqa: E402
 from reference import simple_cnn  # noqa: E402
 from reference.parallel import reuse_freed_memory  # noqa: E402
@@ -50,13 +51,6 @@ def summarize(runs: list[dict]) -> dict:
             "every_seed_accurate": all(a >= TARGET_ACCURACY for a in accuracies),
             "every_run_in_time": all(t <= TARGET_RUN_S for t in times),
             "all_quiet": all(run["machine"]["quiet"] for run in runs)}
-
-
-def flip_average(logits: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
-    """Class probabilities averaged over each image and its mirror image (test-time flip), as the grader judges."""
-    from grader.training.evaluation import mean_probabilities
-
-    return mean_probabilities(logits, mirrored)
 
 
 def load_harness():
@@ -119,16 +113,12 @@ def train_one(seed: int, recipe: dict, data, harness, eval_from: int, log, engin
     rng = np.random.default_rng(seed)
     images = np.asarray(data.train_images())
     labels = data.train_labels().astype(np.int64)
-    test_x = harness.normalize(np.asarray(data.test_images()), np.asarray(recipe["normalize"]["mean"]),
-                               np.asarray(recipe["normalize"]["std"]))
-    test_y = data.test_labels().astype(np.int64)
     mean, std = np.asarray(recipe["normalize"]["mean"]), np.asarray(recipe["normalize"]["std"])
     batch_size, epochs = recipe["batch_size"], recipe["epochs"]
     per_epoch = harness.batches_per_epoch(len(labels), batch_size)
     total = per_epoch * epochs
     opt = recipe["optimizer"]
     aug = recipe["augmentation"]
-    flip_eval = bool(recipe.get("evaluation", {}).get("horizontal_flip", False))
     state: dict = {}
     step = 0
     curve = []
@@ -162,11 +152,9 @@ def train_one(seed: int, recipe: dict, data, harness, eval_from: int, log, engin
             params = torch_engine.params()
         if epoch >= eval_from or epoch == epochs:
             eval_start = time.perf_counter()
-            logits = simple_cnn.predict(params, test_x)
-            mirrored = simple_cnn.predict(params, test_x[..., ::-1])
-            entry["plain_accuracy"] = float((logits.argmax(1) == test_y).mean())
-            entry["flip_accuracy"] = float((flip_average(logits, mirrored).argmax(1) == test_y).mean())
-            entry["test_accuracy"] = entry["flip_accuracy" if flip_eval else "plain_accuracy"]
+            accuracies = evaluation.test_accuracies(params, data, recipe, always_flip=True)  # the grader's own
+            entry.update(plain_accuracy=accuracies["plain"], flip_accuracy=accuracies["flip"],
+                         test_accuracy=accuracies["judged"])
             final_eval_s = time.perf_counter() - eval_start
             eval_s += final_eval_s
         curve.append(entry)

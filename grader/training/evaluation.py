@@ -42,22 +42,24 @@ def mean_probabilities(*logits: np.ndarray) -> np.ndarray:
 
 
 def test_accuracies(params: Mapping[str, np.ndarray], prepared: PreparedCifar10, recipe: Mapping,
-                    subset: int | None = None, architecture: Architecture = MODULE_TEXT) -> dict[str, float]:
+                    subset: int | None = None, architecture: Architecture = MODULE_TEXT, *,
+                    always_flip: bool = False) -> dict[str, float]:
     """Accuracy of the parameters on the test set, with the reference forward pass, outside any sandbox.
 
-    Returns `plain` (each image once) and, when the recipe's `evaluation.horizontal_flip` is set, `flip` (class
-    probabilities averaged over each image and its mirror image, the standard test-time flip; training already
-    flips at random, so the mirror is an image of the same distribution). `judged` is the one the score uses.
+    Returns `plain` (each image once) and, when the recipe's `evaluation.horizontal_flip` is set (or
+    `always_flip`, for benchmarks that record both), `flip` (class probabilities averaged over each image and its
+    mirror image, the standard test-time flip; training already flips at random, so the mirror is an image of the
+    same distribution). `judged` is the one the recipe scores.
     """
+    judge_flip = bool(recipe.get("evaluation", {}).get("horizontal_flip", False))
     x, y = _normalized_test_set(str(prepared.root), tuple(recipe["normalize"]["mean"]),
                                 tuple(recipe["normalize"]["std"]), subset)
     logits = simple_cnn.predict(params, x, architecture=architecture)
     accuracies = {"plain": float((logits.argmax(axis=1) == y).mean())}
-    accuracies["judged"] = accuracies["plain"]
-    if recipe.get("evaluation", {}).get("horizontal_flip", False):
+    if judge_flip or always_flip:
         mirrored = simple_cnn.predict(params, np.ascontiguousarray(x[..., ::-1]), architecture=architecture)
-        accuracies["flip"] = accuracies["judged"] = float((mean_probabilities(logits, mirrored).argmax(axis=1)
-                                                          == y).mean())
+        accuracies["flip"] = float((mean_probabilities(logits, mirrored).argmax(axis=1) == y).mean())
+    accuracies["judged"] = accuracies["flip" if judge_flip else "plain"]
     return accuracies
 
 
