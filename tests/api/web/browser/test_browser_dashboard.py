@@ -7,12 +7,9 @@ is observed for certain rather than raced; it is resumed right after.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import os
 import re
-import signal
 
 import httpx
 import pytest
@@ -23,28 +20,13 @@ from grader.settings import PROJECT_ROOT
 from grader.store.db import session_scope
 from grader.store.models import Course
 from tests.factories import INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, make_assignment, make_student, make_submission
-from tests.live_service import ARTIFACTS
+from tests.api.web.browser.screens import SCREENSHOTS, shot, worker_paused
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
 
-SCREENSHOTS = ARTIFACTS / "browser"
 GOOD = PROJECT_ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
 GRADING_TIMEOUT_MS = 180_000  # two cores shared with other work: a correctness run can queue for a while
 ROSTER = "email,name,student_number\nann@example.edu,Ann Lovelace,s001\nbob@example.edu,Bob Babbage,s002\n"
-
-
-@contextlib.contextmanager
-def worker_paused(service):
-    worker = service.processes[1]
-    os.killpg(worker.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.killpg(worker.pid, signal.SIGCONT)
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def log_in(page, base_url: str) -> None:

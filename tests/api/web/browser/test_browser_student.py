@@ -6,10 +6,8 @@ The Celery worker is paused (SIGSTOP) while the test must see the run still wait
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 from datetime import timedelta
 
 import pytest
@@ -23,11 +21,11 @@ from tests.api.web.browser.accessibility import assert_accessible
 from tests.factories import (INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, make_assignment, make_course, make_instructor,
                              make_student, make_submission)
 from tests.grader.test_similarity import STARTER, disguised
+from tests.api.web.browser.screens import SCREENSHOTS, shot, worker_paused
 from tests.live_service import ARTIFACTS, TEST_SECRET_KEY, environment, fresh_database, live_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.slow]
 
-SCREENSHOTS = ARTIFACTS / "browser"
 GOOD = PROJECT_ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
 GRADING_TIMEOUT_MS = 240_000  # two cores shared with other work: a correctness run can queue for a while
 
@@ -58,20 +56,6 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
-
-
-@contextlib.contextmanager
-def worker_paused(service):
-    worker = service.processes[1]
-    os.killpg(worker.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.killpg(worker.pid, signal.SIGCONT)
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def sign_in_and_open_the_assignment(page, base: str, student_token: str) -> None:
