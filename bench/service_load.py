@@ -139,12 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=None,
                         help="containers each pool process keeps started ahead (default: the setting's)")
     parser.add_argument("--redis-db", type=int, default=14, help="broker database (another helper may use 14)")
+    parser.add_argument("--port", type=int, default=PORT, help="the API's port (two checkouts side by side)")
     parser.add_argument("--read-seconds", type=float, default=10.0, help="how long the status readers run")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for all grades")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    stack = Stack("load", args.redis_db, PORT)
+    stack = Stack("load", args.redis_db, args.port)
     worker_env = {} if args.warm is None else {"SANDBOX_WARM_CONTAINERS": str(args.warm)}
     try:
         stack.start(worker_env)
