@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from api.schemas import AssignmentCreate
+from api.schemas import AssignmentCreate, AssignmentUpdate, LatePolicy
 from grader.services import courses
 from grader.services import runs as run_service
 from grader.services.errors import Invalid
@@ -36,6 +36,20 @@ def create_assignment(db: Session, course: Course, *, slug: str, title: str, due
     return courses.create_assignment(db, course, slug=body.slug, title=body.title, due_at=body.due_at,
                                      late_policy=body.late_policy.model_dump(), pass_mark=body.pass_mark,
                                      stages=body.stages)
+
+
+def deadline_changes(*, due_at: str, penalty_per_day: str, max_late_days: str) -> dict[str, Any]:
+    """The deadline form's fields as `courses.update_assignment` changes: an empty due date removes it; the late
+    policy is the share of the score lost per started late day (in percent) and the last day that still earns."""
+    try:
+        due = datetime.fromisoformat(due_at.strip()).replace(tzinfo=timezone.utc) if due_at.strip() else None
+        policy = LatePolicy(penalty_per_day=float(penalty_per_day or 0) / 100, max_late_days=int(max_late_days or 0))
+        body = AssignmentUpdate(due_at=due, late_policy=policy)
+    except ValidationError as error:
+        raise Invalid(_message(error)) from None
+    except ValueError as error:
+        raise Invalid(f"{error}; a due date reads like 2026-12-24T23:59.") from None
+    return {"due_at": body.due_at, "late_policy": body.late_policy.model_dump()}
 
 
 def roster_summary(entries: list[courses.RosterEntry]) -> tuple[str, list[tuple[str, str]]]:

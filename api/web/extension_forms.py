@@ -1,5 +1,6 @@
-"""Staff pages for per-student deadlines: the extensions of an assignment, granting one, and a student's late-day
-tokens in the course. The rule and the recomputation are grader/services/extensions.py."""
+"""Staff pages for deadlines: an assignment's due date and late policy, its extensions, granting one, a student's
+late-day tokens in the course, and the audit entries of all of these. The rule and the recomputation are
+grader/services/extensions.py."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import SessionDep
+from api.web import actions
 from api.web.auth import CsrfChecked, Staff
 from api.web.rendering import redirect, render
-from grader.services import access, extensions
+from grader.services import access, audit, courses, extensions
 from grader.services.errors import Invalid, ServiceError
 from grader.services.policy import Action
 
@@ -34,7 +36,26 @@ def extensions_page(slug: str, request: Request, db: SessionDep, user: Staff) ->
     assignment = access.assignment_for(db, slug, user, Action.READ_SUBMISSION)
     return render(request, "extensions.html", {
         "user": user, "assignment": assignment, "extensions": extensions.extensions_of(db, assignment),
-        "may_edit": access.may(db, user, assignment.course, Action.EDIT_ASSIGNMENTS)})
+        "may_edit": access.may(db, user, assignment.course, Action.EDIT_ASSIGNMENTS),
+        "history": audit.deadline_history(db, assignment)
+        if access.may(db, user, assignment.course, Action.READ_AUDIT) else None})
+
+
+@router.post("/dashboard/assignments/{slug}/deadline", dependencies=[CsrfChecked])
+def change_deadline(slug: str, db: SessionDep, user: Staff, due_at: Annotated[str, Form()] = "",
+                    penalty_percent: Annotated[str, Form()] = "0", max_late_days: Annotated[str, Form()] = "0"
+                    ) -> Response:
+    assignment = access.assignment_for(db, slug, user, Action.EDIT_ASSIGNMENTS)
+    page = f"/dashboard/assignments/{assignment.slug}/extensions"
+    try:
+        changes = actions.deadline_changes(due_at=due_at, penalty_per_day=penalty_percent,
+                                           max_late_days=max_late_days)
+        courses.update_assignment(db, assignment, changes, actor_id=user.id)
+    except ServiceError as error:
+        return redirect(page, f"Not changed: {error}")
+    due = changes["due_at"].strftime("%Y-%m-%d %H:%M UTC") if changes["due_at"] else "none"
+    return redirect(page, f"Due date {due}, late policy saved; every submission's lateness is recomputed from its "
+                          "upload time.")
 
 
 @router.post("/dashboard/assignments/{slug}/extensions", dependencies=[CsrfChecked])

@@ -1,10 +1,10 @@
-"""The audit log of score changes, as far as the caller may read it (entries about their courses)."""
+"""The audit log (score changes, deadlines, late days), as far as the caller may read it (entries about their courses)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from grader.services import access
@@ -21,14 +21,39 @@ class AuditView:
 
 
 def audit_for(db: Session, user: User, limit: int = 500) -> AuditView:
-    """Newest first: every entry for an admin, entries about submissions of the caller's courses otherwise."""
+    """Newest first: every entry for an admin; for staff, the entries about their courses' submissions,
+    assignments (extensions, due dates, late policies) and the courses themselves (late-day tokens)."""
     access.require_staff_somewhere(db, user)
     valid, broken = audit.verify_chain(db)
     query = select(AuditLog)
     course_ids = access.course_ids_for(db, user, Action.READ_AUDIT)
     if course_ids is not None:
-        query = (query.join(Submission, (AuditLog.entity == "submission") & (AuditLog.entity_id == Submission.id))
-                 .join(Assignment, Assignment.id == Submission.assignment_id)
-                 .where(Assignment.course_id.in_(course_ids)))
+        query = query.where(about_courses(course_ids))
     entries = list(db.scalars(query.order_by(AuditLog.id.desc()).limit(limit)))
     return AuditView(chain_valid=valid, first_broken_id=broken, entries=entries)
+
+
+def about_courses(course_ids):
+    """Audit entries whose entity (a submission, an assignment or a course) belongs to one of `course_ids`."""
+    assignments = select(Assignment.id).where(Assignment.course_id.in_(course_ids))
+    submissions = select(Submission.id).where(Submission.assignment_id.in_(assignments))
+    return or_(and_(AuditLog.entity == "submission", AuditLog.entity_id.in_(submissions)),
+               and_(AuditLog.entity == "assignment", AuditLog.entity_id.in_(assignments)),
+               and_(AuditLog.entity == "course", AuditLog.entity_id.in_(list(course_ids))))
+
+
+DEADLINE_ACTIONS = ("due_date", "late_policy", "extension", "late_days", "lateness")
+
+
+def deadline_history(db: Session, assignment: Assignment, limit: int = 100) -> list[tuple[AuditLog, str]]:
+    """Newest first: the deadline changes staff made to `assignment` (its due date, late policy, extensions), the
+    late-day tokens given in its course, and the lateness they recomputed; each with the actor's email."""
+    about = about_courses([assignment.course_id])
+    own_submissions = select(Submission.id).where(Submission.assignment_id == assignment.id)
+    query = (select(AuditLog, User.email).outerjoin(User, User.id == AuditLog.actor_id)
+             .where(about, AuditLog.action.in_(DEADLINE_ACTIONS))
+             .where(or_(AuditLog.entity == "course",
+                        and_(AuditLog.entity == "assignment", AuditLog.entity_id == assignment.id),
+                        and_(AuditLog.entity == "submission", AuditLog.entity_id.in_(own_submissions))))
+             .order_by(AuditLog.id.desc()).limit(limit))
+    return [(entry, email or "the system") for entry, email in db.execute(query).all()]

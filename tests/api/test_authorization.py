@@ -125,6 +125,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/dashboard/assignments/{slug}/extensions"): DASHBOARD_STAFF,
     ("POST", "/dashboard/assignments/{slug}/extensions"): DASHBOARD_INSTRUCTOR_FORM,
     ("POST", "/dashboard/assignments/{slug}/late-days"): DASHBOARD_INSTRUCTOR_FORM,
+    ("POST", "/dashboard/assignments/{slug}/deadline"): DASHBOARD_INSTRUCTOR_FORM,
     ("GET", "/dashboard/assignments/{slug}/similarity"): DASHBOARD_STAFF,
     ("POST", "/dashboard/assignments/{slug}/similarity"): row(LOGIN, LOGIN, LOGIN, 303, 303, 404, 303),
     ("GET", "/dashboard/assignments/{slug}/similarity/live.json"): DASHBOARD_STAFF,
@@ -233,6 +234,8 @@ def _body(matrix: Matrix, caller: str, method: str, template: str) -> dict:
             data.update(email=matrix.emails["student"], due_at="2030-01-01T00:00", reason="matrix")
         elif template == "/dashboard/assignments/{slug}/late-days":
             data.update(email=matrix.emails["student"], tokens="1")
+        elif template == "/dashboard/assignments/{slug}/deadline":  # as it was: no due date, no late policy
+            data.update(due_at="", penalty_percent="0", max_late_days="0")
         elif template == "/dashboard/courses/{slug}/assignments":
             data.update(slug=f"dash-{tag}", title="T")
         elif template == "/dashboard/courses/{slug}/roster":

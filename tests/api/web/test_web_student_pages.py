@@ -9,6 +9,7 @@ import copy
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from grader.services.scores import counted_score
@@ -167,3 +168,43 @@ def test_late_day_tokens_and_a_due_date_change_recompute_lateness(client, seed):
         assert db.get(Submission, submission_id).late_days == 3  # 5 started days, 2 covered by tokens
         actions = [entry.action for entry in db.scalars(select(AuditLog).order_by(AuditLog.id))]
         assert actions == ["late_days", "lateness", "due_date", "lateness"]
+
+
+def test_deadline_form_recomputes_lateness_and_staff_see_every_deadline_change(client, seed):
+    """The course due date and late policy are set from the dashboard; the page lists every deadline change of the
+    assignment from the audit log, and another course's instructor sees none of them, here or in the API."""
+    from grader.services import audit
+    from tests.factories import make_assignment, make_course, make_instructor
+
+    submission_id = _late_submission(seed, days_late=0.5)  # 1 started day late under 10% per day
+    csrf = _staff_login(client)
+    client.post("/dashboard/assignments/cnn-spatial/late-days",
+                data={"csrf_token": csrf, "email": "bob@example.edu", "tokens": "1"})
+    due = (utcnow() - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    response = client.post("/dashboard/assignments/cnn-spatial/deadline",
+                           data={"csrf_token": csrf, "due_at": due, "penalty_percent": "20", "max_late_days": "5"})
+    assert response.status_code == 303 and "lateness+is+recomputed" in response.headers["location"].replace(
+        "%20", "+"), response.headers["location"]
+    with session_scope() as db:
+        submission = db.get(Submission, submission_id)
+        assert submission.late_days == 4  # uploaded 3 days and a bit after the new due date
+        assert submission.assignment.late_policy == {"penalty_per_day": 0.2, "max_late_days": 5}
+        assert counted_score(submission).score == pytest.approx(12.0)  # 60 points less 4 days x 20%
+    bad = client.post("/dashboard/assignments/cnn-spatial/deadline",
+                      data={"csrf_token": csrf, "due_at": "next friday", "penalty_percent": "250"})
+    assert "Not+changed" in bad.headers["location"].replace("%20", "+")
+    page = client.get("/dashboard/assignments/cnn-spatial/extensions").text
+    history = page[page.index('data-testid="deadline-history"'):]
+    for action in ("due date", "late policy", "late days", "lateness"):
+        assert f"<td>{action}</td>" in history, action
+    assert INSTRUCTOR_EMAIL in history and "penalty_per_day" in history
+
+    with session_scope() as db:  # another course, its own instructor, with an extension of its own
+        olga = make_instructor(db, "olga@example.edu", "olga-password-1")
+        other = make_course(db, olga, slug="other-course")
+        make_assignment(db, other, slug="other-hw")
+        olga_view, prof_view = audit.audit_for(db, olga), audit.audit_for(db, db.get(User, seed.instructor_id))
+        assert olga_view.entries == [] and olga_view.chain_valid
+        assert {"due_date", "late_policy", "late_days", "lateness"} <= {entry.action for entry in prof_view.entries}
+        other_hw = db.scalar(select(Assignment).where(Assignment.slug == "other-hw"))
+        assert audit.deadline_history(db, other_hw) == []
