@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from grader.settings import PROJECT_ROOT, get_settings
 from tests.factories import World, good_source, make_world
+from tests.live_service import environment
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # A database number no one else uses on the shared Redis; TEST_REDIS_DB lets two checkouts test side by side.
@@ -69,22 +70,13 @@ def service_env(tmp_path_factory) -> Iterator[dict[str, str]]:
     data_dir = tmp_path_factory.mktemp("service-data")
     env = {"DATABASE_URL": url, "BROKER_URL": REDIS_URL, "DATA_DIR": str(data_dir),
            "SECRET_KEY": "test-secret-" + secrets.token_hex(16), "ENVIRONMENT": "test", **FAST_RECOVERY_ENV}
-    saved = {key: os.environ.get(key) for key in env}
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    apply_environment(env)
-    upgrade_head()
     try:
-        yield env
+        with environment(**env):  # restores the caller's variables, settings and engine afterwards
+            apply_environment(env)  # and points the Celery app at the test broker
+            redis.Redis.from_url(REDIS_URL).flushdb()
+            upgrade_head()
+            yield env
     finally:
-        from grader.store.db import reset_engine
-
-        reset_engine()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
         redis.Redis.from_url(REDIS_URL).flushdb()
         drop_database(name)
 
