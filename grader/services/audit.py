@@ -45,15 +45,30 @@ def about_courses(course_ids):
 DEADLINE_ACTIONS = ("due_date", "late_policy", "extension", "late_days", "lateness")
 
 
-def deadline_history(db: Session, assignment: Assignment, limit: int = 100) -> list[tuple[AuditLog, str]]:
+@dataclass(frozen=True)
+class DeadlineChange:
+    entry: AuditLog
+    actor: str  # the email of who made the change; "the system" when no one did
+    student: str  # the email of the student it concerns; "" when it concerns the whole assignment
+
+
+def deadline_history(db: Session, assignment: Assignment, limit: int = 100) -> list[DeadlineChange]:
     """Newest first: the deadline changes staff made to `assignment` (its due date, late policy, extensions), the
-    late-day tokens given in its course, and the lateness they recomputed; each with the actor's email."""
-    about = about_courses([assignment.course_id])
+    late-day tokens given in its course, and the lateness they recomputed for its submissions."""
     own_submissions = select(Submission.id).where(Submission.assignment_id == assignment.id)
-    query = (select(AuditLog, User.email).outerjoin(User, User.id == AuditLog.actor_id)
-             .where(about, AuditLog.action.in_(DEADLINE_ACTIONS))
+    query = (select(AuditLog).where(about_courses([assignment.course_id]), AuditLog.action.in_(DEADLINE_ACTIONS))
              .where(or_(AuditLog.entity == "course",
                         and_(AuditLog.entity == "assignment", AuditLog.entity_id == assignment.id),
                         and_(AuditLog.entity == "submission", AuditLog.entity_id.in_(own_submissions))))
              .order_by(AuditLog.id.desc()).limit(limit))
-    return [(entry, email or "the system") for entry, email in db.execute(query).all()]
+    entries = list(db.scalars(query))
+    owners = dict(db.execute(select(Submission.id, Submission.user_id).where(Submission.id.in_(
+        [entry.entity_id for entry in entries if entry.entity == "submission"]))).all())
+
+    def student_of(entry: AuditLog) -> int | None:
+        return owners.get(entry.entity_id) if entry.entity == "submission" else entry.data.get("user_id")
+
+    people = {entry.actor_id for entry in entries} | {student_of(entry) for entry in entries}
+    emails = dict(db.execute(select(User.id, User.email).where(User.id.in_(people - {None}))).all())
+    return [DeadlineChange(entry, emails.get(entry.actor_id, "the system"), emails.get(student_of(entry), ""))
+            for entry in entries]

@@ -197,7 +197,7 @@ def test_deadline_form_recomputes_lateness_and_staff_see_every_deadline_change(c
     history = page[page.index('data-testid="deadline-history"'):]
     for action in ("due date", "late policy", "late days", "lateness"):
         assert f"<td>{action}</td>" in history, action
-    assert INSTRUCTOR_EMAIL in history and "penalty_per_day" in history
+    assert INSTRUCTOR_EMAIL in history and "penalty_per_day" in history and "bob@example.edu" in history
 
     with session_scope() as db:  # another course, its own instructor, with an extension of its own
         olga = make_instructor(db, "olga@example.edu", "olga-password-1")

@@ -1,6 +1,8 @@
 """A student's day in a real Chromium: sign in with the course token, submit spatial.py through the form, watch it
 wait in the queue and get graded live, read the feedback, see the history with a late penalty; then the instructor
-grants an extension and the penalty disappears. axe-core checks every page on the way (no serious violations).
+grants an extension and the penalty disappears (the deadline page lists the change from the audit log); a
+classmate's training run appears on the open leaderboard without a reload. axe-core checks every page on the way
+(no serious violations).
 
 The Celery worker is paused (SIGSTOP) while the test must see the run still waiting, as in the dashboard test."""
 
@@ -16,7 +18,8 @@ from sqlalchemy import select
 
 from grader.settings import PROJECT_ROOT
 from grader.store.db import session_scope
-from grader.store.models import Assignment, utcnow
+from grader.services import leaderboard
+from grader.store.models import Assignment, User, utcnow
 from tests.api.web.browser.accessibility import assert_accessible
 from tests.factories import (INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, make_assignment, make_course, make_instructor,
                              make_student, make_submission)
@@ -130,6 +133,9 @@ def staff_grants_ann_an_extension(browser, base: str):
     form.locator("button[type=submit]").click()
     expect(staff.get_by_test_id("notice")).to_contain_text("lateness recomputed for 1 submission")
     expect(staff.get_by_test_id("extensions")).to_contain_text("medical certificate")
+    history = staff.get_by_test_id("deadline-history")  # the audit entries of the change, for the staff
+    expect(history.locator("tbody tr", has_text="medical certificate")).to_contain_text("ann@example.edu")
+    expect(history.locator("tbody tr", has_text="old late days: 2")).to_contain_text("extension for cnn-students")
     shot(staff, "staff-01-extension")
     return staff
 
@@ -155,6 +161,23 @@ def staff_runs_the_similarity_report(staff, base: str) -> None:
     shot(staff, "staff-03-similarity-pair")
 
 
+def leaderboard_follows_a_new_training_run(page) -> None:
+    """Bob's signed CIFAR-10 run lands while Ann looks at the board: it appears without a reload."""
+    board = page.get_by_test_id("leaderboard")
+    expect(board).to_contain_text("No signed CIFAR-10 runs")  # Ann's run graded correctness only
+    page.evaluate("window.__noReload = true")
+    with session_scope() as db:
+        assignment = db.scalar(select(Assignment).where(Assignment.slug == "cnn-students"))
+        bob = db.scalar(select(User).where(User.email == "bob@example.edu"))
+        leaderboard.choose_name(db, assignment, bob, "Tensor Tamer")
+        make_submission(db, assignment, bob, score=40.0, accuracy=0.781)
+    first = board.locator("tbody tr").first
+    expect(first).to_contain_text("Tensor Tamer", timeout=15_000)
+    expect(first).to_contain_text("78.1%")
+    assert page.evaluate("window.__noReload") is True  # refreshed in place, not reloaded
+    shot(page, "student-05-leaderboard-live")
+
+
 def test_student_submits_follows_grading_and_gets_an_extension(page, service, browser):
     base = service.base_url
     sign_in_and_open_the_assignment(page, base, service.student_token)
@@ -178,5 +201,6 @@ def test_student_submits_follows_grading_and_gets_an_extension(page, service, br
     page.get_by_label(re.compile("Pseudonym")).press("Enter")
     expect(page.get_by_test_id("notice")).to_contain_text("Conv Queen")
     assert_accessible(page, "leaderboard")
+    leaderboard_follows_a_new_training_run(page)
     with session_scope() as db:
         assert db.scalar(select(Assignment).where(Assignment.slug == "cnn-students")).due_at < utcnow()
