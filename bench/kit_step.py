@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(THREADS)
-    malloc_tuned = reuse_freed_memory()  # as bench.reference_step; the training harness runs with glibc defaults
+    malloc_tuned = reuse_freed_memory()  # as bench.reference_step and the sandbox (sandbox.core.MALLOC_TUNABLES)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, 3, 32, 32)).astype(np.float32)
     labels = rng.integers(0, 10, BATCH)

@@ -69,7 +69,7 @@ def sandbox_argv(job: SandboxJob, *, python: str = "python3") -> list[str]:
 
 # glibc keeps freed large blocks for reuse (no mmap per array, heap never trimmed); the same as
 # reference.parallel.reuse_freed_memory, set through the environment because the job's process is the student's.
-MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647"
+MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647:glibc.malloc.arena_max=1"
 
 
 def job_environment(limits: SandboxLimits, *, home: str = "/tmp") -> dict[str, str]:
