@@ -25,6 +25,18 @@ def test_threaded_relu_matches_numpy_and_keeps_the_memory_layout(threads, monkey
     assert x.grad.dtype == np.float32
 
 
+def test_relu_gradient_is_bitwise_the_masked_product_for_special_values():
+    """Zeros of either sign, infinities and NaNs in the input or the gradient: grad * (x > 0), bit for bit."""
+    specials = np.array([-0.0, 0.0, np.inf, -np.inf, np.nan, -1.5, 2.5, 1e-45], dtype=np.float32)
+    x = Tensor(np.repeat(specials, len(specials)), requires_grad=True)
+    grad = np.tile(specials, len(specials))
+    with np.errstate(invalid="ignore"):  # inf * 0, as NumPy warns for grad * (x > 0) itself
+        x.relu().backward(grad)
+        expected = grad * (x.data > 0)
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad.view(np.uint32), expected.view(np.uint32))
+
+
 def test_small_passes_stay_on_the_calling_thread(monkeypatch):
     calls = []
     monkeypatch.setattr(_parallel, "_threads", 2)

