@@ -163,3 +163,21 @@ def test_a_constructor_that_fails_for_the_replica_falls_back_to_one_pass(harness
     assert "this file builds one network only" in switch["reason"]
     one_pass, _ = train(harness, data_dir, tmp_path, source, data_parallel=False)
     assert_same_parameters(split, one_pass, simple_cnn.init_params(0, np.float32))
+
+
+@pytest.mark.parametrize("shares", [[0.5, 0.5], [1 / 3, 1 / 3, 1 / 3], [16 / 33, 17 / 33]])
+def test_weighted_sum_of_share_gradients(harness, shares):
+    """Equal shares take the sum-then-scale path, unequal ones scale each gradient; both leave the inputs alone."""
+    import data_parallel  # the harness's, on sys.path since the harness module loaded
+
+    rng = np.random.default_rng(len(shares))
+    grads = [rng.standard_normal((64, 3)).astype(np.float32) for _ in shares]
+    copies = [grad.copy() for grad in grads]
+    total = data_parallel.weighted_sum(list(zip(grads, shares)))
+    expected = sum(np.float64(share) * grad.astype(np.float64) for grad, share in zip(grads, shares))
+    assert total.dtype == np.float32 and all(total is not grad for grad in grads)
+    np.testing.assert_allclose(total, expected, rtol=1e-6, atol=1e-6)
+    for grad, copy in zip(grads, copies):
+        np.testing.assert_array_equal(grad, copy)
+    assert data_parallel.weighted_sum([]) is None
+    np.testing.assert_array_equal(data_parallel.weighted_sum([(grads[0], 0.5)]), grads[0] * np.float32(0.5))
