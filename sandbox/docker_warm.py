@@ -179,7 +179,7 @@ class WarmPool:
             argv = sandbox_argv(template)
             options["command"] = [argv[0], "-I", f"{SANDBOX_HARNESS_DIR}/warm_start.py", f"{SANDBOX_INPUTS}/{GO_FIFO}",
                                   *argv[2:]]
-            container = runner.client.containers.create(runner.image_id, **options)
+            container = runner.create(options)
         except BaseException:
             job_dir.remove()
             raise
