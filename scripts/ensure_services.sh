@@ -63,14 +63,42 @@ start_redis() {
   redis_answers || { echo "Redis did not start; see /var/log/redis/ci.log" >&2; exit 1; }
 }
 
+# A cgroup v1 host with cgroup2 mounted beside it ("hybrid") may leave controllers that no v1 hierarchy took
+# (here: hugetlb) in cgroup2; crun refuses such a layout ("cgroups in hybrid mode not supported"). Mounting each
+# of them as a v1 hierarchy, as systemd's hybrid mode does, leaves cgroup2 without controllers (runc works with
+# both layouts). 0 when crun can create containers here.
+crun_cgroups_ready() {
+  local unified=/sys/fs/cgroup/unified controller
+  [[ -f $unified/cgroup.controllers ]] || return 0  # pure cgroup v2 or pure v1: nothing to do
+  for controller in $(cat "$unified/cgroup.controllers"); do
+    mkdir -p "/sys/fs/cgroup/$controller"
+    mount -t cgroup -o "$controller" cgroup "/sys/fs/cgroup/$controller" 2>/dev/null || return 1
+  done
+  [[ -z "$(tr -d ' \n' < "$unified/cgroup.controllers")" ]]
+}
+
+# crun (C) instead of runc (Go) as the engine's default runtime when it is installed and usable: the same OCI
+# containers (namespaces, cgroup limits, seccomp, capabilities) for less CPU per container, measured on this
+# project's correctness job (bench.sandbox_cpu, 2 x 30 grades each): 0.386 -> 0.357 CPU s per grade, most of it
+# runc's own Go start inside each container. Without crun the engine keeps runc.
+runtime_flags() {
+  local crun
+  crun="$(command -v crun || true)"
+  [[ -n "$crun" ]] && crun_cgroups_ready && echo "--add-runtime crun=$crun --default-runtime crun"
+  return 0
+}
+
 # 0 when the engine answers (started here if need be), 1 when it cannot run on this host.
 start_docker() {
   docker_engine_answers && return 0
   command -v dockerd >/dev/null || return 1
-  echo "starting the Docker engine"
+  local runtime
+  runtime="$(runtime_flags)"
+  echo "starting the Docker engine${runtime:+ (runtime crun)}"
   mkdir -p /var/log
   # setsid: the engine must outlive the shell (and process group) that happened to start it
-  setsid nohup dockerd --iptables=false --bridge=none >>/var/log/dockerd.log 2>&1 < /dev/null &
+  # shellcheck disable=SC2086  # runtime: zero or more flags
+  setsid nohup dockerd --iptables=false --bridge=none $runtime >>/var/log/dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 60); do docker_engine_answers && return 0; sleep 0.5; done
   return 1
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages, by group; installs only what is missing. Groups:
 #   sandbox              bubblewrap (the fallback sandbox) and debootstrap (builds the sandbox's root filesystem)
-#   docker               docker.io
+#   docker               docker.io and crun (a lighter OCI runtime than runc, see ensure_services.sh)
 #   docker-if-no-engine  docker.io, unless a Docker engine already answers (e.g. a host engine's socket)
 #   servers              postgresql (unless one answers on 127.0.0.1) and redis-server (the fault tests start
 #                        private instances of it, so it is installed even where a Redis answers)
@@ -19,7 +19,8 @@ for group in "$@"; do
       command -v bwrap >/dev/null || need+=(bubblewrap)
       command -v debootstrap >/dev/null || need+=(debootstrap) ;;
     docker)
-      command -v dockerd >/dev/null || need+=(docker.io) ;;
+      command -v dockerd >/dev/null || need+=(docker.io)
+      command -v crun >/dev/null || need+=(crun) ;;  # the engine's runtime when usable (ensure_services.sh)
     docker-if-no-engine)
       docker_engine_answers || command -v dockerd >/dev/null || need+=(docker.io) ;;
     servers)

@@ -10,7 +10,6 @@ its own thread) keeps its passes on itself inside `serial()`: the other cores ar
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -65,6 +64,10 @@ def elementwise(function, out, *arrays):
         function(*arrays, out=out)
         return out
     if _executor is None:
+        # Imported here, not with the module: concurrent.futures (with logging) is about two thirds of the kit's
+        # import time, which every correctness job pays, and a job with one thread never makes a pool.
+        from concurrent.futures import ThreadPoolExecutor
+
         with _executor_lock:
             if _executor is None:
                 _executor = ThreadPoolExecutor(max_workers=max(1, thread_count() - 1), thread_name_prefix="tinytorch")
