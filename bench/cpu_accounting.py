@@ -14,7 +14,10 @@ job takes on the clock. Parts, from /proc (Linux only; None elsewhere):
 - `postgres`, `redis`: the servers, their live backends plus the backends the postmaster reaped.
 
 Other agents' work is in none of these except where it shares a server (Postgres, the engine): read the figures
-beside the load average.
+beside the load average. A private engine avoids that for the engine's parts: started with `--cgroup-parent
+/NAME` under a child subreaper (a process that set PR_SET_CHILD_SUBREAPER and reaps what is reparented to it,
+i.e. its shims), `BENCH_PRIVATE_ENGINE=NAME:REAPER_PID` makes the sandboxes `cpuacct/NAME`, dockerd and
+containerd the ones below the reaper, and the shims and runc what the reaper reaped.
 """
 
 from __future__ import annotations
@@ -87,14 +90,34 @@ def snapshot(roots: dict[str, int]) -> dict[str, float | None] | None:
         return None
     table = _processes()
     parts: dict[str, float | None] = {name: _tree(table, pid) for name, pid in roots.items()}
-    parts["sandboxes"] = _sandbox_seconds()
-    for daemon in ENGINE_NAMES:
-        parts[daemon] = sum(own + reaped for name, _, own, reaped in table.values() if name == daemon)
-    parts["reaped_by_init"] = table[1][3] if 1 in table else 0.0  # exited shims and runc (and other orphans)
+    private = os.environ.get("BENCH_PRIVATE_ENGINE", "")
+    if private:
+        parts.update(_private_engine(table, *private.split(":")))
+    else:
+        parts["sandboxes"] = _sandbox_seconds()
+        for daemon in ENGINE_NAMES:
+            parts[daemon] = sum(own + reaped for name, _, own, reaped in table.values() if name == daemon)
+        parts["reaped_by_init"] = table[1][3] if 1 in table else 0.0  # exited shims and runc (and other orphans)
     for server in ("postgres", "redis-server"):
         parts[server.split("-")[0]] = sum(own + (reaped if parent == 1 else 0.0)
                                           for name, parent, own, reaped in table.values() if name == server)
     return parts
+
+
+def _private_engine(table: dict, cgroup: str, reaper: str) -> dict[str, float]:
+    """The engine's parts of a private engine (see the module doc); "reaped_by_init" is the reaper's here."""
+    usage = int(Path(f"/sys/fs/cgroup/cpuacct/{cgroup}/cpuacct.usage").read_text()) / 1e9
+
+    def below_reaper(pid: int) -> bool:
+        while pid in table and pid > 1:
+            if pid == int(reaper):
+                return True
+            pid = table[pid][1]
+        return False
+
+    engine = {daemon: sum(own + reaped for pid, (name, _, own, reaped) in table.items()
+                          if name == daemon and below_reaper(pid)) for daemon in ENGINE_NAMES}
+    return {"sandboxes": usage, **engine, "reaped_by_init": table[int(reaper)][3]}
 
 
 def per_item(before: dict | None, after: dict | None, items: int) -> dict[str, float] | None:

@@ -6,11 +6,8 @@ one container started ahead as a worker keeps it) and splits the CPU they cost b
 this process (the grader's side of a job, as a worker pool process runs it), the sandboxes, dockerd, containerd,
 and the shims and runc (exited children reaped by init). Point it at another engine with DOCKER_HOST.
 
-On a shared machine the engine's cgroup and init's reaped children carry other people's containers too. A
-private engine started with `--cgroup-parent /NAME` under a child subreaper (a process that set
-PR_SET_CHILD_SUBREAPER and reaps what is reparented to it) is measured alone with `--cgroup NAME --reaper PID`:
-sandboxes from `cpuacct/NAME`, dockerd and containerd below the reaper, shims and runc from the reaper's reaped
-children minus the sandboxes.
+On a shared machine the engine's cgroup and init's reaped children carry other people's containers too: measure
+a private engine alone with BENCH_PRIVATE_ENGINE (bench/cpu_accounting.py).
 
 Sequential jobs on a shared machine: compare the CPU seconds, not the wall clock, beside the load average.
 """
@@ -24,36 +21,16 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.cpu_accounting import _processes, _stat, _tree, per_item, snapshot
+from bench.cpu_accounting import per_item, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_FILE = ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
-
-
-def private_engine_snapshot(cgroup: str, reaper: int) -> dict[str, float]:
-    """CPU seconds so far of a private engine (see the module doc) and of this process."""
-    table = _processes()
-    usage = int(Path(f"/sys/fs/cgroup/cpuacct/{cgroup}/cpuacct.usage").read_text()) / 1e9
-    engine = {name: sum(own + reaped for pid, (command, _, own, reaped) in table.items()
-                        if command == name and _below(table, pid, reaper)) for name in ("dockerd", "containerd")}
-    return {"grader": _tree(table, os.getpid()), "sandboxes": usage, **engine,
-            "reaped_by_init": _stat(reaper)[3]}
-
-
-def _below(table: dict, pid: int, ancestor: int) -> bool:
-    while pid in table and pid > 1:
-        if pid == ancestor:
-            return True
-        pid = table[pid][1]
-    return False
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--warm", type=int, default=0, help="containers started ahead (0: every job cold)")
-    parser.add_argument("--cgroup", help="cpuacct cgroup of a private engine's containers (its --cgroup-parent)")
-    parser.add_argument("--reaper", type=int, help="pid of the child subreaper the private engine runs under")
     args = parser.parse_args(argv)
 
     from grader.pipeline import grade_submission
@@ -69,9 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         runner.keep_warm(SandboxJob("correctness", b"", limits=settings.sandbox_limits()), args.warm)
     walls = []
-    measure = (lambda: private_engine_snapshot(args.cgroup, args.reaper)) if args.cgroup \
-        else (lambda: snapshot({"grader": os.getpid()}))
-    before = measure()
+    before = snapshot({"grader": os.getpid()})
     load_before = os.getloadavg()[0]
     for _ in range(args.runs):
         started = time.perf_counter()
@@ -79,10 +54,11 @@ def main(argv: list[str] | None = None) -> dict:
         walls.append(time.perf_counter() - started)
         if result.status != "graded" or result.score < result.max_score:
             raise SystemExit(f"good_vectorized.py did not get every point: {result.status} {result.score}")
-    after = measure()
+    after = snapshot({"grader": os.getpid()})
     if runner.warm_pool is not None:
         runner.warm_pool.close()
     report = {"runs": args.runs, "warm": args.warm, "engine": os.environ.get("DOCKER_HOST", "default"),
+              "private_engine": os.environ.get("BENCH_PRIVATE_ENGINE", ""),
               "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
               "wall_median_s": round(statistics.median(walls), 3),
               "cpu_seconds_per_grade": per_item(before, after, args.runs)}
