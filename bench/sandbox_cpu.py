@@ -55,12 +55,13 @@ def main(argv: list[str] | None = None) -> dict:
         if result.status != "graded" or result.score < result.max_score:
             raise SystemExit(f"good_vectorized.py did not get every point: {result.status} {result.score}")
     after = snapshot({"grader": os.getpid()})
+    served = runner.warm_pool.served if runner.warm_pool is not None else 0
     if runner.warm_pool is not None:
         runner.warm_pool.close()
     report = {"runs": args.runs, "warm": args.warm, "engine": os.environ.get("DOCKER_HOST", "default"),
               "private_engine": os.environ.get("BENCH_PRIVATE_ENGINE", ""),
               "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-              "wall_median_s": round(statistics.median(walls), 3),
+              "served_warm": served, "wall_median_s": round(statistics.median(walls), 3),
               "cpu_seconds_per_grade": per_item(before, after, args.runs)}
     print(json.dumps(report))
     return report
