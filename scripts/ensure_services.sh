@@ -71,7 +71,7 @@ crun_cgroups_ready() {
   local unified=/sys/fs/cgroup/unified controller
   [[ -f $unified/cgroup.controllers ]] || return 0  # pure cgroup v2 or pure v1: nothing to do
   for controller in $(cat "$unified/cgroup.controllers"); do
-    mkdir -p "/sys/fs/cgroup/$controller"
+    mkdir -p "/sys/fs/cgroup/$controller" 2>/dev/null || return 1
     mount -t cgroup -o "$controller" cgroup "/sys/fs/cgroup/$controller" 2>/dev/null || return 1
   done
   [[ -z "$(tr -d ' \n' < "$unified/cgroup.controllers")" ]]
