@@ -25,7 +25,10 @@ def assignment_public(assignment: Assignment) -> AssignmentPublic:
         self_test=assignment.self_test)
 
 
-def run_public(db: Session, run: GradingRun, sees_hidden: bool = True) -> RunPublic:
+def run_public(db: Session, run: GradingRun, sees_hidden: bool = True,
+               known_positions: dict[int, int | None] | None = None) -> RunPublic:
+    """`known_positions`: places in the queue already counted for this response (run id -> place)."""
+    known_positions = known_positions or {}
     return RunPublic(
         id=run.id, submission_id=run.submission_id, status=run.status, stage=run.stage, queue=run.queue,
         kind=run.kind, applied=run.applied, batch_id=run.batch_id, score=run.score, max_score=run.max_score,
@@ -33,7 +36,7 @@ def run_public(db: Session, run: GradingRun, sees_hidden: bool = True) -> RunPub
         backend=run.backend, attempts=run.attempts, created_at=run.created_at, started_at=run.started_at,
         finished_at=run.finished_at, stage_seconds=run.stage_seconds, signed=bool(run.signature),
         reused_from_run_id=run.reused_from_run_id, message=visible_message(run, sees_hidden),
-        queue_position=run_service.queue_position(db, run))
+        queue_position=known_positions[run.id] if run.id in known_positions else run_service.queue_position(db, run))
 
 
 def run_public_for(db: Session, run: GradingRun, viewer: User) -> RunPublic:
@@ -89,7 +92,8 @@ def submission_public(db: Session, submission: Submission, viewer: User) -> Subm
         queue_position=position, estimated_start=run_service.estimated_start(db, status_run, position)
         if status_run is not None else None,
         late=submission.late, late_days=submission.late_days, created_at=submission.created_at,
-        runs=[run_public(db, r, sees_hidden) for r in submission.runs if sees_hidden or r.applied])
+        runs=[run_public(db, r, sees_hidden, {status_run.id: position} if status_run is not None else None)
+              for r in submission.runs if sees_hidden or r.applied])
 
 
 def submission_summary(submission: Submission) -> SubmissionSummary:

@@ -3,18 +3,36 @@ that do not exist; a thing the caller may see but not act on is Forbidden."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, defer, joinedload
 
 from grader.services.errors import Forbidden, NotFound
 from grader.services.policy import ACTION_TEXT, STAFF_ROLES, Action, allows, may_create_course
 from grader.store.models import Assignment, Course, Enrollment, GradingRun, Submission, User
 
 
+_ROLES_KEY = "course_roles"  # Session.info: (user id, course id) -> role, until the session next writes
+
+
 def course_role(db: Session, user: User, course_id: int) -> str | None:
-    """The user's role in the course (instructor, ta, student), None when not enrolled."""
-    return db.scalar(select(Enrollment.role).where(Enrollment.course_id == course_id,
-                                                   Enrollment.user_id == user.id))
+    """The user's role in the course (instructor, ta, student), None when not enrolled.
+
+    A request asks this several times (the route's check, then what its presenter may show), so the answer is
+    kept for the session until it writes anything (pending changes, a flush, the end of its transaction)."""
+    key = (user.id, course_id)
+    known = db.info.get(_ROLES_KEY, {})
+    if key in known and not (db.new or db.dirty or db.deleted):
+        return known[key]
+    role = db.scalar(select(Enrollment.role).where(Enrollment.course_id == course_id, Enrollment.user_id == user.id))
+    db.info.setdefault(_ROLES_KEY, {})[key] = role  # after the query: its autoflush may have emptied the cache
+    return role
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_roles(session: Session, *_args) -> None:
+    session.info.pop(_ROLES_KEY, None)
 
 
 def may(db: Session, user: User, course: Course, action: Action, *, owner: bool = False) -> bool:
@@ -43,7 +61,7 @@ def course_for(db: Session, slug: str, user: User, action: Action = Action.VIEW_
 
 
 def assignment_for(db: Session, slug: str, user: User, action: Action = Action.VIEW_COURSE) -> Assignment:
-    assignment = db.scalar(select(Assignment).where(Assignment.slug == slug))
+    assignment = db.scalar(select(Assignment).where(Assignment.slug == slug).options(joinedload(Assignment.course)))
     missing = f"Assignment {slug!r} not found."
     if assignment is None:
         raise NotFound(missing)
@@ -54,7 +72,9 @@ def assignment_for(db: Session, slug: str, user: User, action: Action = Action.V
 def submission_for(db: Session, submission_id: int, user: User,
                    action: Action = Action.READ_SUBMISSION) -> Submission:
     """The submission, when the caller may do `action` to it (seeing it: its owner and the course's staff)."""
-    submission = db.get(Submission, submission_id)
+    # Its assignment and course in the same query (the check needs both); the file only when a caller reads it.
+    submission = db.get(Submission, submission_id, options=(
+        joinedload(Submission.assignment).joinedload(Assignment.course), defer(Submission.content)))
     missing = f"Submission {submission_id} not found."
     if submission is None:
         raise NotFound(missing)

@@ -61,9 +61,10 @@ def issue_api_token(db: Session, user: User, label: str = "", expires_days: floa
 
 
 def user_for_token(db: Session, token: str) -> User | None:
-    row = db.scalar(select(ApiToken).where(ApiToken.token_sha256 == token_sha256(token), ApiToken.revoked_at.is_(None),
-                                           or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow())))
-    return row.user if row else None
+    """The user a valid (unrevoked, unexpired) token belongs to; one query, as every API request asks it."""
+    return db.scalar(select(User).join(ApiToken, ApiToken.user_id == User.id).where(
+        ApiToken.token_sha256 == token_sha256(token), ApiToken.revoked_at.is_(None),
+        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow())))
 
 
 def token_expired_at(db: Session, token: str) -> datetime | None:
