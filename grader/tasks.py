@@ -203,10 +203,8 @@ class _EventRecorder:
     def _store(self, event: dict[str, Any]) -> None:
         try:
             with session_scope() as db:
-                run = db.get(run_store.GradingRun, self.claim.run_id)
-                if run is not None and run.status == "running" and run.attempts == self.claim.attempt:
-                    run_store.add_event(db, run, str(event.get("type", "progress"))[:16],
-                                        {k: v for k, v in event.items() if k != "type"})
+                run_store.add_claimed_event(db, self.claim, str(event.get("type", "progress"))[:16],
+                                            {k: v for k, v in event.items() if k != "type"})
         except Exception:
             log.warning("could not store an event of run %s", self.claim.run_id, exc_info=True)
 
