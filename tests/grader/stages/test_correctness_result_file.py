@@ -105,3 +105,25 @@ def test_data_must_be_exactly_what_the_header_declares_and_fortran_order_is_hono
     assert np.array_equal(kept, out) and kept.flags.c_contiguous and kept.flags.writeable
     for payload in (raw[:-8], raw + b"\x00" * 8):  # truncated, or longer than declared
         assert parse_result(_with_member("conv2d.no_bias/out.npy", payload), runs).arrays == {}
+
+
+@pytest.mark.parametrize("header", [
+    "{'fortran_order': False, 'shape': (2, 4, 5, 6), 'descr': '<f8'}",  # keys in another order
+    "{'descr':'<f8','fortran_order':False,'shape':(2,4,5,6)}",  # no spaces
+])
+def test_a_header_numpy_writes_differently_is_read_by_numpys_own_parser(runs, header):
+    """The fast path knows only numpy's own layout of a header; any other valid one must still be read the same."""
+    out = np.arange(2 * 4 * 5 * 6, dtype=np.float64).reshape(2, 4, 5, 6)
+    text = header.encode() + b" " * ((-(10 + len(header) + 1)) % 64) + b"\n"
+    raw = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + out.tobytes()
+    kept = parse_result(_with_member("conv2d.no_bias/out.npy", raw), runs).arrays[("conv2d.no_bias", "out")]
+    assert np.array_equal(kept, out)
+    broken = raw.replace(b"'<f8'", b"'<f8")
+    assert parse_result(_with_member("conv2d.no_bias/out.npy", broken), runs).arrays == {}
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f8", "<i8"])
+def test_only_little_endian_float64_passes_the_fast_path(runs, dtype):
+    member = io.BytesIO()
+    np.lib.format.write_array(member, np.zeros((2, 4, 5, 6), dtype=dtype))
+    assert parse_result(_with_member("conv2d.no_bias/out.npy", member.getvalue()), runs).arrays == {}
