@@ -24,7 +24,7 @@ def test_a_parser_failure_that_is_not_the_files_fault_still_stores_the_upload(cl
     def broken_parse(*args, **kwargs):
         raise SystemError("AST constructor recursion depth mismatch (before=62, after=61)")
 
-    monkeypatch.setattr(submissions, "ast", types.SimpleNamespace(parse=broken_parse))
+    monkeypatch.setattr(submissions, "symtable", types.SimpleNamespace(symtable=broken_parse))
     response = client.post(f"/api/v1/assignments/{world.assignment}/submissions", headers=world.headers("alice"),
                            files={"file": ("spatial.py", source)})
     assert response.status_code == 202, response.text
