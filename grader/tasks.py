@@ -158,18 +158,28 @@ def _supersedable(event: dict[str, Any]) -> bool:
 class _EventRecorder:
     """Stores pipeline events as RunEvent rows. Supersedable progress at most once a second: each stored event is a
     transaction, and storing every correctness run's start was most of a grade's store traffic. The newest event
-    held back is stored when its second is up, so a case that runs long is the one shown while it runs."""
+    held back is stored when its second is up, so a case that runs long is the one shown while it runs. The first
+    second after a stage starts counts too: a job that ends within it never stores a progress event.
+
+    `stage_finished` (and whatever follows it) is not stored on its own: it goes into the transaction that records
+    the stage's result (`finished_events`), which comes right after it."""
 
     def __init__(self, claim: run_store.Claim) -> None:
         self.claim, self.last_progress = claim, 0.0
         self.lock = threading.Lock()
         self.pending: dict[str, Any] | None = None
         self.timer: threading.Timer | None = None
+        self.finished: list[dict[str, Any]] = []
 
     def __call__(self, event: dict[str, Any]) -> None:
         with self.lock:  # held while storing, so a held-back event never lands after a newer one
             if not _supersedable(event):
                 self._cancel()  # an older progress event must not land after this one (e.g. stage_finished)
+                if self.finished or event.get("type") == "stage_finished":
+                    self.finished.append(event)
+                    return
+                if event.get("type") == "stage_started":
+                    self.last_progress = time.monotonic()
             else:
                 wait = self.last_progress + PROGRESS_EVENT_SECONDS - time.monotonic()
                 if wait > 0:
@@ -183,10 +193,17 @@ class _EventRecorder:
                 self.last_progress = time.monotonic()
             self._store(event)
 
+    def finished_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """The events from `stage_finished` on, as (type, data), for the transaction that records the result."""
+        with self.lock:
+            events, self.finished = self.finished, []
+        return [_event_row(event) for event in events]
+
     def close(self) -> None:
         """Drops a held-back event (the stage has ended: its result supersedes it)."""
         with self.lock:
             self._cancel()
+            self.finished = []
 
     def _cancel(self) -> None:
         if self.timer is not None:
@@ -203,10 +220,13 @@ class _EventRecorder:
     def _store(self, event: dict[str, Any]) -> None:
         try:
             with session_scope() as db:
-                run_store.add_claimed_event(db, self.claim, str(event.get("type", "progress"))[:16],
-                                            {k: v for k, v in event.items() if k != "type"})
+                run_store.add_claimed_event(db, self.claim, *_event_row(event))
         except Exception:
             log.warning("could not store an event of run %s", self.claim.run_id, exc_info=True)
+
+
+def _event_row(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return str(event.get("type", "progress"))[:16], {key: value for key, value in event.items() if key != "type"}
 
 
 _runner_cache: dict[str, Any] = {}
@@ -263,7 +283,7 @@ def record_and_advance(claim: run_store.Claim, result: GradingResult, seconds: f
         result, next_stage = pipeline.advance(_spec_of(claim), result, claim.stage, stages=claim.stages,
                                               refuse=training_ration, on_event=recorder)
         return run_store.record_stage(db, claim, result, next_stage, duration_s=seconds, image_digest=image_digest,
-                                      backend=backend)
+                                      backend=backend, events=recorder.finished_events())
 
 
 @celery_app.task(name="grader.grade_run", bind=True, max_retries=None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session, joinedload
@@ -193,13 +193,16 @@ def requeue(db: Session, run: GradingRun, reason: str) -> None:
 
 
 def record_stage(db: Session, claim: Claim, result: GradingResult, next_stage: str | None, *, duration_s: float,
-                 image_digest: str = "", backend: str = "") -> str | None:
+                 image_digest: str = "", backend: str = "",
+                 events: Iterable[tuple[str, dict[str, Any]]] = ()) -> str | None:
     """Record the result after one finished stage: the run moves on to `next_stage` (its queue is returned, to
-    publish the run to) or, when that is None, finishes. Nothing is written, and None returned, when this claim no
-    longer owns the run."""
+    publish the run to) or, when that is None, finishes. `events` (type, data), e.g. the stage's stage_finished, are
+    stored first. Nothing is written, and None returned, when this claim no longer owns the run."""
     run = _owned(db, claim)
     if run is None:
         return None
+    for event_type, data in events:
+        add_event(db, run, event_type, data)
     run.stage_seconds = {**run.stage_seconds, claim.stage: round(duration_s, 3)}
     faults.recovered(run)
     run.image_digest = image_digest or run.image_digest

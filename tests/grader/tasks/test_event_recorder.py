@@ -51,7 +51,31 @@ def test_stage_finished_drops_held_back_progress_so_nothing_older_lands_after_it
     record(_progress(1))
     record({"type": "stage_finished", "stage": "correctness", "status": "graded"})
     time.sleep(0.6)
-    assert [event["type"] for event in stored] == ["progress", "stage_finished"]
+    assert [event["type"] for event in stored] == ["progress"]
+    # stage_finished, and what follows it, go into the transaction that records the stage's result
+    record({"type": "stage_started", "stage": "cifar10"})
+    assert record.finished_events() == [("stage_finished", {"stage": "correctness", "status": "graded"}),
+                                        ("stage_started", {"stage": "cifar10"})]
+    assert record.finished_events() == [] and len(stored) == 1
+
+
+def test_a_job_that_ends_within_a_second_of_its_start_stores_no_progress(recorder):
+    record, stored = recorder
+    record({"type": "stage_started", "stage": "correctness"})
+    record(_progress(0))
+    record(_progress(1))
+    record({"type": "stage_finished", "stage": "correctness", "status": "graded"})
+    time.sleep(0.6)
+    assert [event["type"] for event in stored] == ["stage_started"]
+
+
+def test_a_longer_job_shows_its_running_case_once_the_first_second_is_up(recorder):
+    record, stored = recorder
+    record({"type": "stage_started", "stage": "correctness"})
+    record(_progress(0))
+    _wait_for(lambda: len(stored) == 2)
+    assert [event.get("done") for event in stored] == [None, 0]
+    record.close()
 
 
 def test_training_epoch_progress_is_never_held_back(recorder):

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from grader.result import GradingResult
 from grader.store import runs as run_store
 from grader.store.db import session_scope
-from grader.store.models import Assignment, GradingRun, Submission, User, utcnow
-from grader.tasks import record_and_advance
+from grader.store.models import Assignment, GradingRun, RunEvent, Submission, User, utcnow
+from grader.tasks import _EventRecorder, record_and_advance
 from tests.factories import make_world
 
 
@@ -41,8 +41,7 @@ def _two_stage_run(passed: bool, requires: str | None = None) -> tuple[int, Grad
 def _complete_correctness(run_id: int, result: GradingResult) -> str | None:
     with session_scope() as db:
         claim = run_store.claim_run(db, run_id, "w")
-    events: list[dict] = []
-    return record_and_advance(claim, result, 1.0, "", "", events.append)
+    return record_and_advance(claim, result, 1.0, "", "", _EventRecorder(claim))
 
 
 def _run_row(run_id: int) -> GradingRun:
@@ -65,6 +64,11 @@ def test_broken_layers_skip_training(clean_db):
     cifar10 = run.result["stages"][-1]
     assert run.status == "graded" and cifar10["status"] == "skipped" and "conv2d" in cifar10["message"]
     assert run.max_score == 50.0
+    with session_scope() as db:  # the skipped stage's events, stored with the result, before the run's done
+        events = db.scalars(select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.id)).all()
+        assert [(event.type, event.data.get("stage")) for event in events] == [
+            ("status", "correctness"), ("status", "correctness"), ("stage_started", "cifar10"),
+            ("stage_finished", "cifar10"), ("done", None)]
 
 
 def test_requires_nothing_trains_whatever_correctness_found(clean_db):
