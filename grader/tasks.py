@@ -273,12 +273,11 @@ def record_and_advance(claim: run_store.Claim, result: GradingResult, seconds: f
             recorder: _EventRecorder) -> str | None:
     """Store the stage's result and move the run on; returns the queue to publish it to (None: finished)."""
     with session_scope() as db:
-        run = db.get(run_store.GradingRun, claim.run_id)
-
         def training_ration(stage: str) -> str:
-            if run is None or queue_for_stage(stage) != TRAINING_QUEUE:
+            if queue_for_stage(stage) != TRAINING_QUEUE:
                 return ""
-            return rations.training_ration_blocker(db, run, utcnow())
+            run = db.get(run_store.GradingRun, claim.run_id)  # only then: most runs end after correctness
+            return rations.training_ration_blocker(db, run, utcnow()) if run is not None else ""
 
         result, next_stage = pipeline.advance(_spec_of(claim), result, claim.stage, stages=claim.stages,
                                               refuse=training_ration, on_event=recorder)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from grader import __version__ as GRADER_VERSION
 from grader.queues import queue_for_stage
@@ -122,9 +123,8 @@ def claim_run(db: Session, run_id: int, worker: str) -> Claim | None:
                                      "our side. Nothing is wrong with your submission and this does not count; "
                                      "an instructor has been told and can regrade it.")
         return None
-    if not _take(db, run, now):
+    if not _take(db, run, now, worker):
         return None
-    run.worker = worker
     add_event(db, run, "status", {"status": "running", "stage": run.stage, "attempt": run.attempts})
     assignment = run.submission.assignment
     partial = GradingResult.from_json(run.result) if run.result else None
@@ -132,16 +132,18 @@ def claim_run(db: Session, run_id: int, worker: str) -> Claim | None:
                  tuple(assignment.stages), partial)
 
 
-def _take(db: Session, run: GradingRun, now) -> bool:
+def _take(db: Session, run: GradingRun, now, worker: str = "") -> bool:
     """queued -> running with the next claim number, if nobody else did it first (the row count decides)."""
+    written = {"status": "running", "attempts": run.attempts + 1, "started_at": run.started_at or now,
+               "deadline": now + timedelta(seconds=get_settings().run_lease_seconds), "worker": worker or run.worker}
     taken = db.execute(update(GradingRun).where(
         GradingRun.id == run.id, GradingRun.status == "queued", GradingRun.attempts == run.attempts).values(
-        status="running", attempts=GradingRun.attempts + 1, started_at=func.coalesce(GradingRun.started_at, now),
-        deadline=now + timedelta(seconds=get_settings().run_lease_seconds)).execution_options(
-        synchronize_session=False)).rowcount
+        **written).execution_options(synchronize_session=False)).rowcount
     if taken != 1:
         return False
-    db.refresh(run)
+    # The row is what the guard found (same claim number) plus `written`: no need to read it back.
+    for name, value in written.items():
+        set_committed_value(run, name, value)
     return True
 
 
