@@ -67,7 +67,8 @@ def sandbox_argv(job: SandboxJob, *, python: str = "python3") -> list[str]:
                         args=job.args)
 
 
-# glibc keeps freed large blocks for reuse (no mmap per array, heap never trimmed); the same as
+# glibc keeps freed large blocks for reuse (no mmap per array, heap never trimmed) in one arena for all threads
+# (a thread's own arena gives its heaps back whatever the trim setting); the same as
 # reference.parallel.reuse_freed_memory, set through the environment because the job's process is the student's.
 MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647:glibc.malloc.arena_max=1"
 

@@ -132,7 +132,9 @@ class DockerRunner:
         """Creates a job container from `container_options`. Through the engine API's own create call: the SDK's
         `containers.create` inspects every new container right after, a second engine call per job that nothing
         here reads (issue 14: each call costs the engine CPU)."""
-        response = self.client.api.create_container(self.image_id, **options)
+        # use_config_proxy=False: the SDK would otherwise copy proxy variables from the worker's ~/.docker/config.json
+        # into the job's environment, which holds nothing of the host's.
+        response = self.client.api.create_container(self.image_id, use_config_proxy=False, **options)
         return self.client.containers.prepare_model({"Id": response["Id"]})
 
     def container_options(self, job: SandboxJob, job_dir: JobDirectory) -> dict:

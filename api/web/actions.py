@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from api.schemas import AssignmentCreate, AssignmentUpdate, LatePolicy
+from api.schemas import AssignmentCreate, LatePolicy
 from grader.services import courses
 from grader.services import runs as run_service
 from grader.services.errors import Invalid
@@ -21,12 +21,22 @@ def _message(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors())
 
 
+def parse_due(text: str) -> datetime | None:
+    """A date and time from a form (UTC unless it names its offset); None for an empty field."""
+    if not text.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise Invalid(f"{text.strip()!r} is not a date and time; use the form 2026-12-24T23:59.") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
 def create_assignment(db: Session, course: Course, *, slug: str, title: str, due_at: str, pass_mark: str,
                       with_training: bool) -> Assignment:
     """An assignment on the default spec; without training it grades correctness only."""
     try:
-        due = datetime.fromisoformat(due_at).replace(tzinfo=timezone.utc) if due_at.strip() else None
-        body = AssignmentCreate(slug=slug.strip(), title=title.strip(), due_at=due,
+        body = AssignmentCreate(slug=slug.strip(), title=title.strip(), due_at=parse_due(due_at),
                                 pass_mark=float(pass_mark) if pass_mark.strip() else None,
                                 stages=None if with_training else ["correctness"])
     except ValidationError as error:
@@ -38,18 +48,24 @@ def create_assignment(db: Session, course: Course, *, slug: str, title: str, due
                                      stages=body.stages)
 
 
-def deadline_changes(*, due_at: str, penalty_per_day: str, max_late_days: str) -> dict[str, Any]:
+def deadline_changes(assignment: Assignment, *, due_at: str, penalty_per_day: str, max_late_days: str
+                     ) -> dict[str, Any]:
     """The deadline form's fields as `courses.update_assignment` changes: an empty due date removes it; the late
-    policy is the share of the score lost per started late day (in percent) and the last day that still earns."""
+    policy is the share of the score lost per started late day (in percent) and the last day that still earns.
+    The due date is left out when it is the one the form showed (to the second): saving only the policy must not
+    move a deadline set with more precision through the API, nor recompute anyone's lateness."""
+    due = parse_due(due_at)
     try:
-        due = datetime.fromisoformat(due_at.strip()).replace(tzinfo=timezone.utc) if due_at.strip() else None
         policy = LatePolicy(penalty_per_day=float(penalty_per_day or 0) / 100, max_late_days=int(max_late_days or 0))
-        body = AssignmentUpdate(due_at=due, late_policy=policy)
     except ValidationError as error:
         raise Invalid(_message(error)) from None
-    except ValueError as error:
-        raise Invalid(f"{error}; a due date reads like 2026-12-24T23:59.") from None
-    return {"due_at": body.due_at, "late_policy": body.late_policy.model_dump()}
+    except ValueError:
+        raise Invalid("The late policy takes a percentage and a whole number of days.") from None
+    changes: dict[str, Any] = {"late_policy": policy.model_dump()}
+    shown = assignment.due_at.replace(microsecond=0) if assignment.due_at else None
+    if due != shown:
+        changes["due_at"] = due
+    return changes
 
 
 def roster_summary(entries: list[courses.RosterEntry]) -> tuple[str, list[tuple[str, str]]]:

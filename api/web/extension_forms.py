@@ -4,7 +4,6 @@ grader/services/extensions.py."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -15,20 +14,10 @@ from api.web import actions
 from api.web.auth import CsrfChecked, Staff
 from api.web.rendering import redirect, render
 from grader.services import access, audit, courses, extensions
-from grader.services.errors import Invalid, ServiceError
+from grader.services.errors import ServiceError
 from grader.services.policy import Action
 
 router = APIRouter(include_in_schema=False)
-
-
-def _parse_due(text: str) -> datetime | None:
-    if not text.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise Invalid(f"{text.strip()!r} is not a date and time; use the form 2026-12-24T23:59.") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
 @router.get("/dashboard/assignments/{slug}/extensions")
@@ -48,14 +37,16 @@ def change_deadline(slug: str, db: SessionDep, user: Staff, due_at: Annotated[st
     assignment = access.assignment_for(db, slug, user, Action.EDIT_ASSIGNMENTS)
     page = f"/dashboard/assignments/{assignment.slug}/extensions"
     try:
-        changes = actions.deadline_changes(due_at=due_at, penalty_per_day=penalty_percent,
+        changes = actions.deadline_changes(assignment, due_at=due_at, penalty_per_day=penalty_percent,
                                            max_late_days=max_late_days)
         courses.update_assignment(db, assignment, changes, actor_id=user.id)
     except ServiceError as error:
         return redirect(page, f"Not changed: {error}")
-    due = changes["due_at"].strftime("%Y-%m-%d %H:%M UTC") if changes["due_at"] else "none"
-    return redirect(page, f"Due date {due}, late policy saved; every submission's lateness is recomputed from its "
-                          "upload time.")
+    if "due_at" not in changes:
+        return redirect(page, "Late policy saved; the due date is unchanged.")
+    due = changes["due_at"].strftime("%Y-%m-%d %H:%M:%S UTC") if changes["due_at"] else "none"
+    return redirect(page, f"Due date {due} and late policy saved; every submission's lateness is recomputed from "
+                          "its upload time.")
 
 
 @router.post("/dashboard/assignments/{slug}/extensions", dependencies=[CsrfChecked])
@@ -64,7 +55,7 @@ def grant_extension(slug: str, db: SessionDep, user: Staff, email: Annotated[str
     assignment = access.assignment_for(db, slug, user, Action.EDIT_ASSIGNMENTS)
     page = f"/dashboard/assignments/{assignment.slug}/extensions"
     try:
-        changed = extensions.grant_extension(db, assignment, email=email, due_at=_parse_due(due_at), reason=reason,
+        changed = extensions.grant_extension(db, assignment, email=email, due_at=actions.parse_due(due_at), reason=reason,
                                              actor=user)
     except ServiceError as error:
         return redirect(page, f"Not changed: {error}")

@@ -132,4 +132,6 @@ def _npy_header(raw: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int] | Non
         shape, fortran, declared = read_header(io.BytesIO(raw[8:offset]))
     except (ValueError, TypeError, OverflowError, SyntaxError):
         return None
+    if any(not isinstance(size, int) or size < 0 for size in shape):
+        return None  # numpy's parser takes (-2, -3): six elements by the size check, then no reshape fits
     return tuple(shape), bool(fortran), declared, offset

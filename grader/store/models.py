@@ -328,14 +328,15 @@ class RunEvent(Base):
 
 
 class AuditLog(Base):
-    """Append-only, hash-chained record of score changes; triggers in the migration refuse UPDATE and DELETE."""
+    """Append-only, hash-chained record of score and deadline changes; triggers in the migration refuse UPDATE and
+    DELETE."""
 
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(32))  # "regrade", "override", "regrade_batch_applied"
+    action: Mapped[str] = mapped_column(String(32))  # "regrade", "override", "extension", "due_date", "lateness"...
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -173,8 +173,8 @@ def test_late_day_tokens_and_a_due_date_change_recompute_lateness(client, seed):
 def test_deadline_form_recomputes_lateness_and_staff_see_every_deadline_change(client, seed):
     """The course due date and late policy are set from the dashboard; the page lists every deadline change of the
     assignment from the audit log, and another course's instructor sees none of them, here or in the API."""
-    from grader.services import audit
-    from tests.factories import make_assignment, make_course, make_instructor
+    from grader.services import audit, extensions
+    from tests.factories import make_assignment, make_course, make_instructor, make_student
 
     submission_id = _late_submission(seed, days_late=0.5)  # 1 started day late under 10% per day
     csrf = _staff_login(client)
@@ -202,9 +202,36 @@ def test_deadline_form_recomputes_lateness_and_staff_see_every_deadline_change(c
     with session_scope() as db:  # another course, its own instructor, with an extension of its own
         olga = make_instructor(db, "olga@example.edu", "olga-password-1")
         other = make_course(db, olga, slug="other-course")
-        make_assignment(db, other, slug="other-hw")
+        other_hw = make_assignment(db, other, slug="other-hw")
+        make_student(db, other, "cleo@example.edu", "Cleo", "x1")
+        extensions.grant_extension(db, other_hw, email="cleo@example.edu", due_at=utcnow(), reason="own", actor=olga)
         olga_view, prof_view = audit.audit_for(db, olga), audit.audit_for(db, db.get(User, seed.instructor_id))
-        assert olga_view.entries == [] and olga_view.chain_valid
+        assert [entry.action for entry in olga_view.entries] == ["extension"] and olga_view.chain_valid
         assert {"due_date", "late_policy", "late_days", "lateness"} <= {entry.action for entry in prof_view.entries}
-        other_hw = db.scalar(select(Assignment).where(Assignment.slug == "other-hw"))
-        assert audit.deadline_history(db, other_hw) == []
+        assert "extension" not in {entry.action for entry in prof_view.entries}
+        assert [change.student for change in audit.deadline_history(db, other_hw)] == ["cleo@example.edu"]
+
+
+def test_saving_only_the_late_policy_keeps_a_due_date_set_to_the_second(client, seed):
+    """The form shows the due date it will send back; a deadline set through the API at 23:59:59.5 stays as it is
+    (no due_date entry, no lateness recomputed) when only the policy changes, and an offset is converted to UTC."""
+    due = utcnow().replace(hour=23, minute=59, second=59, microsecond=500000)
+    with session_scope() as db:
+        db.scalar(select(Assignment).where(Assignment.slug == "cnn-spatial")).due_at = due
+    csrf = _staff_login(client)
+    page = client.get("/dashboard/assignments/cnn-spatial/extensions").text
+    shown = re.search(r'id="deadline-due" type="datetime-local" step="1" name="due_at" value="([^"]+)"', page).group(1)
+    assert shown == due.strftime("%Y-%m-%dT%H:%M:%S")
+    response = client.post("/dashboard/assignments/cnn-spatial/deadline",
+                           data={"csrf_token": csrf, "due_at": shown, "penalty_percent": "5", "max_late_days": "2"})
+    assert "due+date+is+unchanged" in response.headers["location"].replace("%20", "+")
+    with session_scope() as db:
+        assignment = db.scalar(select(Assignment).where(Assignment.slug == "cnn-spatial"))
+        assert assignment.due_at == due and assignment.late_policy == {"penalty_per_day": 0.05, "max_late_days": 2}
+        assert [entry.action for entry in db.scalars(select(AuditLog))] == ["late_policy"]
+    client.post("/dashboard/assignments/cnn-spatial/deadline",
+                data={"csrf_token": csrf, "due_at": "2030-01-02T10:00:00+02:00", "penalty_percent": "5",
+                      "max_late_days": "2"})
+    with session_scope() as db:
+        moved = db.scalar(select(Assignment).where(Assignment.slug == "cnn-spatial")).due_at
+        assert moved.isoformat() == "2030-01-02T08:00:00+00:00"

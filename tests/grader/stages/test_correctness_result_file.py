@@ -127,3 +127,13 @@ def test_only_little_endian_float64_passes_the_fast_path(runs, dtype):
     member = io.BytesIO()
     np.lib.format.write_array(member, np.zeros((2, 4, 5, 6), dtype=dtype))
     assert parse_result(_with_member("conv2d.no_bias/out.npy", member.getvalue()), runs).arrays == {}
+
+
+def test_a_negative_dimension_is_dropped_not_a_crash(runs):
+    """numpy's own header parser takes (-2, -3, -5, -4): 120 elements by the size check, then no reshape fits."""
+    out = np.arange(2 * 3 * 5 * 4, dtype=np.float64)  # exactly the bytes the (negative) header declares
+    header = "{'descr':'<f8','fortran_order':False,'shape':(-2,-3,-5,-4)}"  # not numpy's layout: its parser reads it
+    text = header.encode() + b" " * ((-(10 + len(header) + 1)) % 64) + b"\n"
+    raw = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + out.tobytes()
+    result = parse_result(_with_member("conv2d.no_bias/out.npy", raw), runs)
+    assert not result.problem and result.arrays == {}
