@@ -19,6 +19,7 @@ BENCHMARKS = [
     "reference_step",  # reference training step vs PyTorch CPU, per-layer split
     "kit_step",  # the course kit + good_vectorized.py step vs PyTorch and the reference
     "sandbox_overhead",  # empty-job overhead and correctness stage end to end, docker and bwrap
+    "sandbox_cpu",  # CPU seconds per correctness grade on the container side, by part (worker, sandbox, engine)
     "correctness_latency",  # correctness stage end to end, subprocess and docker
     "service_load",  # 200 submissions through API, broker, workers, store
     "mixed_load",  # 50 correctness submissions beside two CIFAR-10 training runs: queue wait and feedback

@@ -1,6 +1,7 @@
 """CPU seconds per correctness grade on the container side, without the API, broker or database (issue 14).
 
-Run: `.venv/bin/python -m bench.sandbox_cpu [--runs 40] [--warm 0|1]`. Grades good_vectorized.py `--runs` times in
+Run: `.venv/bin/python -m bench.sandbox_cpu [--runs 40] [--warm 0|1] [--out FILE]` (default
+bench/results/sandbox_cpu.json). Grades good_vectorized.py `--runs` times in
 a row in this process (`grade_submission`, stage correctness, the docker runner of the settings; with `--warm 1`
 one container started ahead as a worker keeps it) and splits the CPU they cost by part (bench/cpu_accounting.py):
 this process (the grader's side of a job, as a worker pool process runs it), the sandboxes, dockerd, containerd,
@@ -25,12 +26,14 @@ from bench.cpu_accounting import per_item, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_FILE = ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
+RESULTS = ROOT / "bench" / "results" / "sandbox_cpu.json"
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--warm", type=int, default=0, help="containers started ahead (0: every job cold)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
     from grader.pipeline import grade_submission
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
               "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
               "served_warm": served, "wall_median_s": round(statistics.median(walls), 3),
               "cpu_seconds_per_grade": per_item(before, after, args.runs)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))
     return report
 
