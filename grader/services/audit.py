@@ -56,8 +56,8 @@ def deadline_history(db: Session, assignment: Assignment, limit: int = 100) -> l
     """Newest first: the deadline changes staff made to `assignment` (its due date, late policy, extensions), the
     late-day tokens given in its course, and the lateness they recomputed for its submissions."""
     own_submissions = select(Submission.id).where(Submission.assignment_id == assignment.id)
-    query = (select(AuditLog).where(about_courses([assignment.course_id]), AuditLog.action.in_(DEADLINE_ACTIONS))
-             .where(or_(AuditLog.entity == "course",
+    query = (select(AuditLog).where(AuditLog.action.in_(DEADLINE_ACTIONS))
+             .where(or_(and_(AuditLog.entity == "course", AuditLog.entity_id == assignment.course_id),
                         and_(AuditLog.entity == "assignment", AuditLog.entity_id == assignment.id),
                         and_(AuditLog.entity == "submission", AuditLog.entity_id.in_(own_submissions))))
              .order_by(AuditLog.id.desc()).limit(limit))
