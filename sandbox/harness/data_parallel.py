@@ -205,9 +205,11 @@ class DataParallel:
     def _average(self, shares: list[float]) -> None:
         """primary .grad = sum over members of share * that member's .grad (None where no member has one)."""
         for name, param in self.members[0].params.items():
-            weighted = [(np.asarray(getattr(grad, "data", grad)), share)
-                        for grad, share in ((member.params[name].grad, share)
-                                            for member, share in zip(self.members, shares)) if grad is not None]
+            weighted = []
+            for member, share in zip(self.members, shares):
+                grad = member.params[name].grad
+                if grad is not None:
+                    weighted.append((np.asarray(getattr(grad, "data", grad)), share))
             total = weighted_sum(weighted)
             param.grad = None if total is None else total.astype(param.data.dtype, copy=False)
 
