@@ -28,9 +28,9 @@ def main() -> None:
 
     with open(go_fifo, "rb") as fifo:  # blocks until the worker opens it for writing
         fifo.read()
-    # As a module of the harness folder (on sys.path above), not as a file: run_path compiles the source every
-    # time, run_module takes the bytecode compiled into the image (~4 ms of CPU per job for correctness.py).
-    # The harness folder first, so that no module of the kit's (on sys.path too) can stand in for the harness.
+    # As a module of the harness folder, not as a file: run_path compiles the source every time, run_module takes
+    # the bytecode compiled into the image (~4 ms of CPU per job for correctness.py). The harness folder goes first
+    # on sys.path, so that no module of the kit's (put there by parse_harness_args) can stand in for the harness.
     sys.path.insert(0, os.path.dirname(harness_file))
     runpy.run_module(os.path.splitext(os.path.basename(harness_file))[0], run_name="__main__", alter_sys=True)
 
