@@ -94,16 +94,17 @@ def job_threads(monkeypatch):
         sys.modules.pop(name, None)
 
 
-def train(harness, data_dir: Path, tmp_path: Path, source: str, *, data_parallel: bool = True):
+def train(harness, data_dir: Path, tmp_path: Path, source: str, *, data_parallel: bool = True,
+          architecture: list | None = None):
     """Train one epoch of the source through the harness's Trainer; (final parameters, progress events)."""
-    submission, out = tmp_path / "spatial.py", tmp_path / f"out-{data_parallel}"
+    submission, out = tmp_path / "spatial.py", tmp_path / f"out-{data_parallel}-{architecture is None}"
     submission.write_text(source)
     out.mkdir()
     recipe = {"seed": 0, "epochs": 1, "batch_size": BATCH, "label_smoothing": 0.1, "augmentation": {},
               "optimizer": {"kind": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
               "schedule": {"kind": "constant", "lr": 0.05}, "budget_seconds": 1e6, "report_every_batches": 1,
               "normalize": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
-              "architecture": MODULE_TEXT.as_recipe("class"), "probe": {"warmup_batches": 1, "batches": 1},
+              "architecture": architecture or MODULE_TEXT.as_recipe("class"), "probe": {"warmup_batches": 1, "batches": 1},
               "data_parallel": data_parallel}
     init = simple_cnn.init_params(0, np.float32)
     signal.signal(signal.SIGALRM, harness._on_alarm)
@@ -118,6 +119,21 @@ def train(harness, data_dir: Path, tmp_path: Path, source: str, *, data_parallel
     assert events[-1]["event"] == "done" and events[-1]["steps"] == 4, events[-3:]
     loaded = np.load(out / "result.bin")
     return {name: loaded[name] for name in loaded.files}, events
+
+
+@pytest.mark.parametrize("path", [REFERENCE_LAYERS, GOOD_VECTORIZED], ids=["reference_layers", "good_vectorized"])
+def test_relu_after_the_max_pool_trains_the_same_parameters_as_the_module_text_order(harness, data_dir, tmp_path,
+                                                                                      path):
+    as_written = [[layer.kind, layer.name, layer.options] for layer in MODULE_TEXT.layers]
+    training = MODULE_TEXT.as_recipe("class")
+    assert [kind for kind, _, _ in training] != [kind for kind, _, _ in as_written]  # the order did change
+    source = path.read_text()
+    literal, _ = train(harness, data_dir, tmp_path, source, architecture=as_written)
+    swapped, _ = train(harness, data_dir, tmp_path, source)
+    initial = simple_cnn.init_params(0, np.float32)
+    for name, value in literal.items():
+        assert not np.array_equal(value, initial[name]), name  # training moved it
+        np.testing.assert_array_equal(swapped[name], value, err_msg=name)
 
 
 def switches(events: list[dict]) -> list[dict]:
