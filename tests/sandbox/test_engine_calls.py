@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import requests
+from docker.transport.unixconn import UnixHTTPConnection
 
 from sandbox.docker_backend import demultiplex
 from sandbox.harness import harness_common
@@ -40,6 +41,24 @@ def test_a_job_makes_five_engine_calls_and_inspects_only_a_failed_one(docker_onl
     assert outcome.status == ("ok" if inspects == 0 else "exited")
     assert calls == {"POST /create": 1, "POST /ID/start": 1, "POST /ID/wait": 1, "GET /ID/logs": 1,
                      "DELETE /ID": 1, **({"GET /ID/json": 1} if inspects else {})}
+
+
+@pytest.mark.docker
+def test_jobs_reuse_their_connections_to_the_engine(docker_only_runner, monkeypatch):
+    if not docker_only_runner.client.api.base_url.startswith("http+docker://"):
+        pytest.skip("the engine is not reached through a Unix socket")
+    docker_only_runner.run(probe("x = 1\n"))  # the calling thread's and the wait thread's connections
+    opened = []
+    connect = UnixHTTPConnection.connect
+
+    def counting(connection):
+        opened.append(connection)
+        return connect(connection)
+
+    monkeypatch.setattr(UnixHTTPConnection, "connect", counting)
+    for source in ("x = 1\n", "raise SystemExit(3)\n"):
+        docker_only_runner.run(probe(source))
+    assert opened == []
 
 
 def test_harness_arguments_first_value_wins_and_the_kit_goes_on_the_path(monkeypatch):
