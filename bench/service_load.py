@@ -18,6 +18,9 @@ sandbox (sandbox.select: docker). Measures, with the load average before and aft
 - CPU seconds per grade by part (API, worker, sandboxes, engine, Postgres, Redis; bench/cpu_accounting.py): on
   2 cores throughput is bounded by their sum.
 
+The client threads use one kept-alive http.client connection each (bench/light_client.py): they stand for
+students' machines but share the service's two cores, and httpx cost them ten times the CPU for the same requests.
+
 Writes bench/results/service_load.json. The machine has 2 cores shared with other work: grading throughput is
 CPU-bound and noisy; the latency mostly measures the backlog (queue wait), not one job.
 """
@@ -33,8 +36,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
+from bench import light_client
 from bench.cpu_accounting import per_item, snapshot
 from bench.machine_load import open_window
 from bench.service_stack import (GOOD_FILE, AssignmentPlan, Stack, integrity_of, integrity_ok, make_course,
@@ -49,17 +51,17 @@ __all__ = ["main", "percentile", "summary"]
 
 
 def read_statuses(base_url: str, accepted: list[dict], tokens: list[str], seconds: float) -> tuple[int, float]:
-    """8 threads reading submission statuses for `seconds`; (reads, seconds taken)."""
+    """8 threads reading submission statuses for `seconds`, each on its own kept-alive connection
+    (bench/light_client.py); (reads, seconds taken)."""
     reads, stop, lock = [0], threading.Event(), threading.Lock()
 
     def reader(offset: int) -> None:
-        client = httpx.Client(base_url=base_url, timeout=30)
         index = offset
         while not stop.is_set():
             body = accepted[index % len(accepted)]
             token = tokens[int(body["submission_id"] - 1) % len(tokens)]
-            response = client.get(body["status_url"], headers={"Authorization": f"Bearer {token}"})
-            assert response.status_code in (200, 404), response.text
+            status, text = light_client.request(base_url, "GET", body["status_url"], token=token)
+            assert status in (200, 404), text
             with lock:
                 reads[0] += 1
             index += 8

@@ -8,6 +8,7 @@ percentiles and the integrity of the stored runs.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import statistics
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from bench import light_client
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -167,15 +170,17 @@ def make_course(plans: list[AssignmentPlan], students: int, daily_limit: int) ->
 
 
 def post_one(base_url: str, slug: str, token: str, source: bytes) -> tuple[int, dict, float]:
-    """Uploads one file; (status code, JSON body or the text, seconds the request took)."""
+    """Uploads one file on this thread's kept-alive connection (bench/light_client.py); (status code, JSON body or
+    the text, seconds the request took)."""
     started = time.perf_counter()
-    response = httpx.post(f"{base_url}/api/v1/assignments/{slug}/submissions", timeout=60,
-                          headers={"Authorization": f"Bearer {token}"}, files={"file": ("spatial.py", source)})
+    form, content_type = light_client.multipart_file("file", "spatial.py", source)
+    status, raw = light_client.request(base_url, "POST", f"/api/v1/assignments/{slug}/submissions", token=token,
+                                       body=form, content_type=content_type, timeout=60)
     try:
-        body = response.json()
+        body = json.loads(raw)
     except ValueError:
-        body = {"text": response.text[:500]}
-    return response.status_code, body, time.perf_counter() - started
+        body = {"text": raw.decode("utf-8", "replace")[:500]}
+    return status, body, time.perf_counter() - started
 
 
 def post_burst(base_url: str, slug: str, tokens: list[str], count: int, source: bytes, *,
