@@ -76,7 +76,7 @@ def submission_public(db: Session, submission: Submission, viewer: User) -> Subm
     run = run_service.current_run(submission)
     pending = run_service.pending_run(submission)
     status_run = pending or run
-    position = run_service.queue_position(db, status_run) if status_run is not None else None
+    position, start = run_service.position_and_start(db, status_run) if status_run is not None else (None, None)
     finished = run is not None and run.finished
     counted = counted_score(submission)
     partial = status_run.result if status_run is not None else None
@@ -89,8 +89,7 @@ def submission_public(db: Session, submission: Submission, viewer: User) -> Subm
         passed=counted.passed if counted else None,
         result=visible_result(partial if pending is not None and partial else run.result if finished else None,
                               assignment, sees_hidden),
-        queue_position=position, estimated_start=run_service.estimated_start(db, status_run, position)
-        if status_run is not None else None,
+        queue_position=position, estimated_start=start,
         late=submission.late, late_days=submission.late_days, created_at=submission.created_at,
         runs=[run_public(db, r, sees_hidden, {status_run.id: position} if status_run is not None else None)
               for r in submission.runs if sees_hidden or r.applied])

@@ -51,10 +51,10 @@ def create_submission(slug: str, file: Annotated[UploadFile, File(description="y
                                          repo=repo, commit=commit)
     publish_after_response(background, [] if accepted.reused else [accepted.run])
     run = accepted.run
-    position = run_service.queue_position(db, run)
+    position, start = run_service.position_and_start(db, run)
     return SubmissionAccepted(submission_id=accepted.submission.id, run_id=run.id, status=run.status,
                               status_url=f"/api/v1/submissions/{accepted.submission.id}", queue_position=position,
-                              estimated_start=run_service.estimated_start(db, run, position),
+                              estimated_start=start,
                               late=accepted.submission.late, reused=accepted.reused)
 
 

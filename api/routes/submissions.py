@@ -36,7 +36,7 @@ STREAM_BATCH_EVENTS = 500  # events read per poll; a longer backlog is sent over
 @router.get("/{submission_id}")
 def read_submission(submission_id: RowId, db: SessionDep, user: CurrentUser) -> SubmissionPublic:
     """Status, place in the queue, estimated start and (once graded) the result."""
-    return submission_public(db, access.submission_for(db, submission_id, user), user)
+    return submission_public(db, access.submission_for(db, submission_id, user, with_runs=True), user)
 
 
 @router.get("/{submission_id}/file", response_class=Response,

@@ -3,8 +3,8 @@ that do not exist; a thing the caller may see but not act on is Forbidden."""
 
 from __future__ import annotations
 
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session, defer, joinedload
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.orm import Session, contains_eager, defer, joinedload
 
 from grader.services.errors import Forbidden, NotFound
 from grader.services.policy import ACTION_TEXT, STAFF_ROLES, Action, allows, may_create_course
@@ -12,6 +12,8 @@ from grader.store.models import Assignment, Course, Enrollment, GradingRun, Subm
 
 
 _ROLES_KEY = "course_roles"  # Session.info: (user id, course id) -> role, until the session next writes
+_ROLE = select(Enrollment.role).where(Enrollment.course_id == bindparam("course_id"),
+                                      Enrollment.user_id == bindparam("user_id"))
 
 
 def course_role(db: Session, user: User, course_id: int) -> str | None:
@@ -23,9 +25,14 @@ def course_role(db: Session, user: User, course_id: int) -> str | None:
     known = db.info.get(_ROLES_KEY, {})
     if key in known and not (db.new or db.dirty or db.deleted):
         return known[key]
-    role = db.scalar(select(Enrollment.role).where(Enrollment.course_id == course_id, Enrollment.user_id == user.id))
-    db.info.setdefault(_ROLES_KEY, {})[key] = role  # after the query: its autoflush may have emptied the cache
+    role = db.scalar(_ROLE, {"course_id": course_id, "user_id": user.id})
+    _remember_role(db, user, course_id, role)
     return role
+
+
+def _remember_role(db: Session, user: User, course_id: int, role: str | None) -> None:
+    """Keep the role read; called after the query that read it, whose autoflush may have emptied the cache."""
+    db.info.setdefault(_ROLES_KEY, {})[(user.id, course_id)] = role
 
 
 @event.listens_for(Session, "after_flush")
@@ -60,24 +67,54 @@ def course_for(db: Session, slug: str, user: User, action: Action = Action.VIEW_
     return course
 
 
+# The assignment by slug with its course and the caller's role in that course (None when not enrolled): an upload
+# asks every time, so one query built once instead of two built per call.
+_ASSIGNMENT_WITH_ROLE = (select(Assignment, Enrollment.role).join(Assignment.course)
+                         .outerjoin(Enrollment, (Enrollment.course_id == Assignment.course_id)
+                                    & (Enrollment.user_id == bindparam("user_id")))
+                         .where(Assignment.slug == bindparam("slug")).options(contains_eager(Assignment.course)))
+
+
 def assignment_for(db: Session, slug: str, user: User, action: Action = Action.VIEW_COURSE) -> Assignment:
-    assignment = db.scalar(select(Assignment).where(Assignment.slug == slug).options(joinedload(Assignment.course)))
+    row = db.execute(_ASSIGNMENT_WITH_ROLE, {"slug": slug, "user_id": user.id}).first()
     missing = f"Assignment {slug!r} not found."
-    if assignment is None:
+    if row is None:
         raise NotFound(missing)
+    assignment, role = row
+    _remember_role(db, user, assignment.course_id, role)
     _check(db, user, assignment.course, action, missing)
     return assignment
 
 
-def submission_for(db: Session, submission_id: int, user: User,
-                   action: Action = Action.READ_SUBMISSION) -> Submission:
-    """The submission, when the caller may do `action` to it (seeing it: its owner and the course's staff)."""
-    # Its assignment and course in the same query (the check needs both); the file only when a caller reads it.
-    submission = db.get(Submission, submission_id, options=(
-        joinedload(Submission.assignment).joinedload(Assignment.course), defer(Submission.content)))
+def _submission_with_role(with_runs: bool):
+    """The submission by id with its assignment and course, minus the file (read only by who asks for it), and the
+    caller's role in that course (None when not enrolled); with its runs too when `with_runs`."""
+    statement = (select(Submission, Enrollment.role).join(Submission.assignment)
+                 .outerjoin(Enrollment, (Enrollment.course_id == Assignment.course_id)
+                            & (Enrollment.user_id == bindparam("user_id")))
+                 .where(Submission.id == bindparam("submission_id"))
+                 .options(contains_eager(Submission.assignment).joinedload(Assignment.course),
+                          defer(Submission.content)))
+    return statement.options(joinedload(Submission.runs)) if with_runs else statement
+
+
+# Built once: a status read asks on every request, and building the statement cost more than running it.
+_SUBMISSION_STATEMENTS = {with_runs: _submission_with_role(with_runs) for with_runs in (False, True)}
+
+
+def submission_for(db: Session, submission_id: int, user: User, action: Action = Action.READ_SUBMISSION, *,
+                   with_runs: bool = False) -> Submission:
+    """The submission, when the caller may do `action` to it (seeing it: its owner and the course's staff).
+
+    One query: the submission, its assignment and course (the check needs both), the caller's role in the course
+    (kept for the session like course_role's answers) and, `with_runs`, its runs."""
+    row = db.execute(_SUBMISSION_STATEMENTS[with_runs],
+                     {"submission_id": submission_id, "user_id": user.id}).unique().first()
     missing = f"Submission {submission_id} not found."
-    if submission is None:
+    if row is None:
         raise NotFound(missing)
+    submission, role = row
+    _remember_role(db, user, submission.assignment.course_id, role)
     _check(db, user, submission.assignment.course, action, missing, owner=submission.user_id == user.id,
            visible_by=Action.READ_SUBMISSION)
     return submission

@@ -41,6 +41,11 @@ def estimated_start(db: Session, run: GradingRun, position: int | None) -> datet
     return queue_estimates.estimated_start(db, run, position)
 
 
+def position_and_start(db: Session, run: GradingRun) -> tuple[int | None, datetime | None]:
+    """queue_position and estimated_start in one query."""
+    return queue_estimates.position_and_start(db, run)
+
+
 def events_after(db: Session, submission: Submission, last_id: int, limit: int) -> list[RunEvent]:
     """The submission's progress and status events after event `last_id`, oldest first (applied runs only: a
     regrade preview is not the student's to follow)."""
