@@ -8,10 +8,17 @@ sandbox (sandbox.select: docker). Measures, with the load average before and aft
 
 - posts/s: the submissions posted by 8 client threads as fast as the API accepts them (each file differs by a
   comment, so nothing is answered from the identical-resubmission cache);
-- status reads/s: `GET /api/v1/submissions/{id}` by 8 threads for `--read-seconds` while the queue is graded;
+- the students waiting: each accepted upload is followed by its student's client the way `grader submit` follows
+  it (bench/followers.py: a status read, then the event stream until `done`, or a status read every 2 s when the
+  server refuses a fourth stream to the same student). What that costs the service is in the figures below, and
+  the latency a student sees (upload to seeing the grade) is reported beside the store's;
 - correctness-feedback latency: upload (created_at) to the run's finished_at, p50/p90/max, under that backlog, and
   where it goes per run: queue wait (enqueued -> claimed), the stage itself (sandbox job, checks, judging) and the
   worker's own share (claimed -> finished minus the stage: claim, records, signing);
+- status-read capacity: `GET /api/v1/submissions/{id}` by 8 threads back to back for `--read-seconds`, AFTER the
+  drain. (Earlier versions ran these readers during the burst: they stood for no student's client, kept one of the
+  two cores busy whatever a read cost, and halved grading while they ran; the followers above are the load real
+  students put on the service while they wait.)
 - drain: first upload to last grade, and grades per minute over it;
 - integrity: every posted upload answered 202, stored, has exactly one run, finished graded once with a valid
   signature. Anything else fails the benchmark (exit 1);
@@ -37,7 +44,9 @@ import time
 from pathlib import Path
 
 from bench import light_client
+from bench import followers
 from bench.cpu_accounting import per_item, snapshot
+from bench.followers import Followers
 from bench.machine_load import open_window
 from bench.service_stack import (GOOD_FILE, AssignmentPlan, Stack, integrity_of, integrity_ok, make_course,
                                  percentile, post_burst, summary)
@@ -169,8 +178,15 @@ def main(argv: list[str] | None = None) -> int:
         cpu_before, client_before = snapshot(roots), time.process_time()
         window = open_window()
         print(f"posting {args.submissions} uploads ({window.describe()})", flush=True)
+        waiting = Followers(stack.base_url)
+
+        def follow(status: int, body: dict, token: str, posted_at: float) -> None:
+            if status == 202:
+                waiting.start(body["status_url"], token, posted_at, args.timeout)
+
         started = time.perf_counter()
-        posted = post_burst(stack.base_url, SLUG, tokens, args.submissions, GOOD_FILE.read_bytes())
+        posted = post_burst(stack.base_url, SLUG, tokens, args.submissions, GOOD_FILE.read_bytes(),
+                            on_answer=follow)
         post_seconds = time.perf_counter() - started
         accepted = [body for code, body, _ in posted if code == 202]
         print(f"posted {len(accepted)}/{args.submissions} in {post_seconds:.1f}s", flush=True)
@@ -178,15 +194,19 @@ def main(argv: list[str] | None = None) -> int:
             if code != 202:  # every upload must be accepted: one answered otherwise is a lost upload
                 print(f"FAILED: upload {index} answered {code}: {json.dumps(body)[:300]}", file=sys.stderr,
                       flush=True)
-        reads, read_seconds = read_statuses(stack.base_url, accepted, tokens, args.read_seconds) if accepted \
-            else (0, 1.0)
         wait_for_grades(args.timeout, SLUG)
+        followed = followers.figures(waiting.join(timeout=60.0))
         window.close()
         cpu_after, client_seconds = snapshot(roots), time.process_time() - client_before
+        # After the drain, so that it measures the API alone and takes nothing from grading.
+        reads, read_seconds = read_statuses(stack.base_url, accepted, tokens, args.read_seconds) if accepted \
+            else (0, 1.0)
         figures = grading_figures(SLUG, args.submissions, len(accepted))
         figures["cpu_seconds_per_grade"] = per_item(cpu_before, cpu_after, figures["integrity"]["graded"])
-        # This process's 16 client threads stand for students' machines but run on the service's two cores.
+        # This process's client threads (8 posting, one follower per upload) stand for students' machines but
+        # run on the service's two cores.
         figures["client_cpu_seconds"] = round(client_seconds, 2)
+        figures["waiting_students"] = followed
         result = {
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **window.as_dict()},
             "setup": {"submissions": args.submissions, "students": args.students, "post_threads": 8,
@@ -195,17 +215,21 @@ def main(argv: list[str] | None = None) -> int:
                       "store": "postgres", "broker": "redis", "sandbox": figures.pop("backend")},
             "posts": {"seconds": round(post_seconds, 2), "per_second": round(len(accepted) / post_seconds, 1),
                       "request_latency": summary([seconds for _, _, seconds in posted])},
-            "status_reads": {"seconds": round(read_seconds, 2), "count": reads,
-                             "per_second": round(reads / read_seconds, 1)},
+            "status_read_capacity_after_drain": {"seconds": round(read_seconds, 2), "count": reads,
+                                                 "per_second": round(reads / read_seconds, 1)},
             **figures,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(json.dumps(result, indent=2, default=str))
         print(f"{result['graded_per_minute']} grades/min, drain {result['drain_seconds']} s, feedback p50 "
-              f"{result['correctness_feedback_latency'].get('p50_s')} s, job p50 "
+              f"{result['correctness_feedback_latency'].get('p50_s')} s (seen by the student p50 "
+              f"{followed['feedback_seen_by_student'].get('p50_s')} s), job p50 "
               f"{result['correctness_job_seconds'].get('p50_s')} s ({window.describe()})", flush=True)
         print(f"CPU seconds per grade: {result['cpu_seconds_per_grade']}", flush=True)
+        if followed["saw_grade"] != len(accepted) or followed["errors"]:
+            print(f"FAILED: waiting students {json.dumps(followed)}", file=sys.stderr, flush=True)
+            return 1
         if not integrity_ok(figures["integrity"]):
             print(f"FAILED: integrity {json.dumps(figures['integrity'])}", file=sys.stderr, flush=True)
             return 1

@@ -184,11 +184,16 @@ def post_one(base_url: str, slug: str, token: str, source: bytes) -> tuple[int, 
 
 
 def post_burst(base_url: str, slug: str, tokens: list[str], count: int, source: bytes, *,
-               tag: str = "load") -> list[tuple[int, dict, float]]:
+               tag: str = "load", on_answer=None) -> list[tuple[int, dict, float]]:
     """`count` uploads from POST_THREADS threads, each file differing by a comment (so none is answered from the
-    identical-resubmission cache), student i % len(tokens) for upload i."""
+    identical-resubmission cache), student i % len(tokens) for upload i. `on_answer(status, body, token,
+    started)` is called on the posting thread as each answer arrives (`started`: perf_counter at the post)."""
     def post(index: int) -> tuple[int, dict, float]:
-        return post_one(base_url, slug, tokens[index % len(tokens)], source + f"\n# {tag} {index}\n".encode())
+        token, started = tokens[index % len(tokens)], time.perf_counter()
+        answer = post_one(base_url, slug, token, source + f"\n# {tag} {index}\n".encode())
+        if on_answer is not None:
+            on_answer(answer[0], answer[1], token, started)
+        return answer
 
     with ThreadPoolExecutor(POST_THREADS) as pool:
         return list(pool.map(post, range(count)))
