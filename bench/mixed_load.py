@@ -11,8 +11,9 @@ training containers at the lower CPU weight settings.training_cpu_shares) and a 
 2. uploads tests/fixtures/submissions/good_vectorized.py `--training-runs` times to an assignment with the cifar10
    stage (the recipe cut to `--epochs` epochs: the runs only need to be in progress) and waits until that many
    training containers of the training worker are running;
-3. posts `--submissions` correctness-only uploads (an assignment without the cifar10 stage) from 8 threads and
-   waits for their grades;
+3. posts `--submissions` correctness-only uploads (an assignment without the cifar10 stage) from 8 threads, each
+   followed by its student's client as `grader submit` follows it (bench/followers.py), and waits for their
+   grades;
 4. measures each correctness run's queue wait (enqueued -> claimed by a worker) and feedback latency (upload ->
    finished), with the load average (bench/machine_load.py); the target is a p95 wait under 10 s;
 5. checks that both training runs were still running when the last correctness grade was stored (otherwise the
@@ -33,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench import followers
+from bench.followers import Followers
 from bench.machine_load import open_window
 from bench.service_load import grading_figures, wait_for_grades
 from bench.service_stack import GOOD_FILE, AssignmentPlan, Stack, make_course, post_burst, post_one
@@ -117,16 +120,24 @@ def start_training(stack: Stack, tokens: list[str], count: int, timeout: float) 
     raise RuntimeError(f"{count} training containers were not running within {timeout:.0f} s: {training_states()}")
 
 
-def burst(stack: Stack, tokens: list[str], count: int, timeout: float) -> tuple[list, float]:
-    """The correctness uploads and their grades; (posted answers, seconds the posting took)."""
+def burst(stack: Stack, tokens: list[str], count: int, timeout: float) -> tuple[list, float, dict]:
+    """The correctness uploads, each followed by its student's client as in bench.service_load, and their grades;
+    (posted answers, seconds the posting took, what the waiting students saw)."""
+    waiting = Followers(stack.base_url)
+
+    def follow(status: int, body: dict, token: str, posted_at: float) -> None:
+        if status == 202:
+            waiting.start(body["status_url"], token, posted_at, timeout)
+
     started = time.perf_counter()
-    posted = post_burst(stack.base_url, CORRECTNESS_SLUG, tokens, count, GOOD_FILE.read_bytes(), tag="mixed")
+    posted = post_burst(stack.base_url, CORRECTNESS_SLUG, tokens, count, GOOD_FILE.read_bytes(), tag="mixed",
+                        on_answer=follow)
     post_seconds = time.perf_counter() - started
     for index, (code, body, _) in enumerate(posted):
         if code != 202:  # every upload must be accepted: one answered otherwise is a lost upload
             print(f"FAILED: upload {index} answered {code}: {json.dumps(body)[:300]}", file=sys.stderr, flush=True)
     wait_for_grades(timeout, CORRECTNESS_SLUG)
-    return posted, post_seconds
+    return posted, post_seconds, followers.figures(waiting.join(timeout=60.0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +177,8 @@ def run(stack: Stack, args: argparse.Namespace) -> int:
     window = open_window()
     print(f"posting {args.submissions} correctness uploads beside {len(container_ids)} training runs "
           f"({window.describe()})", flush=True)
-    posted, post_seconds = burst(stack, tokens[: len(tokens) - args.training_runs], args.submissions, args.timeout)
+    posted, post_seconds, followed = burst(stack, tokens[: len(tokens) - args.training_runs], args.submissions,
+                                           args.timeout)
     training_after = training_states()
     still_training = len(training_containers(stack.processes["worker-training"].pid))
     window.close()
@@ -184,6 +196,7 @@ def run(stack: Stack, args: argparse.Namespace) -> int:
         "training": {"containers_running_after_burst": still_training, "runs_after_burst": training_after,
                      "overlapped_burst": overlapped},
         **figures,
+        "waiting_students": followed,
         "wait_target_p95_s": WAIT_TARGET_P95_S,
     }
     result["wait_target_met"] = figures["queue_wait"].get("p95_s", float("inf")) < WAIT_TARGET_P95_S
@@ -206,6 +219,10 @@ def report(result: dict, out: Path, window) -> int:
     failed = False
     if not integrity_ok(result["integrity"]):
         print(f"FAILED: integrity {json.dumps(result['integrity'])}", file=sys.stderr, flush=True)
+        failed = True
+    waiting = result["waiting_students"]
+    if waiting["saw_grade"] != waiting["followers"] or waiting["errors"]:
+        print(f"FAILED: waiting students {json.dumps(waiting)}", file=sys.stderr, flush=True)
         failed = True
     if not result["training"]["overlapped_burst"]:
         print(f"FAILED: the training runs were not running through the burst ({result['training']}); the figures "
