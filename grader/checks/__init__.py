@@ -132,11 +132,13 @@ class Variant:
 
 @dataclass
 class PreparedRun:
-    """A run's inputs (sent to the sandbox) and the reference's outputs (kept here), both float64 except inputs."""
+    """A run's inputs (sent to the sandbox) and the reference's outputs (kept here), both float64 except inputs;
+    `tolerances` keeps grader.diagnosis.tolerance of each expected output once a comparison has needed it."""
 
     run: Run
     inputs: dict[str, np.ndarray]
     expected: dict[str, np.ndarray]
+    tolerances: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _component_modules():

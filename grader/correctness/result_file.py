@@ -1,7 +1,9 @@
 """The correctness job's result file, result.bin: untrusted bytes -> a validated record and float64 arrays.
 
-The file is opened with zipfile and numpy.lib.format (no pickle); each member's declared size, dtype (float64 only)
-and shape are checked before its data is read, and the record is parsed as JSON (read field by field later).
+The file is opened with zipfile and numpy.lib.format (no pickle); each member's declared size, dtype (little-endian
+float64, or float32, which the harness keeps when the student's array is float32: half the bytes, and its float64
+copy here is exact) and shape are checked before its data is read, and the record is parsed as JSON (read field by
+field later).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from grader.checks import PreparedRun, parameter_names
 
 RECORD_MAX_BYTES = 1024 * 1024  # the JSON record inside result.bin
+ARRAY_DTYPES = (np.dtype("<f8"), np.dtype("<f4"))  # what an output array may be stored as
 MAX_MEMBERS = 1000  # members of result.bin
 
 
@@ -36,6 +39,15 @@ class HarnessResult:
     record: dict[str, Any] = field(default_factory=dict)
     arrays: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     problem: str = ""
+    _by_run: dict[str, dict[str, np.ndarray]] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def outputs_of(self, run_id: str) -> dict[str, np.ndarray]:
+        """output name -> array, of one run (grouped once: every check of every run asks)."""
+        if self._by_run is None:
+            self._by_run = {}
+            for (run, output), array in self.arrays.items():
+                self._by_run.setdefault(run, {})[output] = array
+        return self._by_run.get(run_id, {})
 
 
 def parse_result(data: bytes, runs: dict[str, PreparedRun]) -> HarnessResult:
@@ -50,13 +62,14 @@ def parse_result(data: bytes, runs: dict[str, PreparedRun]) -> HarnessResult:
     if len(members) > MAX_MEMBERS:
         return HarnessResult(problem="unreadable")
     result = HarnessResult()
+    byte_caps: dict[str, int] = {}  # run id -> max_elements(run) * 8, worked out once per run
     for member in members:
         name = member.filename
         if not name.endswith(".npy"):
             continue
         key = name[:-4]
         if key == "record.json":
-            array = _read_member(archive, member, np.dtype(np.uint8), RECORD_MAX_BYTES)
+            array = _read_member(archive, member, (np.dtype(np.uint8),), RECORD_MAX_BYTES)
             if array is None or array.ndim != 1:
                 return HarnessResult(problem="unreadable")
             try:
@@ -71,7 +84,9 @@ def parse_result(data: bytes, runs: dict[str, PreparedRun]) -> HarnessResult:
         prepared = runs.get(run_id)
         if prepared is None or output not in _allowed_outputs(prepared):
             continue
-        array = _read_member(archive, member, np.dtype(np.float64), max_elements(prepared) * 8)
+        if run_id not in byte_caps:
+            byte_caps[run_id] = max_elements(prepared) * 8
+        array = _read_member(archive, member, ARRAY_DTYPES, byte_caps[run_id])
         if array is not None:
             result.arrays[(run_id, output)] = array
     if not result.record:
@@ -83,8 +98,9 @@ def _allowed_outputs(prepared: PreparedRun) -> set[str]:
     return {"out", "dx", "x_after"} | {f"grad/{name}" for name in parameter_names(prepared.run)}
 
 
-def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, dtype: np.dtype, max_bytes: int):
-    """One .npy member, or None unless it is a plain array of `dtype` within `max_bytes`."""
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, dtypes: tuple[np.dtype, ...], max_bytes: int):
+    """One .npy member as a writable C-order array of `dtypes[0]`, or None unless it is a plain array of one of
+    `dtypes` within `max_bytes` (counted in `dtypes[0]`: a narrower dtype may not hold more elements)."""
     if member.file_size > max_bytes + 4096:
         return None
     try:
@@ -98,12 +114,12 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, dtype: np.dt
         return None
     shape, fortran, declared, offset = header
     count = math.prod(shape)
-    if declared != dtype or len(shape) > 6 or count * dtype.itemsize > max_bytes:
+    if declared not in dtypes or len(shape) > 6 or count * dtypes[0].itemsize > max_bytes:
         return None
-    if len(raw) - offset != count * dtype.itemsize:
+    if len(raw) - offset != count * declared.itemsize:
         return None  # truncated, or more bytes than the header declares
-    array = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape, order="F" if fortran else "C")
-    return np.array(array, order="C")  # a writable copy, C-contiguous
+    array = np.frombuffer(raw, dtype=declared, count=count, offset=offset).reshape(shape, order="F" if fortran else "C")
+    return np.array(array, dtype=dtypes[0], order="C")  # a writable copy, C-contiguous, exact for float32
 
 
 NPY_MAGIC = b"\x93NUMPY"

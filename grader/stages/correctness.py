@@ -7,20 +7,18 @@ against the reference outputs, which never leave this process.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
-
 from grader import course_versions, hidden_checks
 from grader.checks import (CLASS_NAMES, DEFAULT_OPTIONS, CatalogueOptions, PreparedRun, all_runs, checks_of,
                            parameter_names, prepare)
 from grader.correctness.feedback import (JobContext, entry_of, import_failed, import_message, job_message, judge,
                                          preflight, tests_at_import_note)
+from grader.correctness.input_file import npz_with_index
 from grader.correctness.result_file import HarnessResult, max_elements, parse_result
 from grader.result import StageResult, TestResult
 from grader.spec import Spec
@@ -47,7 +45,8 @@ def prepared_job_inputs(seed: int, case_seconds: tuple[tuple[str, float], ...] =
 
 
 def job_inputs(runs: tuple[PreparedRun, ...], options: CatalogueOptions = DEFAULT_OPTIONS) -> dict[str, bytes]:
-    """cases.json and arrays.npz for the harness: inputs only, never expected outputs."""
+    """cases.json and arrays.npz for the harness: inputs only, never expected outputs (cases.json's "arrays" says
+    where each array's data are in arrays.npz)."""
     cases, arrays = [], {}
     for prepared in runs:
         run = prepared.run
@@ -64,11 +63,11 @@ def job_inputs(runs: tuple[PreparedRun, ...], options: CatalogueOptions = DEFAUL
         if run.architecture is not None:
             case["param_shapes"] = {name: list(shape) for name, shape in run.architecture.parameter_shapes().items()}
         cases.append(case)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    data, index = npz_with_index(arrays)
     class_names = {component: list(options.names(component)) for component in CLASS_NAMES}
-    return {"cases.json": json.dumps({"format": 1, "runs": cases, "class_names": class_names}).encode(),
-            "arrays.npz": buffer.getvalue()}
+    return {"cases.json": json.dumps({"format": 1, "runs": cases, "class_names": class_names,
+                                      "arrays": index}).encode(),
+            "arrays.npz": data}
 
 
 def run_stage(context: StageContext) -> StageOutput:

@@ -1,9 +1,10 @@
 """Correctness harness: runs INSIDE the sandbox, next to the student's code. Imports only stdlib, NumPy, tinytorch.
 
 It judges nothing. It reads the runs to do (/job/inputs/cases.json) and their input arrays
-(/job/inputs/arrays.npz), imports the student's spatial.py (as `tinytorch.core.spatial`, see
-student_module.py), and for every run builds the layer, sets its parameters as kit Tensors, runs forward and
-`out.backward(G)`, and writes back raw outputs (arrays as float64, shapes, exception texts) to
+(/job/inputs/arrays.npz, sliced at the offsets cases.json gives: no zip reader), imports the student's spatial.py
+(as `tinytorch.core.spatial`, see student_module.py), and for every run builds the layer, sets its parameters as
+kit Tensors, runs forward and `out.backward(G)`, and writes back raw outputs (shapes, exception texts, and arrays:
+float32 when the student's array is exactly that, else converted to float64, so nothing is rounded) to
 /job/out/result.bin as an .npz whose member `record.json` (a uint8 array) holds the JSON record. The grader
 outside re-validates every byte of it and compares with its own reference.
 
@@ -17,18 +18,16 @@ infinite loop in one component costs only that component's checks.
 
 from __future__ import annotations
 
-import inspect
-import io
 import json
 import os
 import signal
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the harness folder off sys.path
 
 from harness_common import MEMORY_ERROR_EXIT_CODE, CappedWriter, parse_harness_args  # noqa: E402
+from npz_archive import NpzArchive, npy_bytes  # noqa: E402
 from student_module import execute, new_module, parse  # noqa: E402
 
 FORMAT = 1
@@ -66,18 +65,17 @@ class Harness:
         self.np, self.Tensor, self.args = np, tensor_class, args
         self.out_dir = args.out
         self.record: dict = {"format": FORMAT, "import": None, "classes": {}, "runs": {}}
-        self.arrays: dict = {}
+        self.arrays = NpzArchive()  # the arrays handed back so far, each serialised once
         self.submission_path = os.path.realpath(args.submission)
         self.stderr_fd = os.dup(2)
         self.progress = open(os.path.join(self.out_dir, "progress.jsonl"), "a", encoding="utf-8")
         self.asarray = np.asarray  # taken before student code runs (the grader outside re-validates anyway)
-        self.float64 = np.float64
+        self.ndarray, self.float32, self.float64 = np.ndarray, np.dtype(np.float32), np.float64
 
     def run(self) -> None:
         with open(os.path.join(self.args.inputs, "cases.json"), encoding="utf-8") as handle:
             cases = json.load(handle)
-        loaded = self.np.load(os.path.join(self.args.inputs, "arrays.npz"), allow_pickle=False)
-        inputs = {key: loaded[key] for key in loaded.files}
+        inputs = self.load_inputs(cases.get("arrays", {}))
         signal.signal(signal.SIGALRM, _on_alarm)
         sys.stdout = CappedWriter(self.stderr_fd, PRINT_CAP_BYTES)
         sys.stderr = sys.stdout
@@ -115,6 +113,19 @@ class Harness:
             signal.setitimer(signal.ITIMER_REAL, 0)
         self.write()
         self.say({"phase": "done"})
+
+    def load_inputs(self, index: dict) -> dict:
+        """key -> array of arrays.npz, each a writable copy of its slice (the grader wrote the file and the index:
+        numpy.load would parse a zip and ~100 .npy headers per job, and importing zipfile alone costs more)."""
+        with open(os.path.join(self.args.inputs, "arrays.npz"), "rb") as handle:
+            raw = handle.read()
+        inputs = {}
+        for key, (offset, dtype, shape) in index.items():
+            count = 1
+            for size in shape:
+                count *= size
+            inputs[key] = self.np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape).copy()
+        return inputs
 
     # Import -----------------------------------------------------------------------------------------------
 
@@ -187,6 +198,10 @@ class Harness:
         if run.get("call") == "function":
             return (defined[0], module.__dict__[defined[0]]) if defined else (None, None)
         classes = [name for name in defined if isinstance(module.__dict__[name], type)]
+        if len(classes) < 2:  # the only class is the answer whatever its signature: no inspect (2 ms to import)
+            return (classes[0], module.__dict__[classes[0]]) if classes else (None, None)
+        import inspect
+
         for name in classes:
             try:
                 inspect.signature(module.__dict__[name]).bind(**run.get("init", {}))
@@ -348,14 +363,20 @@ class Harness:
             return None
 
     def store(self, run_id: str, name: str, value, entry: dict, run: dict) -> None:
-        """Coerce a Tensor/ndarray/None to a float64 array and keep it, or note why it could not be kept."""
+        """Keep a Tensor/ndarray/None as an array, or note why it could not be kept.
+
+        A plain float32 ndarray (a gradient, or a Tensor's data) stays float32: float32 runs compute in it, and
+        its float64 copy on the grader's side is exact, with half the bytes to write and read. Anything else is
+        converted to float64 as it comes.
+        """
         shapes = entry.setdefault("shapes", {})
         if value is None:
             shapes[name] = None
             return
-        data = getattr(value, "data", value)
+        data = getattr(value, "data", value)  # of an ndarray, a memoryview of it
+        float32 = [item for item in (value, data) if type(item) is self.ndarray and item.dtype == self.float32]
         try:
-            array = self.asarray(data, dtype=self.float64)
+            array = float32[0] if float32 else self.asarray(data, dtype=self.float64)
         except BaseException as error:
             entry.setdefault("unreadable", {})[name] = self.describe(error)
             return
@@ -363,15 +384,12 @@ class Harness:
         if array.size > int(run.get("max_elements", 10**6)):
             entry.setdefault("unreadable", {})[name] = f"too large ({array.size} elements)"
             return
-        self.arrays[f"{run_id}/{name}"] = self.np.array(array, dtype=self.float64, copy=True)
+        self.arrays.add(f"{run_id}/{name}.npy", npy_bytes(array))  # tobytes() copies: later changes do not count
 
     def write(self) -> None:
-        buffer = io.BytesIO()
         record = self.np.frombuffer(json.dumps(self.record).encode("utf-8"), dtype=self.np.uint8)
-        self.np.savez(buffer, **{"record.json": record}, **self.arrays)
         with open(os.path.join(self.out_dir, "result.bin"), "r+b") as handle:
-            handle.truncate(0)
-            handle.write(buffer.getvalue())
+            self.arrays.write(handle, {"record.json.npy": npy_bytes(record)})
 
     def say(self, line: dict) -> None:
         try:
@@ -396,6 +414,8 @@ class Harness:
     def student_line(self, error: BaseException):
         """The last line of spatial.py on the traceback, as (line number, function name), or None."""
         try:
+            import traceback  # only when something failed: a file whose checks all pass never needs it
+
             frames = [frame for frame in traceback.extract_tb(error.__traceback__)
                       if os.path.realpath(frame.filename) == self.submission_path]
         except BaseException:

@@ -1,4 +1,5 @@
-"""The trusted side's reading of result.bin: no pickle, float64 only, sizes and shapes checked, junk ignored."""
+"""The trusted side's reading of result.bin: no pickle, float64 or float32 only (read as float64), sizes and shapes
+checked, junk ignored."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from grader.correctness.result_file import parse_result
+from grader.correctness.result_file import max_elements, parse_result
 from grader.stages.correctness import prepared_runs
 
 
@@ -45,7 +46,8 @@ def test_record_must_be_a_json_object(runs):
 def test_valid_arrays_are_kept_and_others_dropped(runs):
     data = npz(RECORD, **{
         "conv2d.no_bias/out": np.ones((2, 4, 5, 6)),  # kept
-        "conv2d.no_bias/dx": np.ones((2, 3, 5, 6), dtype=np.float32),  # wrong dtype: dropped
+        "conv2d.no_bias/dx": np.ones((2, 3, 5, 6), dtype=np.float16),  # wrong dtype: dropped
+        "conv2d.no_bias/grad/weight": np.ones((4, 3, 3, 3), dtype=np.int64),  # wrong dtype: dropped
         "conv2d.no_bias/grad/bias": np.ones(4),  # no_bias has no bias gradient: dropped
         "conv2d.unknown/out": np.ones(3),  # unknown run: ignored
         "flatten.batch2/out": np.ones(10**6),  # over the size cap of that run: dropped
@@ -122,8 +124,27 @@ def test_a_header_numpy_writes_differently_is_read_by_numpys_own_parser(runs, he
     assert parse_result(_with_member("conv2d.no_bias/out.npy", broken), runs).arrays == {}
 
 
-@pytest.mark.parametrize("dtype", ["<f4", ">f8", "<i8"])
-def test_only_little_endian_float64_passes_the_fast_path(runs, dtype):
+def test_float32_members_are_read_as_exact_float64_copies(runs):
+    """The harness hands back float32 arrays as they are (float32 runs compute in it): the grader's float64 copy must
+    hold the same numbers, NaN, infinities and signed zeros included."""
+    dx = np.random.default_rng(0).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    dx.flat[:4] = [np.nan, np.inf, -np.inf, -0.0]
+    result = parse_result(npz(RECORD, **{"conv2d.no_bias/dx": dx}), runs)
+    kept = result.arrays[("conv2d.no_bias", "dx")]
+    assert kept.dtype == np.float64 and kept.flags.c_contiguous and kept.flags.writeable
+    assert np.array_equal(kept, dx.astype(np.float64), equal_nan=True) and np.signbit(kept.flat[3])
+
+
+def test_the_size_cap_counts_elements_whatever_the_dtype(runs):
+    """A float32 member may not hold more elements than a float64 one would."""
+    cap = parse_result(npz(RECORD, **{"flatten.batch2/out": np.ones(10)}), runs)
+    assert ("flatten.batch2", "out") in cap.arrays
+    too_many = max_elements(runs["flatten.batch2"]) + 1
+    assert parse_result(npz(RECORD, **{"flatten.batch2/out": np.ones(too_many, np.float32)}), runs).arrays == {}
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", "<i8", "<f2"])
+def test_only_little_endian_float64_and_float32_are_read(runs, dtype):
     member = io.BytesIO()
     np.lib.format.write_array(member, np.zeros((2, 4, 5, 6), dtype=dtype))
     assert parse_result(_with_member("conv2d.no_bias/out.npy", member.getvalue()), runs).arrays == {}
