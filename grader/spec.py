@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import tomllib
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -58,16 +59,20 @@ class CorrectnessSpec:
     flatten: str = "class"
 
     def points_for(self, check_name: str) -> float:
-        for pattern, points in self.points:
-            if fnmatch.fnmatchcase(check_name, pattern):
-                return points
-        return 0.0
+        return _first_match(self.points, check_name, 0.0)
 
     def visibility_for(self, check_name: str) -> str:
-        for pattern, visibility in self.visibility:
-            if fnmatch.fnmatchcase(check_name, pattern):
-                return visibility
-        return "visible"
+        return _first_match(self.visibility, check_name, "visible")
+
+
+@lru_cache(maxsize=4096)
+def _first_match(rules: tuple[tuple[str, Any], ...], name: str, default: Any) -> Any:
+    """The value of the first (pattern, value) rule whose glob matches `name`, else `default` (cached: every grade
+    asks for every check, a few times, with the same rules)."""
+    for pattern, value in rules:
+        if fnmatch.fnmatchcase(name, pattern):
+            return value
+    return default
 
 
 @dataclass(frozen=True)
