@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the harness folder off sys.path
 
 from harness_common import MEMORY_ERROR_EXIT_CODE, CappedWriter, parse_harness_args  # noqa: E402
-from npz_archive import NpzArchive, npy_bytes  # noqa: E402
+from npz_archive import NpzArchive, npy_parts  # noqa: E402
 from student_module import execute, new_module, parse  # noqa: E402
 
 FORMAT = 1
@@ -384,12 +384,12 @@ class Harness:
         if array.size > int(run.get("max_elements", 10**6)):
             entry.setdefault("unreadable", {})[name] = f"too large ({array.size} elements)"
             return
-        self.arrays.add(f"{run_id}/{name}.npy", npy_bytes(array))  # tobytes() copies: later changes do not count
+        self.arrays.add(f"{run_id}/{name}.npy", npy_parts(array))  # tobytes() copies: later changes do not count
 
     def write(self) -> None:
         record = self.np.frombuffer(json.dumps(self.record).encode("utf-8"), dtype=self.np.uint8)
         with open(os.path.join(self.out_dir, "result.bin"), "r+b") as handle:
-            self.arrays.write(handle, {"record.json.npy": npy_bytes(record)})
+            self.arrays.write(handle, {"record.json.npy": npy_parts(record)})
 
     def say(self, line: dict) -> None:
         try:

@@ -24,45 +24,49 @@ CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHII")
 END_OF_DIRECTORY = struct.Struct("<IHHHHIIH")
 
 
-def npy_bytes(array) -> bytes:
-    """The .npy file (format 1.0) of a C-contiguous copy of `array` (a plain, non-object dtype)."""
+def npy_parts(array) -> tuple[bytes, bytes]:
+    """The .npy file (format 1.0) of `array` (a plain, non-object dtype) as (header, data): the data are a C-order
+    copy, kept apart so that a megabyte gradient is not copied again to be joined to its header."""
     header = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (array.dtype.str, tuple(array.shape))
     padding = -(10 + len(header) + 1) % NPY_ALIGN  # magic (6) + version (2) + length (2), then the header and "\n"
     text = (header + " " * padding + "\n").encode("latin-1")
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + array.tobytes()
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text, array.tobytes()
 
 
-def zip_entry(name: str, data: bytes) -> tuple[bytes, bytes, int, int]:
-    """(local header + name + data, name, CRC-32, size) of a stored member."""
+def zip_entry(name: str, parts: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], bytes, int, int]:
+    """(the local entry's pieces: header with the name, then `parts`; name; CRC-32; size) of a stored member."""
     encoded = name.encode("utf-8")
-    crc = zlib.crc32(data)
-    header = LOCAL_HEADER.pack(0x04034B50, ZIP_VERSION, UTF8_NAMES, 0, 0, DOS_DATE_1980_01_01, crc, len(data),
-                               len(data), len(encoded), 0)
-    return header + encoded + data, encoded, crc, len(data)
+    crc, size = 0, 0
+    for part in parts:
+        crc, size = zlib.crc32(part, crc), size + len(part)
+    header = LOCAL_HEADER.pack(0x04034B50, ZIP_VERSION, UTF8_NAMES, 0, 0, DOS_DATE_1980_01_01, crc, size, size,
+                               len(encoded), 0)
+    return (header + encoded, *parts), encoded, crc, size
 
 
 class NpzArchive:
     """Members kept as finished zip entries; `write` lays out the whole archive in one pass."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, tuple[bytes, bytes, int, int]] = {}
+        self.entries: dict[str, tuple[tuple[bytes, ...], bytes, int, int]] = {}
 
-    def add(self, name: str, data: bytes) -> None:
-        """Adds (or replaces) the member `name` with the bytes `data` (e.g. `npy_bytes(array)`)."""
-        self.entries[name] = zip_entry(name, data)
+    def add(self, name: str, parts: tuple[bytes, ...]) -> None:
+        """Adds (or replaces) the member `name` whose bytes are `parts` joined (e.g. `npy_parts(array)`)."""
+        self.entries[name] = zip_entry(name, parts)
 
-    def write(self, handle, extra: dict[str, bytes]) -> None:
+    def write(self, handle, extra: dict[str, tuple[bytes, ...]]) -> None:
         """Writes the archive, its members and then the `extra` members (not kept), from the start of `handle`
         (an open binary file) and cuts the file where it ends."""
-        entries = list(self.entries.values()) + [zip_entry(name, data) for name, data in extra.items()]
-        directory, offset = [], 0
+        entries = list(self.entries.values()) + [zip_entry(name, parts) for name, parts in extra.items()]
+        pieces, directory, offset = [], [], 0
         for entry, encoded, crc, size in entries:
             directory.append(CENTRAL_HEADER.pack(0x02014B50, ZIP_VERSION, ZIP_VERSION, UTF8_NAMES, 0, 0,
                                                  DOS_DATE_1980_01_01, crc, size, size, len(encoded), 0, 0, 0, 0,
                                                  0, offset) + encoded)
-            offset += len(entry)
+            pieces.extend(entry)
+            offset += len(entry[0]) + size
         directory_bytes = b"".join(directory)
         end = END_OF_DIRECTORY.pack(0x06054B50, 0, 0, len(entries), len(entries), len(directory_bytes), offset, 0)
         handle.seek(0)
-        handle.writelines([entry for entry, _, _, _ in entries] + [directory_bytes, end])
+        handle.writelines(pieces + [directory_bytes, end])
         handle.truncate()

@@ -32,20 +32,20 @@ ARRAYS = {
 
 
 @pytest.mark.parametrize("name", sorted(ARRAYS))
-def test_npy_bytes_are_numpys_own(npz_archive, name):
+def test_npy_parts_are_numpys_own_bytes(npz_archive, name):
     array = np.ascontiguousarray(ARRAYS[name])
     expected = io.BytesIO()
     np.lib.format.write_array(expected, array)
-    assert npz_archive.npy_bytes(array) == expected.getvalue()
+    assert b"".join(npz_archive.npy_parts(array)) == expected.getvalue()
 
 
 def test_a_rewrite_is_a_valid_npz_with_the_latest_record(npz_archive):
     archive = npz_archive.NpzArchive()
     for name, array in ARRAYS.items():
-        archive.add(f"{name}.npy", npz_archive.npy_bytes(array))
+        archive.add(f"{name}.npy", npz_archive.npy_parts(array))
     handle = io.BytesIO(b"longer leftovers of an earlier write " * 10000)
     for record in (b'{"runs": {}}', b'{"runs": {"a": 1}}'):
-        archive.write(handle, {"record.json.npy": npz_archive.npy_bytes(np.frombuffer(record, dtype=np.uint8))})
+        archive.write(handle, {"record.json.npy": npz_archive.npy_parts(np.frombuffer(record, dtype=np.uint8))})
     data = handle.getvalue()
     with zipfile.ZipFile(io.BytesIO(data)) as checked:
         assert checked.testzip() is None  # every CRC matches
