@@ -37,10 +37,6 @@ def queue_position(db: Session, run: GradingRun) -> int | None:
     return queue_estimates.queue_position(db, run)
 
 
-def estimated_start(db: Session, run: GradingRun, position: int | None) -> datetime | None:
-    return queue_estimates.estimated_start(db, run, position)
-
-
 def position_and_start(db: Session, run: GradingRun) -> tuple[int | None, datetime | None]:
     """queue_position and estimated_start in one query."""
     return queue_estimates.position_and_start(db, run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, bindparam, func, select
+from sqlalchemy import JSON, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from grader.settings import get_settings
@@ -22,14 +22,15 @@ def _runs_ahead():
 
 def _recent_average():
     """How long the stage took on average in those of the last 50 finished runs that ran it (NULL: none did)."""
-    recent = (select(GradingRun.stage_seconds[bindparam("stage", type_=String)].as_float().label("seconds"))
+    # A JSON index type, so that SQLite (the embedded store) receives the path '$."stage"' and Postgres the key.
+    stage = bindparam("stage", type_=JSON.JSONStrIndexType)
+    recent = (select(GradingRun.stage_seconds[stage].as_float().label("seconds"))
               .where(GradingRun.status.in_(FINISHED_STATUSES)).order_by(GradingRun.id.desc()).limit(50).subquery())
     return select(func.avg(recent.c.seconds))
 
 
 # Built once: every upload and status read asks, and building the statements cost the API more than running them.
 _RUNS_AHEAD = _runs_ahead()
-_RECENT_AVERAGE = _recent_average()
 _AHEAD_AND_AVERAGE = select(_runs_ahead().scalar_subquery(), _recent_average().scalar_subquery())
 
 
@@ -44,13 +45,6 @@ def queue_position(db: Session, run: GradingRun) -> int | None:
     return (db.scalar(_RUNS_AHEAD, _ahead_parameters(run)) or 0) + 1
 
 
-def average_stage_seconds(db: Session, stage: str, default: float) -> float:
-    """How long `stage` took, on average, in those of the last 50 finished runs that ran it. Every upload and status
-    read asks, so the database averages rather than the API loading 50 rows for one number."""
-    average = db.scalar(_RECENT_AVERAGE, {"stage": stage})
-    return float(average) if average is not None else default
-
-
 def _default_seconds(stage: str) -> float:
     return 10.0 if stage == "correctness" else 20 * 60.0
 
@@ -59,13 +53,6 @@ def _start_at(run: GradingRun, position: int, average: float | None) -> datetime
     seconds = float(average) if average is not None else _default_seconds(run.stage)
     per_run = seconds / max(1, get_settings().worker_concurrency)
     return utcnow() + timedelta(seconds=per_run * (position - 0.5))
-
-
-def estimated_start(db: Session, run: GradingRun, position: int | None) -> datetime | None:
-    """When the run should start, from its place in the queue and how long recent runs of its stage took."""
-    if position is None:
-        return None
-    return _start_at(run, position, db.scalar(_RECENT_AVERAGE, {"stage": run.stage}))
 
 
 def position_and_start(db: Session, run: GradingRun) -> tuple[int | None, datetime | None]:
