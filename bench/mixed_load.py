@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import followers
+from bench import followers, light_client
 from bench.followers import Followers
 from bench.machine_load import open_window
 from bench.service_load import grading_figures, wait_for_grades
@@ -197,6 +197,7 @@ def run(stack: Stack, args: argparse.Namespace) -> int:
                      "overlapped_burst": overlapped},
         **figures,
         "waiting_students": followed,
+        "requests_resent_after_a_dropped_connection": dict(light_client.resent),
         "wait_target_p95_s": WAIT_TARGET_P95_S,
     }
     result["wait_target_met"] = figures["queue_wait"].get("p95_s", float("inf")) < WAIT_TARGET_P95_S
@@ -219,6 +220,9 @@ def report(result: dict, out: Path, window) -> int:
     failed = False
     if not integrity_ok(result["integrity"]):
         print(f"FAILED: integrity {json.dumps(result['integrity'])}", file=sys.stderr, flush=True)
+        failed = True
+    if result["requests_resent_after_a_dropped_connection"]["POST"]:
+        print("FAILED: uploads were sent twice after a dropped connection", file=sys.stderr, flush=True)
         failed = True
     waiting = result["waiting_students"]
     if waiting["saw_grade"] != waiting["followers"] or waiting["errors"]:

@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         # run on the service's two cores.
         figures["client_cpu_seconds"] = round(client_seconds, 2)
         figures["waiting_students"] = followed
+        figures["requests_resent_after_a_dropped_connection"] = dict(light_client.resent)
         result = {
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **window.as_dict()},
             "setup": {"submissions": args.submissions, "students": args.students, "post_threads": 8,
@@ -227,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{followed['feedback_seen_by_student'].get('p50_s')} s), job p50 "
               f"{result['correctness_job_seconds'].get('p50_s')} s ({window.describe()})", flush=True)
         print(f"CPU seconds per grade: {result['cpu_seconds_per_grade']}", flush=True)
+        if light_client.resent["POST"]:
+            print(f"FAILED: {light_client.resent['POST']} uploads were sent twice after a dropped connection",
+                  file=sys.stderr, flush=True)
+            return 1
         if followed["saw_grade"] != len(accepted) or followed["errors"]:
             print(f"FAILED: waiting students {json.dumps(followed)}", file=sys.stderr, flush=True)
             return 1

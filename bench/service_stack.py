@@ -187,9 +187,14 @@ def post_burst(base_url: str, slug: str, tokens: list[str], count: int, source: 
                tag: str = "load", on_answer=None) -> list[tuple[int, dict, float]]:
     """`count` uploads from POST_THREADS threads, each file differing by a comment (so none is answered from the
     identical-resubmission cache), student i % len(tokens) for upload i. `on_answer(status, body, token,
-    started)` is called on the posting thread as each answer arrives (`started`: perf_counter at the post)."""
+    started)` is called on the posting thread as each answer arrives (`started`: perf_counter when this student's
+    client started, before it read the assignment)."""
     def post(index: int) -> tuple[int, dict, float]:
         token, started = tokens[index % len(tokens)], time.perf_counter()
+        # `grader submit` reads the assignment before its upload (deadline, stages, limits): so does each student here.
+        status, text = light_client.request(base_url, "GET", f"/api/v1/assignments/{slug}", token=token)
+        if status != 200:
+            raise RuntimeError(f"reading assignment {slug} answered {status}: {text[:200]!r}")
         answer = post_one(base_url, slug, token, source + f"\n# {tag} {index}\n".encode())
         if on_answer is not None:
             on_answer(answer[0], answer[1], token, started)
