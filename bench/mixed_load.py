@@ -1,6 +1,7 @@
 """Correctness feedback while CIFAR-10 training runs on the same 2 cores (issue 14: feedback fast under load).
 
-Run: `.venv/bin/python -m bench.mixed_load [--submissions 50] [--training-runs 2] [--epochs 2] [--redis-db 15]`.
+Run: `.venv/bin/python -m bench.mixed_load [--submissions 50] [--training-runs 2] [--epochs 2] [--redis-db 15]
+[--port 8793]`.
 Starts its own stack as docker-compose.yml runs it (bench/service_stack.py): a fresh Postgres database, Redis db
 `--redis-db`, uvicorn, a training worker (queue `training`, its own process, `--training-runs` pool processes,
 training containers at the lower CPU weight settings.training_cpu_shares) and a correctness worker (queue
@@ -148,11 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2, help="epochs of the training runs' recipe")
     parser.add_argument("--workers", type=int, default=2, help="correctness worker pool processes")
     parser.add_argument("--redis-db", type=int, default=15, help="broker database (service_load uses 14)")
+    parser.add_argument("--port", type=int, default=PORT, help="the API's port (one per concurrent benchmark)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each phase")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    stack = Stack("mixed", args.redis_db, PORT)
+    stack = Stack("mixed", args.redis_db, args.port)
     try:
         stack.start()
         return run(stack, args)

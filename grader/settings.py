@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     training_memory_bytes: int = 4 * GiB  # memory of a training job
     training_cpus: float = 2.0  # CPU quota of a training job in cores
     training_cpu_shares: int = 64  # CPU weight of training jobs, 1/16 of a correctness job's: feedback takes the cores first
+    # ... against the whole host, not only the other containers: the grading side of feedback (worker, engine,
+    # database, API) runs outside the containers and must take the cores first too (sandbox/docker_backend.py)
+    training_cpu_shares_host_wide: bool = True
 
     # CIFAR-10
     cifar10_source: Path = PROJECT_ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"

@@ -45,6 +45,9 @@ class SandboxLimits:
     threads: int = 1  # BLAS / OpenMP threads inside the job
     log_tail_bytes: int = 8 * KiB  # how much of the job's stdout+stderr comes back in SandboxOutcome.log_tail
     cpu_shares: int = 1024  # relative CPU weight when jobs compete for cores (docker --cpu-shares; 1024 = normal)
+    # Whether cpu_shares is weighed against every process of the host (the engine, the workers, the database)
+    # rather than only against the engine's other containers; see DockerRunner.cgroup_parent.
+    cpu_shares_host_wide: bool = False
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,8 @@ class StageConfig:
         limits = settings.sandbox_limits(**{
             "wall_seconds": settings.training_wall_seconds, "memory_bytes": settings.training_memory_bytes,
             "cpus": settings.training_cpus, "threads": max(1, int(settings.training_cpus)),
-            "cpu_shares": settings.training_cpu_shares, **overrides})
+            "cpu_shares": settings.training_cpu_shares,
+            "cpu_shares_host_wide": settings.training_cpu_shares_host_wide, **overrides})
         per_batch = budget / max(1, int(recipe.get("budget_steps") or _total_steps(recipe)))
         # A loop-style layer can take minutes for a single batch: the probe gives up on the first batch after
         # this long (scaled to the machine's load, capped at batch_cap_seconds of wall time), so such a
