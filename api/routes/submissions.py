@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, status
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from api.deps import ROW_ID_MAX, CurrentUser, RowId, SessionDep, publish_after_response
 from api.downloads import content_disposition
+from api.event_wake import EventWaker
 from api.presenters import run_public, submission_public, visible_event
 from api.schemas import OverrideCreate, RegradeAccepted, RunPublic, SubmissionPublic
 from grader.services import access, submissions
@@ -27,7 +29,11 @@ from grader.store.models import Submission, User
 
 router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"])
 
-STREAM_POLL_SECONDS = 0.5  # how often the stream looks for new events in the store
+STREAM_POLL_SECONDS = 0.5  # how often the stream looks for new events in the store when nothing wakes it
+# With event notifications (api/event_wake.py) a stream polls when woken, and at least this often: a notification
+# lost between the worker's commit and this process (Redis restarted, a publish timed out) delays an event by at most
+# this, and a stream polling this seldom costs little even with hundreds open.
+STREAM_SAFETY_POLL_SECONDS = 5.0
 STREAM_KEEPALIVE_SECONDS = 15.0  # comment line that keeps proxies from closing an idle stream
 STREAM_MAX_SECONDS = 3 * 3600.0  # a client reconnects after this, with Last-Event-ID
 STREAM_BATCH_EVENTS = 500  # events read per poll; a longer backlog is sent over several polls
@@ -70,31 +76,42 @@ def _poll_events(submission_id: int, viewer_id: int, last_id: int) -> tuple[list
                         "passed": public.passed, "submission_id": submission_id}
 
 
-async def _event_stream(submission_id: int, viewer_id: int, last_id: int,
-                        lease: stream_slots.StreamLease) -> AsyncIterator[str]:
+async def _wait_for_events(waker: EventWaker, woken: asyncio.Event) -> None:
+    """Until the submission's events were announced, or the next poll is due anyway."""
+    timeout = STREAM_SAFETY_POLL_SECONDS if waker.connected else STREAM_POLL_SECONDS
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(woken.wait(), timeout)
+
+
+async def _event_stream(submission_id: int, viewer_id: int, last_id: int, lease: stream_slots.StreamLease,
+                        waker: EventWaker) -> AsyncIterator[str]:
     """progress/status events as they are stored; one `done` with the final status when grading is over.
 
-    Async, so that an open stream holds no thread: the short database polls run in the thread pool. The stream
-    holds one of the viewer's stream slots, renewed while it lives and given back however it ends."""
+    Async, so that an open stream holds no thread: the short database polls run in the thread pool, when the
+    submission's events were announced (or now and then, see _wait_for_events). The stream holds one of the
+    viewer's stream slots, renewed while it lives and given back however it ends."""
     started = last_sent = renewed = time.monotonic()
     try:
-        while time.monotonic() - started < STREAM_MAX_SECONDS:
-            chunks, final = await run_in_threadpool(_poll_events, submission_id, viewer_id, last_id)
-            for event_id, kind, data in chunks:
-                last_id = event_id
-                yield _sse(kind, data, event_id)
-                last_sent = time.monotonic()
-            if final is not None and len(chunks) < STREAM_BATCH_EVENTS:
-                yield _sse("done", final)
-                return
-            if time.monotonic() - last_sent > STREAM_KEEPALIVE_SECONDS:
-                yield ": keep-alive\n\n"
-                last_sent = time.monotonic()
-            if time.monotonic() - renewed > stream_slots.RENEW_SECONDS:
-                if not await run_in_threadpool(stream_slots.renew, lease):
-                    return  # the slot lapsed and went to another stream: the client reconnects with Last-Event-ID
-                renewed = time.monotonic()
-            await asyncio.sleep(STREAM_POLL_SECONDS)
+        with waker.watch(submission_id) as woken:
+            while time.monotonic() - started < STREAM_MAX_SECONDS:
+                woken.clear()  # before the poll: an announcement during it wakes the next wait at once
+                chunks, final = await run_in_threadpool(_poll_events, submission_id, viewer_id, last_id)
+                for event_id, kind, data in chunks:
+                    last_id = event_id
+                    yield _sse(kind, data, event_id)
+                    last_sent = time.monotonic()
+                if final is not None and len(chunks) < STREAM_BATCH_EVENTS:
+                    yield _sse("done", final)
+                    return
+                if time.monotonic() - last_sent > STREAM_KEEPALIVE_SECONDS:
+                    yield ": keep-alive\n\n"
+                    last_sent = time.monotonic()
+                if time.monotonic() - renewed > stream_slots.RENEW_SECONDS:
+                    if not await run_in_threadpool(stream_slots.renew, lease):
+                        return  # the slot lapsed and went to another stream: the client reconnects with Last-Event-ID
+                    renewed = time.monotonic()
+                if len(chunks) < STREAM_BATCH_EVENTS:  # else a longer backlog: the rest is in the store already
+                    await _wait_for_events(waker, woken)
     finally:
         with anyio.CancelScope(shield=True):  # also when the client went away and the stream is being cancelled
             await run_in_threadpool(stream_slots.release, lease)
@@ -103,7 +120,7 @@ async def _event_stream(submission_id: int, viewer_id: int, last_id: int,
 @router.get("/{submission_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Server-Sent Events: `progress`, `status`, then one `done`"}})
-def stream_events(submission_id: RowId, db: SessionDep, user: CurrentUser,
+def stream_events(submission_id: RowId, db: SessionDep, user: CurrentUser, request: Request,
                   last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, le=ROW_ID_MAX)] = None) -> StreamingResponse:
     """Progress of the grading as Server-Sent Events (event types `progress`, `status`, `done`; data is JSON).
     A user may have a few streams open at once (LIVE_STREAMS_PER_USER, 3); one more is a 429."""
@@ -116,7 +133,8 @@ def stream_events(submission_id: RowId, db: SessionDep, user: CurrentUser,
                             f"its place at once, a dropped connection within a minute) or poll "
                             f"/api/v1/submissions/{submission_id} instead.",
                             headers={"Retry-After": str(int(stream_slots.LEASE_SECONDS))})
-    return StreamingResponse(_event_stream(submission_id, user.id, last_event_id or 0, lease),
+    waker = getattr(request.app.state, "event_waker", None) or EventWaker(None)  # None: an app run without lifespan
+    return StreamingResponse(_event_stream(submission_id, user.id, last_event_id or 0, lease, waker),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

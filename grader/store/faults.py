@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from grader.settings import get_settings
+from grader.store.event_signal import note_new_events
 from grader.store.models import GradingRun, RunEvent, utcnow
 
 DELAYED_MESSAGE = "grading delayed: the grading machines are having trouble"
@@ -54,6 +55,7 @@ def delay(db: Session, run: GradingRun, reason: str, now: datetime | None = None
     run.status, run.message, run.deadline, run.enqueued_at = "queued", DELAYED_MESSAGE, retry_at, now
     db.add(RunEvent(run_id=run.id, type="status", data={"status": "delayed", "stage": run.stage,
                                                         "reason": reason[:300], "retry_at": retry_at.isoformat()}))
+    note_new_events(db, run.submission_id)
     return retry_at
 
 

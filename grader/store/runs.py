@@ -21,6 +21,7 @@ from grader.queues import queue_for_stage
 from grader.result import GradingResult
 from grader.settings import get_settings
 from grader.store import audit, faults
+from grader.store.event_signal import note_new_events
 from grader.store.models import FINISHED_STATUSES, GradingRun, RunEvent, Submission, TestResultRow, utcnow
 from grader.store.signing import sign_run
 
@@ -82,6 +83,7 @@ def reuse_run(db: Session, submission: Submission, source: GradingRun, requested
 
 def add_event(db: Session, run: GradingRun, event_type: str, data: dict[str, Any]) -> None:
     db.add(RunEvent(run_id=run.id, type=event_type, data=data))
+    note_new_events(db, run.submission_id)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class Claim:
     spec_toml: str
     stages: tuple[str, ...]  # the assignment's stages, in the order they run
     partial_result: GradingResult | None  # the stages recorded so far
+    submission_id: int  # whose progress streams are told of the events stored under this claim
 
 
 def _claimed_event_insert():
@@ -123,7 +126,10 @@ def add_claimed_event(db: Session, claim: Claim, event_type: str, data: dict[str
     inserted = db.execute(_CLAIMED_EVENT_INSERT, {"run_id": claim.run_id, "attempt": claim.attempt,
                                                   "event_type": event_type, "event_data": data,
                                                   "event_created_at": utcnow()})
-    return inserted.rowcount == 1
+    if inserted.rowcount != 1:
+        return False
+    note_new_events(db, claim.submission_id)
+    return True
 
 
 def claim_run(db: Session, run_id: int, worker: str) -> Claim | None:
@@ -148,7 +154,7 @@ def claim_run(db: Session, run_id: int, worker: str) -> Claim | None:
     assignment = run.submission.assignment
     partial = GradingResult.from_json(run.result) if run.result else None
     return Claim(run.id, run.attempts, run.stage, run.submission.content, assignment.spec_toml,
-                 tuple(assignment.stages), partial)
+                 tuple(assignment.stages), partial, run.submission_id)
 
 
 def _take(db: Session, run: GradingRun, now, worker: str = "") -> bool:

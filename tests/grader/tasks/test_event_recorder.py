@@ -18,7 +18,7 @@ from grader.store.runs import Claim
 def recorder(monkeypatch):
     monkeypatch.setattr(tasks, "PROGRESS_EVENT_SECONDS", 0.3)
     recorder = tasks._EventRecorder(Claim(run_id=1, attempt=1, stage="correctness", source=b"", spec_toml="",
-                                          stages=("correctness",), partial_result=None))
+                                          stages=("correctness",), partial_result=None, submission_id=1))
     stored: list[dict] = []
     monkeypatch.setattr(recorder, "_store", stored.append)
     return recorder, stored
