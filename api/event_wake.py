@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 
 import redis.asyncio as aioredis
@@ -32,6 +33,7 @@ class EventWaker:
         self.connected = False  # True once subscribed; streams poll on their own schedule otherwise
         self.flags: dict[int, set[asyncio.Event]] = {}
         self.task: asyncio.Task | None = None
+        self.client_name = f"grader-event-waker-{os.getpid()}-{id(self):x}"  # findable in CLIENT LIST
         self.failing = False  # the last attempt to subscribe failed (logged once, not every RECONNECT_SECONDS)
 
     @contextlib.contextmanager
@@ -75,7 +77,7 @@ class EventWaker:
 
     async def _subscribe_and_dispatch(self) -> None:
         client = aioredis.Redis.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                                         socket_keepalive=True)
+                                         socket_keepalive=True, client_name=self.client_name)
         try:
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(events_channel(self.url))

@@ -107,8 +107,11 @@ def _claimed_event_insert():
                    bindparam("event_created_at", type_=RunEvent.created_at.type)).where(
         GradingRun.id == bindparam("run_id"), GradingRun.status == "running",
         GradingRun.attempts == bindparam("attempt"))
-    # On the table: given parameters, an ORM insert would take them for rows of a bulk insert.
-    return insert(RunEvent.__table__).from_select(["run_id", "type", "data", "created_at"], owned)
+    # On the table: given parameters, an ORM insert would take them for rows of a bulk insert. SQLAlchemy keeps the
+    # row count of an INSERT only when asked (else it reads -1 from the closed cursor), and the count says whether
+    # the claim still owned the run.
+    return insert(RunEvent.__table__).from_select(["run_id", "type", "data", "created_at"], owned).execution_options(
+        preserve_rowcount=True)
 
 
 # The worker's guarded statements, built once: it runs them several times per grade, and building one cost about
