@@ -125,6 +125,9 @@ def stream_events(submission_id: RowId, db: SessionDep, user: CurrentUser, reque
     """Progress of the grading as Server-Sent Events (event types `progress`, `status`, `done`; data is JSON).
     A user may have a few streams open at once (LIVE_STREAMS_PER_USER, 3); one more is a 429."""
     access.submission_for(db, submission_id, user)
+    # The request's connection goes back to the pool now: the slot below and the stream's polls take their own, and
+    # a burst of streams opening, each holding one connection while waiting for a second, emptied the pool.
+    db.close()
     slots = get_settings().live_streams_per_user
     lease = stream_slots.acquire(user.id, slots)
     if lease is None:
