@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", type=int, default=50)
     parser.add_argument("--training-runs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2, help="epochs of the training runs' recipe")
-    parser.add_argument("--workers", type=int, default=2, help="correctness worker pool processes")
+    parser.add_argument("--workers", type=int, default=4, help="correctness worker pool processes")
     parser.add_argument("--redis-db", type=int, default=15, help="broker database (service_load uses 14)")
     parser.add_argument("--port", type=int, default=PORT, help="the API's port (one per concurrent benchmark)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each phase")

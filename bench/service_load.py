@@ -1,6 +1,6 @@
 """Service under load: 200 submissions posted within a minute are all stored and graded once, none lost.
 
-Run: `.venv/bin/python -m bench.service_load [--submissions 200] [--students 50] [--workers 2] [--warm 1]
+Run: `.venv/bin/python -m bench.service_load [--submissions 200] [--students 50] [--workers 4] [--warm 1]
 [--redis-db 14]`. Starts its own stack (bench/service_stack.py): a fresh Postgres database (dropped afterwards),
 Redis db `--redis-db`, uvicorn (one process) and one Celery worker on the correctness queue with `--workers` pool
 processes, each keeping `--warm` containers started ahead (setting sandbox_warm_containers), grading in the real
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=200)
     parser.add_argument("--students", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2, help="worker pool processes (correctness queue)")
+    parser.add_argument("--workers", type=int, default=4, help="worker pool processes (correctness queue)")
     parser.add_argument("--warm", type=int, default=None,
                         help="containers each pool process keeps started ahead (default: the setting's)")
     parser.add_argument("--redis-db", type=int, default=14, help="broker database (another helper may use 14)")
