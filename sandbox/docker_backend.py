@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -23,8 +24,8 @@ import urllib3.exceptions
 from docker.transport.unixconn import UnixHTTPAdapter
 from docker.types import LogConfig, Mount, Ulimit
 
-from sandbox.core import (OOM_SCORE_ADJ, SANDBOX_INPUTS, SANDBOX_OUT, SANDBOX_SUBMISSION, JobEnd, check_job,
-                          infrastructure_faults, job_environment, run_job, sandbox_argv)
+from sandbox.core import (OOM_SCORE_ADJ, SANDBOX_INPUTS, SANDBOX_OUT, SANDBOX_SUBMISSION, SIGNAL_EXIT_BASE, JobEnd,
+                          check_job, infrastructure_faults, job_environment, run_job, sandbox_argv)
 from sandbox.jobdir import JobDirectory, pid_alive, remove_orphan_job_dirs
 from sandbox.runner import InfrastructureError, ProgressCallback, SandboxJob, SandboxLimits, SandboxOutcome
 
@@ -270,6 +271,12 @@ class ContainerJob:
             # harness that wrote its result and returned (an inspect per job costs the engine CPU, issue 14).
             state = self.container.client.api.inspect_container(self.container.id).get("State", {})
             exit_code, oom_killed = state.get("ExitCode"), bool(state.get("OOMKilled"))
+        if exit_code == STOPPED_FROM_OUTSIDE_EXIT:
+            # The sandbox never sends SIGTERM (its limits kill with SIGKILL): the engine stopping its containers as
+            # it shuts down, or an operator's `docker stop`, did. Not the student's crash: the run waits and is
+            # retried. (A file that sends itself SIGTERM only delays its own grade until the retries give up.)
+            raise InfrastructureError("the job container was stopped from outside (SIGTERM): the Docker engine "
+                                      "shutting down, or an operator")
         return JobEnd(exit_code=exit_code, oom_killed=oom_killed,
                       log_tail=self._logs()[-self.log_tail_bytes:].decode("utf-8", errors="replace"))
 
@@ -284,6 +291,9 @@ class ContainerJob:
 
     def destroy(self) -> None:
         remove_container(self.container)
+
+
+STOPPED_FROM_OUTSIDE_EXIT = SIGNAL_EXIT_BASE + signal.SIGTERM  # what docker-init reports for a SIGTERM'd job
 
 
 def demultiplex(stream: bytes) -> bytes:

@@ -107,3 +107,12 @@ def test_a_harness_missing_from_the_image_is_an_infrastructure_error(docker_only
         docker_only_runner.run(SandboxJob("no_such_harness", b"pass\n"))
     with pytest.raises(ValueError):
         docker_only_runner.run(SandboxJob("../smoke", b"pass\n"))
+
+
+def test_a_job_stopped_from_outside_is_an_infrastructure_error_not_a_crash(docker_only_runner):
+    """The engine stops its containers with SIGTERM as it shuts down (tests/faults/test_fault_engine.py met it
+    mid-job): that must delay the run, not grade the student's file as crashed. A SIGKILL death stays a crash."""
+    with pytest.raises(InfrastructureError, match="stopped from outside"):
+        docker_only_runner.run(probe("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n"))
+    crashed = docker_only_runner.run(probe("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"))
+    assert crashed.status == "crashed"
