@@ -125,7 +125,9 @@ def test_second_prepare_reuses_the_cache_and_detects_changes(image_folder_archiv
     # A modified cache file fails verification and is rebuilt.
     with open(cache / "private" / "test_labels.npy", "r+b") as handle:
         handle.seek(-1, 2)
-        handle.write(b"\x07")
+        last = handle.read(1)[0]
+        handle.seek(-1, 2)
+        handle.write(bytes([last ^ 1]))  # always a change (writing a fixed byte missed a last label that was it)
     with pytest.raises(DatasetError):
         open_prepared(cache, verify=True)
     _, written = prepare(archive, cache)
