@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -61,9 +62,14 @@ def visible_message(run: GradingRun, sees_hidden: bool) -> str:
 
 def visible_event(data: dict[str, Any] | None, assignment: Assignment, sees_hidden: bool) -> dict[str, Any] | None:
     """A progress event as a viewer may see it: students see a withheld running case under a neutral label."""
+    return visible_event_at(data, assignment.due_at, sees_hidden)
+
+
+def visible_event_at(data: dict[str, Any] | None, due_at: datetime | None, sees_hidden: bool) -> dict[str, Any] | None:
+    """visible_event for an assignment due at `due_at` (a progress stream reads the due date, not the assignment)."""
     if data is None or sees_hidden:
         return data
-    return hidden_checks.student_event(data, hidden_checks.released(assignment.due_at))
+    return hidden_checks.student_event(data, hidden_checks.released(due_at))
 
 
 def submission_status(run: GradingRun | None) -> str:

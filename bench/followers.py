@@ -1,11 +1,11 @@
 """The students of a burst waiting for their feedback the way `grader submit` waits (grader/commands/submit.py).
 
-Each accepted upload gets a follower thread that does what the product's client does after its upload: read the
-submission's status; while it is not finished, follow its Server-Sent Events stream until `done` (a quiet stream
-times out after the client's STREAM_IDLE_SECONDS, and the follower reads the status and reconnects); when the
-server refuses a stream (a student may hold LIVE_STREAMS_PER_USER at once: the fourth is a 429), poll the status
-every POLL_INTERVAL_SECONDS instead. The follower records when it saw the finished status: the feedback latency a
-student sees, which includes how late the server tells them.
+Each accepted upload gets a follower thread that does what the product's client does after its upload: follow the
+submission's Server-Sent Events stream until `done`, whose data is the finished submission (a quiet stream times out
+after the client's STREAM_IDLE_SECONDS, and the follower reconnects); when the server refuses a stream (a student
+may hold LIVE_STREAMS_PER_USER at once: the fourth is a 429), try the stream again after the 429's Retry-After.
+The follower records when it saw the finished status: the feedback latency a student sees, which includes how late
+the server tells them.
 
 Followers use http.client (one connection each: a stream holds its connection) for the reason bench/light_client.py
 gives: they stand for students' machines but run on the service's two cores.
@@ -31,7 +31,7 @@ class Follower:
         self.host, self.port = parts.hostname, parts.port or 80
         self.status_url, self.posted_at = status_url, posted_at
         self.headers = {"Authorization": f"Bearer {token}"}
-        self.status_reads = self.streams_opened = self.streams_refused = 0
+        self.streams_opened = self.streams_refused = 0
         self.seen_at: float | None = None
         self.final_status = ""
         self.error = ""
@@ -43,33 +43,17 @@ class Follower:
             self.error = f"{type(exc).__name__}: {exc}"
 
     def _follow(self, deadline: float) -> None:
-        stream_available = True
         while time.monotonic() < deadline:
-            status = self._read_status()
+            status, wait = self._follow_stream()
             if status in FINISHED_STATUSES:
                 self.seen_at, self.final_status = time.perf_counter(), status
                 return
-            if stream_available:
-                stream_available = self._follow_stream()
-            else:
-                time.sleep(POLL_INTERVAL_SECONDS)
+            time.sleep(wait)
         self.error = "still waiting at the deadline"
 
-    def _read_status(self) -> str:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=CONNECT_TIMEOUT_SECONDS)
-        try:
-            connection.request("GET", self.status_url, headers=self.headers)
-            response = connection.getresponse()
-            body = response.read()
-        finally:
-            connection.close()
-        self.status_reads += 1
-        if response.status != 200:
-            raise RuntimeError(f"status read answered {response.status}: {body[:200]!r}")
-        return str(json.loads(body).get("status", ""))
-
-    def _follow_stream(self) -> bool:
-        """Reads the event stream until `done` or a quiet spell; False when the server refuses a stream."""
+    def _follow_stream(self) -> tuple[str, float]:
+        """Reads the event stream until `done` or a quiet spell: (the status `done` carried or "", seconds to wait
+        before following again: a refused stream's Retry-After)."""
         connection = http.client.HTTPConnection(self.host, self.port, timeout=CONNECT_TIMEOUT_SECONDS)
         try:
             connection.connect()
@@ -77,19 +61,35 @@ class Follower:
             connection.request("GET", f"{self.status_url}/events",
                                headers={**self.headers, "Accept": "text/event-stream"})
             response = connection.getresponse()
-            if response.status != 200:
+            if response.status == 429:
                 response.read()
                 self.streams_refused += 1
-                return False
+                return "", _retry_wait(response.getheader("Retry-After", ""))
+            if response.status != 200:
+                raise RuntimeError(f"the stream answered {response.status}: {response.read()[:200]!r}")
             self.streams_opened += 1
-            while True:
-                line = response.readline()
-                if not line or line.strip() == b"event: done":
-                    return True
+            status = _done_status(response)  # a `done` before the grade (no run yet): ask again, not at once
+            return status, POLL_INTERVAL_SECONDS if status else 0.0
         except TimeoutError:
-            return True  # a quiet stream: read the status and reconnect, as the client does
+            return "", 0.0  # a quiet stream: reconnect, as the client does
         finally:
             connection.close()
+
+
+def _retry_wait(header: str) -> float:
+    """The client's wait after a refused stream (grader/commands/submit.py _retry_wait)."""
+    return min(60.0, max(1.0, float(header))) if header.strip().isdigit() else POLL_INTERVAL_SECONDS
+
+
+def _done_status(response: http.client.HTTPResponse) -> str:
+    """The status in the `done` event's data; "" when the stream ended without one."""
+    done = False
+    while line := response.readline():
+        if line.strip() == b"event: done":
+            done = True
+        elif done and line.startswith(b"data:"):
+            return str(json.loads(line[5:]).get("status", ""))
+    return ""
 
 
 class Followers:
@@ -126,6 +126,5 @@ def figures(followers: list[Follower]) -> dict:
             "followers": len(followers),
             "saw_grade": len(seen),
             "errors": sorted({follower.error for follower in followers if follower.error})[:5],
-            "status_reads": sum(follower.status_reads for follower in followers),
             "streams_opened": sum(follower.streams_opened for follower in followers),
-            "streams_refused_polled_instead": sum(follower.streams_refused for follower in followers)}
+            "streams_refused_retried_later": sum(follower.streams_refused for follower in followers)}

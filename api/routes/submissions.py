@@ -7,21 +7,23 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session
 
 from api.deps import ROW_ID_MAX, CurrentUser, RowId, SessionDep, publish_after_response
 from api.downloads import content_disposition
 from api.event_wake import EventWaker
-from api.presenters import run_public, submission_public, visible_event
+from api.presenters import run_public, submission_public, visible_event_at
 from api.schemas import OverrideCreate, RegradeAccepted, RunPublic, SubmissionPublic
 from grader.services import access, submissions
 from grader.services import runs as run_service
-from grader.services.policy import Action
+from grader.services.policy import Action, allows
 from grader.settings import get_settings
 from grader.store import stream_slots
 from grader.store.db import session_scope
@@ -59,21 +61,31 @@ def _sse(event: str, data: dict, event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-def _poll_events(submission_id: int, viewer_id: int, last_id: int) -> tuple[list[tuple[int, str, dict]], dict | None]:
-    """New events after `last_id`, and the final state once no applied run of the submission is pending."""
+@dataclass(frozen=True)
+class _StreamFor:
+    """Who follows which submission: fixed for the stream's life (the viewer's course role and the due date, which
+    decide what its events may show, are read again at every poll)."""
+
+    submission_id: int
+    viewer_id: int
+    viewer_is_admin: bool
+    ta_may_override: bool
+
+
+def _poll_events(stream: _StreamFor, last_id: int) -> tuple[list[tuple[int, str, dict]], dict | None]:
+    """New events after `last_id`, and once no applied run of the submission is pending, the final state: the
+    submission as a status read answers it (so the client needs no read after `done`)."""
     with session_scope() as db:
-        submission = db.get(Submission, submission_id)
-        viewer = db.get(User, viewer_id)
-        sees_hidden = access.may(db, viewer, submission.assignment.course, Action.SEE_HIDDEN)
-        events = run_service.events_after(db, submission, last_id, STREAM_BATCH_EVENTS)
-        chunks = [(event.id, "progress" if event.type == "progress" else "status",
-                   {**visible_event(event.data, submission.assignment, sees_hidden), "run_id": event.run_id,
-                    "type": event.type}) for event in events]
-        if run_service.pending_run(submission) is not None:
+        poll = run_service.stream_poll(db, stream.submission_id, stream.viewer_id, last_id, STREAM_BATCH_EVENTS)
+        sees_hidden = allows(Action.SEE_HIDDEN, poll.role, is_admin=stream.viewer_is_admin,
+                             ta_may_override=stream.ta_may_override)
+        chunks = [(event_id, "progress" if kind == "progress" else "status",
+                   {**visible_event_at(data, poll.due_at, sees_hidden), "run_id": run_id, "type": kind})
+                  for event_id, kind, data, run_id in poll.events]
+        if poll.pending:
             return chunks, None
-        public = submission_public(db, submission, viewer)
-        return chunks, {"status": public.status, "score": public.score, "max_score": public.max_score,
-                        "passed": public.passed, "submission_id": submission_id}
+        public = submission_public(db, db.get(Submission, stream.submission_id), db.get(User, stream.viewer_id))
+        return chunks, {**public.model_dump(mode="json"), "submission_id": stream.submission_id}
 
 
 async def _wait_for_events(waker: EventWaker, woken: asyncio.Event) -> None:
@@ -83,19 +95,20 @@ async def _wait_for_events(waker: EventWaker, woken: asyncio.Event) -> None:
         await asyncio.wait_for(woken.wait(), timeout)
 
 
-async def _event_stream(submission_id: int, viewer_id: int, last_id: int, lease: stream_slots.StreamLease,
+async def _event_stream(stream: _StreamFor, last_id: int, lease: stream_slots.StreamLease | None,
                         waker: EventWaker) -> AsyncIterator[str]:
     """progress/status events as they are stored; one `done` with the final status when grading is over.
 
     Async, so that an open stream holds no thread: the short database polls run in the thread pool, when the
     submission's events were announced (or now and then, see _wait_for_events). The stream holds one of the
-    viewer's stream slots, renewed while it lives and given back however it ends."""
+    viewer's stream slots, renewed while it lives and given back however it ends; a finished submission's stream
+    (`lease` None) ends after its first poll and needs none."""
     started = last_sent = renewed = time.monotonic()
     try:
-        with waker.watch(submission_id) as woken:
+        with waker.watch(stream.submission_id) as woken:
             while time.monotonic() - started < STREAM_MAX_SECONDS:
                 woken.clear()  # before the poll: an announcement during it wakes the next wait at once
-                chunks, final = await run_in_threadpool(_poll_events, submission_id, viewer_id, last_id)
+                chunks, final = await run_in_threadpool(_poll_events, stream, last_id)
                 for event_id, kind, data in chunks:
                     last_id = event_id
                     yield _sse(kind, data, event_id)
@@ -103,18 +116,34 @@ async def _event_stream(submission_id: int, viewer_id: int, last_id: int, lease:
                 if final is not None and len(chunks) < STREAM_BATCH_EVENTS:
                     yield _sse("done", final)
                     return
+                if lease is None and final is None:
+                    return  # a regrade started since the stream was let open without a slot: the client tries again
                 if time.monotonic() - last_sent > STREAM_KEEPALIVE_SECONDS:
                     yield ": keep-alive\n\n"
                     last_sent = time.monotonic()
-                if time.monotonic() - renewed > stream_slots.RENEW_SECONDS:
+                if lease is not None and time.monotonic() - renewed > stream_slots.RENEW_SECONDS:
                     if not await run_in_threadpool(stream_slots.renew, lease):
                         return  # the slot lapsed and went to another stream: the client reconnects with Last-Event-ID
                     renewed = time.monotonic()
                 if len(chunks) < STREAM_BATCH_EVENTS:  # else a longer backlog: the rest is in the store already
                     await _wait_for_events(waker, woken)
     finally:
-        with anyio.CancelScope(shield=True):  # also when the client went away and the stream is being cancelled
-            await run_in_threadpool(stream_slots.release, lease)
+        if lease is not None:
+            with anyio.CancelScope(shield=True):  # also when the client went away and the stream is being cancelled
+                await run_in_threadpool(stream_slots.release, lease)
+
+
+def _refuse_unless_finished(db: Session, submission_id: int, slots: int) -> None:
+    """429 while the submission is still being graded, with a Retry-After from its estimated start."""
+    submission = db.get(Submission, submission_id)
+    if run_service.pending_run(submission) is None:
+        return
+    retry = run_service.stream_retry_seconds(db, submission)
+    raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                        f"You already have {slots} live progress streams open. Close one (a closed stream frees "
+                        f"its place at once, a dropped connection within a minute), try again in {retry} s, or "
+                        f"poll /api/v1/submissions/{submission_id} instead.",
+                        headers={"Retry-After": str(retry)})
 
 
 @router.get("/{submission_id}/events", response_class=StreamingResponse,
@@ -122,22 +151,21 @@ async def _event_stream(submission_id: int, viewer_id: int, last_id: int, lease:
                              "description": "Server-Sent Events: `progress`, `status`, then one `done`"}})
 def stream_events(submission_id: RowId, db: SessionDep, user: CurrentUser, request: Request,
                   last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, le=ROW_ID_MAX)] = None) -> StreamingResponse:
-    """Progress of the grading as Server-Sent Events (event types `progress`, `status`, `done`; data is JSON).
-    A user may have a few streams open at once (LIVE_STREAMS_PER_USER, 3); one more is a 429."""
-    access.submission_for(db, submission_id, user)
+    """Progress of the grading as Server-Sent Events (event types `progress`, `status`, `done`; data is JSON). The
+    first events are the run's status so far; `done` carries the submission as `GET /api/v1/submissions/{id}`
+    answers it. A user may have a few streams open at once (LIVE_STREAMS_PER_USER, 3); one more is a 429 whose
+    Retry-After says when to try the stream again (sooner as the run's estimated start nears)."""
+    submission = access.submission_for(db, submission_id, user)
+    stream = _StreamFor(submission_id, user.id, user.is_admin, submission.assignment.course.ta_may_override)
     # The request's connection goes back to the pool now: the slot below and the stream's polls take their own, and
     # a burst of streams opening, each holding one connection while waiting for a second, emptied the pool.
     db.close()
     slots = get_settings().live_streams_per_user
     lease = stream_slots.acquire(user.id, slots)
     if lease is None:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                            f"You already have {slots} live progress streams open. Close one (a closed stream frees "
-                            f"its place at once, a dropped connection within a minute) or poll "
-                            f"/api/v1/submissions/{submission_id} instead.",
-                            headers={"Retry-After": str(int(stream_slots.LEASE_SECONDS))})
+        _refuse_unless_finished(db, submission_id, slots)  # a finished submission's stream is one poll, slot or not
     waker = getattr(request.app.state, "event_waker", None) or EventWaker(None)  # None: an app run without lifespan
-    return StreamingResponse(_event_stream(submission_id, user.id, last_event_id or 0, lease, waker),
+    return StreamingResponse(_event_stream(stream, last_event_id or 0, lease, waker),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -23,7 +23,7 @@ import httpx
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 FINISHED_STATUSES = {"graded", "error", "timeout"}
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-POLL_INTERVAL_SECONDS = 2.0  # between status reads when the event stream is unavailable
+POLL_INTERVAL_SECONDS = 2.0  # between status reads when the server has no event stream, and after a dropped one
 CONNECT_TIMEOUT_SECONDS = 10.0
 # The event stream may stay quiet for a while (a queued run, a long epoch); after this long without a byte
 # the client re-reads the status and reconnects, so a silently dropped connection never hangs CI.
@@ -235,54 +235,77 @@ def _upload(client: httpx.Client, slug: str, filename: str, source: bytes,
 
 
 def follow(client: httpx.Client, status_url: str, display: "ProgressDisplay", *, deadline: float) -> dict[str, Any]:
-    """Follow a submission until its run finishes, by event stream when the server offers one, else by polling."""
-    stream_available, position = True, {}
-    while True:
-        submission = _get_json(client, status_url, what="the submission")
-        display.status(submission)
-        if submission.get("status") in FINISHED_STATUSES:
-            return submission
-        if time.monotonic() >= deadline:
-            raise SubmitError(
-                f"still {submission.get('status')} after the --timeout; the grade will appear at "
-                f"{client.base_url}{status_url}")
+    """Follow a submission until its run finishes, by event stream when the server offers one, else by polling.
+
+    Straight from the upload to the stream: its first events are the status so far, and its `done` carries the
+    finished submission, so a followed grade costs no status read. A refused stream (a student holds a few at once)
+    is tried again when the server's Retry-After says."""
+    stream_available, position, last = True, {}, {}
+    while time.monotonic() < deadline:
         if stream_available:
-            stream_available = _follow_events(client, f"{status_url}/events", display, deadline, position)
+            finished, wait, stream_available = _follow_events(client, f"{status_url}/events", display, deadline,
+                                                              position)
         else:
-            time.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
+            finished, wait = _read_status(client, status_url, display), POLL_INTERVAL_SECONDS
+        if finished is not None and finished.get("status") in FINISHED_STATUSES:
+            return finished if "result" in finished else _read_status(client, status_url, display)
+        if finished is not None:  # a `done` before the grade (no run to follow yet): ask again, not at once
+            wait = max(wait, POLL_INTERVAL_SECONDS)
+        last = finished or position.get("status") or last
+        time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+    raise SubmitError(f"still {last.get('status', 'waiting')} after the --timeout; the grade will appear at "
+                      f"{client.base_url}{status_url}")
+
+
+def _read_status(client: httpx.Client, status_url: str, display: "ProgressDisplay") -> dict[str, Any]:
+    submission = _get_json(client, status_url, what="the submission")
+    display.status(submission)
+    return submission
 
 
 def _follow_events(client: httpx.Client, url: str, display: "ProgressDisplay", deadline: float,
-                   position: dict[str, str]) -> bool:
-    """Show events until `done` or the stream ends; returns False when the server has no usable stream.
+                   position: dict[str, Any]) -> tuple[dict[str, Any] | None, float, bool]:
+    """Show events until `done` or the stream ends: (the `done` data or None, seconds to wait before following
+    again, whether the server offers a stream at all).
 
-    `position` keeps the last event id across reconnections, so the server resumes after it (Last-Event-ID)."""
+    `position` keeps the last event id across reconnections, so the server resumes after it (Last-Event-ID), and
+    the last status seen."""
     timeout = httpx.Timeout(STREAM_IDLE_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
     headers = {"Accept": "text/event-stream"}
     if position.get("last_event_id"):
         headers["Last-Event-ID"] = position["last_event_id"]
     try:
         with client.stream("GET", url, headers=headers, timeout=timeout) as response:
-            content_type = response.headers.get("content-type", "")
-            if response.status_code != 200 or not content_type.startswith("text/event-stream"):
-                return False
-            for event, data, event_id in parse_sse(response.iter_lines()):
-                if event_id:
-                    position["last_event_id"] = event_id
-                if event == "progress":
-                    display.progress(data)
-                elif event == "status":
-                    display.status(data)
-                elif event == "done":
-                    return True
-                if time.monotonic() >= deadline:
-                    return True
+            if response.status_code == 429:
+                display.note("live progress unavailable (your other submissions' streams are open); waiting")
+                return None, _retry_wait(response, 1), True
+            if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
+                    "text/event-stream"):
+                return None, 0.0, False
+            return _show_events(response, display, deadline, position), 0.0, True
     except httpx.TimeoutException:
-        return True  # quiet stream: the caller re-reads the status and reconnects
+        return None, 0.0, True  # quiet stream: reconnect (a finished run's stream answers `done` at once)
     except httpx.HTTPError:
-        time.sleep(POLL_INTERVAL_SECONDS)  # dropped connection: back off, then the caller re-reads the status
-        return True
-    return True
+        return None, POLL_INTERVAL_SECONDS, True  # dropped connection: back off, then reconnect
+
+
+def _show_events(response: httpx.Response, display: "ProgressDisplay", deadline: float,
+                 position: dict[str, Any]) -> dict[str, Any] | None:
+    """The events of one stream on the display; the `done` data when it came."""
+    for event, data, event_id in parse_sse(response.iter_lines()):
+        if event_id:
+            position["last_event_id"] = event_id
+        if event == "progress":
+            display.progress(data)
+        elif event == "status":
+            display.status(data)
+            position["status"] = data
+        elif event == "done":
+            display.status(data)
+            return data
+        if time.monotonic() >= deadline:
+            return None
+    return None
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any], str]]:

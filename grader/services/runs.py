@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, select, true
 from sqlalchemy.orm import Session
 
 from grader.services import access
@@ -15,7 +15,8 @@ from grader.services.errors import Conflict, NotFound
 from grader.services.policy import Action
 from grader.store import audit, queue_estimates
 from grader.store import runs as run_store
-from grader.store.models import Assignment, GradingRun, RunEvent, Submission, User
+from grader.store.models import (FINISHED_STATUSES, Assignment, Enrollment, GradingRun, RunEvent, Submission, User,
+                                 utcnow)
 
 
 def current_run(submission: Submission) -> GradingRun | None:
@@ -50,6 +51,67 @@ def events_after(db: Session, submission: Submission, last_id: int, limit: int) 
         return []
     return list(db.scalars(select(RunEvent).where(RunEvent.run_id.in_(run_ids), RunEvent.id > last_id)
                            .order_by(RunEvent.id).limit(limit)))
+
+
+@dataclass(frozen=True)
+class StreamPoll:
+    """What one poll of a progress stream reads: the new events (id, type, data, run id), whether an applied run
+    is still pending, and what deciding their visibility needs now (the due date, the viewer's course role)."""
+
+    events: list[tuple[int, str, dict, int]]
+    pending: bool
+    due_at: datetime | None
+    role: str | None
+
+
+def _stream_poll_statement():
+    submission_id, applied = bindparam("submission_id"), GradingRun.applied.is_(True)
+    assignment = select(Assignment.due_at, Assignment.course_id).join(Submission).where(
+        Submission.id == submission_id).subquery()
+    head = select(
+        exists().where(GradingRun.submission_id == submission_id, applied,
+                       GradingRun.status.not_in(FINISHED_STATUSES)).label("pending"),
+        select(assignment.c.due_at).scalar_subquery().label("due_at"),
+        select(Enrollment.role).where(Enrollment.course_id == select(assignment.c.course_id).scalar_subquery(),
+                                      Enrollment.user_id == bindparam("viewer_id")).scalar_subquery().label("role"),
+    ).subquery()
+    events = (select(RunEvent.id, RunEvent.type, RunEvent.data, RunEvent.run_id)
+              .where(RunEvent.run_id.in_(select(GradingRun.id).where(GradingRun.submission_id == submission_id,
+                                                                     applied)),
+                     RunEvent.id > bindparam("last_id"))
+              .order_by(RunEvent.id).limit(bindparam("limit")).subquery())
+    # One row of the head even when there is no new event (the outer join keeps it, with NULL event columns).
+    return select(head, events).select_from(head.outerjoin(events, true())).order_by(events.c.id)
+
+
+# Built once: every open stream polls it when woken and every few seconds.
+_STREAM_POLL = _stream_poll_statement()
+
+
+def stream_poll(db: Session, submission_id: int, viewer_id: int, last_id: int, limit: int) -> StreamPoll:
+    """A progress stream's poll in one query (it ran seven through the ORM, and open streams' polls were the API's
+    largest cost while a burst waited in the queue)."""
+    rows = db.execute(_STREAM_POLL, {"submission_id": submission_id, "viewer_id": viewer_id, "last_id": last_id,
+                                     "limit": limit}).all()
+    first = rows[0]
+    events = [(row.id, row.type, row.data, row.run_id) for row in rows if row.id is not None]
+    return StreamPoll(events, bool(first.pending), first.due_at, first.role)
+
+
+STREAM_RETRY_MIN_SECONDS = 2  # a refused stream is tried again after at least this long
+STREAM_RETRY_MAX_SECONDS = 10  # and at most this long, however far the estimated start
+
+
+def stream_retry_seconds(db: Session, submission: Submission) -> int:
+    """When a client refused a progress stream should try again: half the time left to the run's estimated start
+    (an estimate can be long by the workers' count, and a slot frees when the student's earlier run finishes),
+    within STREAM_RETRY_MIN/MAX_SECONDS; the minimum once the run started."""
+    run = status_run(submission)
+    start = position_and_start(db, run)[1] if run is not None else None
+    if start is None:
+        return STREAM_RETRY_MIN_SECONDS
+    half = (start - utcnow()).total_seconds() / 2
+    return int(min(STREAM_RETRY_MAX_SECONDS, max(STREAM_RETRY_MIN_SECONDS, half)))
 
 
 def last_progress(db: Session, run: GradingRun) -> dict | None:

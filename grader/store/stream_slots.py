@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from grader.store.db import get_engine
@@ -28,24 +28,36 @@ class StreamLease:
 
 
 def acquire(user_id: int, slots: int) -> StreamLease | None:
-    """A free (or lapsed) slot of the user, or None when all `slots` are held by live streams."""
+    """A free (or lapsed) slot of the user, or None when all `slots` are held by live streams.
+
+    One read first: a client refused a stream tries again every few seconds, and trying each slot in turn cost a
+    refusal six transactions and three failed inserts."""
     holder = secrets.token_hex(16)
+    with get_engine().connect() as connection:
+        held = dict(connection.execute(select(StreamSlot.slot, StreamSlot.expires_at).where(
+            StreamSlot.user_id == user_id, StreamSlot.slot < slots)).all())
+    now = utcnow()
     for slot in range(slots):
-        now = utcnow()
-        values = {"holder": holder, "expires_at": now + timedelta(seconds=LEASE_SECONDS)}
-        with get_engine().begin() as connection:
-            taken_over = connection.execute(update(StreamSlot).where(
-                StreamSlot.user_id == user_id, StreamSlot.slot == slot, StreamSlot.expires_at < now)
-                .values(**values)).rowcount
-        if taken_over:
-            return StreamLease(user_id, slot, holder)
-        try:
-            with get_engine().begin() as connection:
-                connection.execute(StreamSlot.__table__.insert().values(user_id=user_id, slot=slot, **values))
-            return StreamLease(user_id, slot, holder)
-        except IntegrityError:
+        if slot in held and held[slot] >= now:
             continue  # held by a live stream
+        if _take(user_id, slot, holder, now, lapsed=slot in held):
+            return StreamLease(user_id, slot, holder)
     return None
+
+
+def _take(user_id: int, slot: int, holder: str, now: datetime, *, lapsed: bool) -> bool:
+    """Take over the lapsed slot, or insert the free one; False when another stream took it first."""
+    values = {"holder": holder, "expires_at": now + timedelta(seconds=LEASE_SECONDS)}
+    try:
+        with get_engine().begin() as connection:
+            if lapsed:
+                return connection.execute(update(StreamSlot).where(
+                    StreamSlot.user_id == user_id, StreamSlot.slot == slot, StreamSlot.expires_at < now)
+                    .values(**values)).rowcount == 1
+            connection.execute(StreamSlot.__table__.insert().values(user_id=user_id, slot=slot, **values))
+            return True
+    except IntegrityError:
+        return False
 
 
 def renew(lease: StreamLease) -> bool:
