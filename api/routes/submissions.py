@@ -75,15 +75,15 @@ class _StreamFor:
 def _poll_events(stream: _StreamFor, last_id: int) -> tuple[list[tuple[int, str, dict]], dict | None]:
     """New events after `last_id`, and once no applied run of the submission is pending, the final state: the
     submission as a status read answers it (so the client needs no read after `done`)."""
+    poll = run_service.stream_poll(stream.submission_id, stream.viewer_id, last_id, STREAM_BATCH_EVENTS)
+    sees_hidden = allows(Action.SEE_HIDDEN, poll.role, is_admin=stream.viewer_is_admin,
+                         ta_may_override=stream.ta_may_override)
+    chunks = [(event_id, "progress" if kind == "progress" else "status",
+               {**visible_event_at(data, poll.due_at, sees_hidden), "run_id": run_id, "type": kind})
+              for event_id, kind, data, run_id in poll.events]
+    if poll.pending:
+        return chunks, None
     with session_scope() as db:
-        poll = run_service.stream_poll(db, stream.submission_id, stream.viewer_id, last_id, STREAM_BATCH_EVENTS)
-        sees_hidden = allows(Action.SEE_HIDDEN, poll.role, is_admin=stream.viewer_is_admin,
-                             ta_may_override=stream.ta_may_override)
-        chunks = [(event_id, "progress" if kind == "progress" else "status",
-                   {**visible_event_at(data, poll.due_at, sees_hidden), "run_id": run_id, "type": kind})
-                  for event_id, kind, data, run_id in poll.events]
-        if poll.pending:
-            return chunks, None
         public = submission_public(db, db.get(Submission, stream.submission_id), db.get(User, stream.viewer_id))
         return chunks, {**public.model_dump(mode="json"), "submission_id": stream.submission_id}
 

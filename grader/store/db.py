@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from grader.settings import get_settings
@@ -65,6 +65,14 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def autocommit_connection() -> Iterator[Connection]:
+    """A connection without a transaction, for one read that needs no other: its statement is its own round trip,
+    where a session's read costs a BEGIN and a COMMIT besides."""
+    with get_engine().connect() as connection:
+        yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def reset_engine() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -304,6 +305,12 @@ def test_events_stream_and_badges_and_metrics(client, world):
     kinds = [line.split(": ", 1)[1] for line in body.splitlines() if line.startswith("event: ")]
     assert kinds[0] == "status" and kinds[-1] == "done" and kinds.count("done") == 1
     assert '"score": 61.5' in body.split("event: done")[1]
+    # `done` carries the submission as a status read answers it (the client reads no status after it), hidden
+    # checks withheld from the student alike.
+    done = json.loads(body.split("event: done")[1].split("data: ", 1)[1].splitlines()[0])
+    status_read = client.get(accepted["status_url"], headers=world.headers("alice")).json()
+    assert done == {**status_read, "submission_id": accepted["submission_id"]}
+    assert "secret input shape" not in body
     assert client.get(f"{accepted['status_url']}/events", headers=world.headers("bob")).status_code == 404
     badges = client.get("/api/v1/me/badges", headers=world.headers("alice")).json()
     assert badges[0]["assignment"] == world.assignment and badges[0]["badge_url"].endswith(".svg")

@@ -156,3 +156,63 @@ def test_late_feedback_names_what_was_earned_and_what_counts():
     text = format_feedback(submission, {"pass_mark": 50.0, "max_score": 61.5}, passed=False)
     assert "Score: 45/61.5" in text and "1 day(s) after the due date; it earned 50" in text
     assert "counts 45" in text
+
+
+def _fake_server(answers: dict[str, list], seen: list[str]):
+    """An httpx client whose server answers each path from `answers` in turn (the last answer repeats); `seen`
+    records the requests."""
+    import httpx
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        queue = answers[request.url.path]
+        code, headers, body = queue.pop(0) if len(queue) > 1 else queue[0]
+        return httpx.Response(code, headers=headers, content=body.encode())
+
+    return httpx.Client(base_url="http://grader.test", transport=httpx.MockTransport(handle))
+
+
+SSE = {"content-type": "text/event-stream"}
+FINISHED = {"id": 1, "status": "graded", "score": 61.5, "max_score": 61.5, "passed": True, "result": {"tests": []}}
+
+
+def _follow(answers: dict[str, list], monkeypatch) -> tuple[dict, list[str], list[float]]:
+    from grader.commands import submit
+
+    seen, slept = [], []
+    monkeypatch.setattr(submit.time, "sleep", slept.append)
+    with _fake_server(answers, seen) as client:
+        finished = submit.follow(client, "/api/v1/submissions/1", ProgressDisplay(io.StringIO()),
+                                 deadline=submit.time.monotonic() + 30)
+    return finished, seen, slept
+
+
+def test_follow_goes_from_the_upload_to_the_stream_and_takes_the_grade_from_done(monkeypatch):
+    stream = f'event: status\ndata: {{"status": "running"}}\n\nevent: done\ndata: {json.dumps(FINISHED)}\n\n'
+    finished, seen, slept = _follow({"/api/v1/submissions/1/events": [(200, SSE, stream)]}, monkeypatch)
+    assert finished == FINISHED and seen == ["/api/v1/submissions/1/events"] and slept == []  # no status read
+
+
+def test_follow_tries_a_refused_stream_again_after_its_retry_after(monkeypatch):
+    done = f"event: done\ndata: {json.dumps(FINISHED)}\n\n"
+    refused = (429, {"Retry-After": "7"}, '{"detail": "You already have 3 live progress streams open."}')
+    finished, seen, slept = _follow({"/api/v1/submissions/1/events": [refused, refused, (200, SSE, done)]},
+                                    monkeypatch)
+    assert finished == FINISHED and slept == [7.0, 7.0] and len(seen) == 3  # no status reads in between
+
+
+def test_follow_reads_the_status_when_done_does_not_carry_the_submission(monkeypatch):
+    """An older server's `done` had the status and score only: the feedback needs the result."""
+    done = 'event: done\ndata: {"status": "graded", "score": 61.5}\n\n'
+    finished, seen, _ = _follow({"/api/v1/submissions/1/events": [(200, SSE, done)],
+                                 "/api/v1/submissions/1": [(200, {}, json.dumps(FINISHED))]}, monkeypatch)
+    assert finished == FINISHED and seen == ["/api/v1/submissions/1/events", "/api/v1/submissions/1"]
+
+
+def test_follow_polls_the_status_when_the_server_has_no_stream(monkeypatch):
+    queued = json.dumps({"status": "queued", "queue_position": 2})
+    finished, seen, slept = _follow({"/api/v1/submissions/1/events": [(404, {}, '{"detail": "no"}')],
+                                     "/api/v1/submissions/1": [(200, {}, queued), (200, {}, json.dumps(FINISHED))]},
+                                    monkeypatch)
+    assert finished == FINISHED and seen == ["/api/v1/submissions/1/events"] + ["/api/v1/submissions/1"] * 2
+    assert slept == [0.0, 2.0]
