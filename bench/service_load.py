@@ -9,9 +9,9 @@ sandbox (sandbox.select: docker). Measures, with the load average before and aft
 - posts/s: the submissions posted by 8 client threads as fast as the API accepts them (each file differs by a
   comment, so nothing is answered from the identical-resubmission cache);
 - the students waiting: each accepted upload is followed by its student's client the way `grader submit` follows
-  it (bench/followers.py: a status read, then the event stream until `done`, or a status read every 2 s when the
-  server refuses a fourth stream to the same student). What that costs the service is in the figures below, and
-  the latency a student sees (upload to seeing the grade) is reported beside the store's;
+  it (bench/followers.py: straight to the event stream until `done`, which carries the finished submission; a
+  fourth stream of the same student is refused with a 429 and tried again after its Retry-After). What that costs
+  the service is in the figures below, and the latency a student sees (upload to seeing the grade) is reported beside the store's;
 - correctness-feedback latency: upload (created_at) to the run's finished_at, p50/p90/max, under that backlog, and
   where it goes per run: queue wait (enqueued -> claimed), the stage itself (sandbox job, checks, judging) and the
   worker's own share (claimed -> finished minus the stage: claim, records, signing);
