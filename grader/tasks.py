@@ -161,37 +161,57 @@ class _EventRecorder:
     held back is stored when its second is up, so a case that runs long is the one shown while it runs. The first
     second after a stage starts counts too: a job that ends within it never stores a progress event.
 
+    `stage_started` waits with the progress of that first second and is stored in the same transaction as what
+    comes next (the held-back progress when the second is up, any other event, or the result): the run's `running`
+    status, stored when it was claimed, already says it started, and a transaction of its own for it was one of
+    the three a correctness grade cost (issue 14).
+
     `stage_finished` (and whatever follows it) is not stored on its own: it goes into the transaction that records
     the stage's result (`finished_events`), which comes right after it."""
 
     def __init__(self, claim: run_store.Claim) -> None:
         self.claim, self.last_progress = claim, 0.0
         self.lock = threading.Lock()
-        self.pending: dict[str, Any] | None = None
+        self.started: dict[str, Any] | None = None  # a stage_started held back until the next stored event
+        self.pending: dict[str, Any] | None = None  # the newest supersedable progress held back
         self.timer: threading.Timer | None = None
         self.finished: list[dict[str, Any]] = []
 
     def __call__(self, event: dict[str, Any]) -> None:
         with self.lock:  # held while storing, so a held-back event never lands after a newer one
-            if not _supersedable(event):
-                self._cancel()  # an older progress event must not land after this one (e.g. stage_finished)
-                if self.finished or event.get("type") == "stage_finished":
-                    self.finished.append(event)
-                    return
-                if event.get("type") == "stage_started":
-                    self.last_progress = time.monotonic()
-            else:
-                wait = self.last_progress + PROGRESS_EVENT_SECONDS - time.monotonic()
-                if wait > 0:
-                    self.pending = event
-                    if self.timer is None:
-                        self.timer = threading.Timer(wait, self._flush)
-                        self.timer.daemon = True
-                        self.timer.start()
-                    return
+            if _supersedable(event):
+                self._progress(event)
+            elif self.finished or event.get("type") == "stage_finished":
+                self._cancel()  # an older progress event must not land after this one
+                self.finished += self._take_started() + [event]
+            elif event.get("type") == "stage_started":
                 self._cancel()
-                self.last_progress = time.monotonic()
-            self._store(event)
+                self.started, self.last_progress = event, time.monotonic()
+                self._hold()
+            else:
+                self._cancel()
+                self._store(*self._take_started(), event)
+
+    def _progress(self, event: dict[str, Any]) -> None:
+        if self.last_progress + PROGRESS_EVENT_SECONDS > time.monotonic():
+            self.pending = event
+            self._hold()
+            return
+        self._cancel()
+        self.last_progress = time.monotonic()
+        self._store(*self._take_started(), event)
+
+    def _hold(self) -> None:
+        """Stores what is held back when the current second since the last stored progress is up."""
+        if self.timer is None:
+            self.timer = threading.Timer(max(0.0, self.last_progress + PROGRESS_EVENT_SECONDS - time.monotonic()),
+                                         self._flush)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _take_started(self) -> list[dict[str, Any]]:
+        started, self.started = self.started, None
+        return [started] if started is not None else []
 
     def finished_events(self) -> list[tuple[str, dict[str, Any]]]:
         """The events from `stage_finished` on, as (type, data), for the transaction that records the result."""
@@ -200,27 +220,31 @@ class _EventRecorder:
         return [_event_row(event) for event in events]
 
     def close(self) -> None:
-        """Drops a held-back event (the stage has ended: its result supersedes it)."""
+        """Drops what is held back (the stage has ended: its result, or the fault's status, supersedes it)."""
         with self.lock:
             self._cancel()
-            self.finished = []
+            self.started, self.finished = None, []
 
     def _cancel(self) -> None:
+        """Drops held-back progress (a newer event supersedes it); a held stage_started stays."""
         if self.timer is not None:
             self.timer.cancel()
         self.timer, self.pending = None, None
 
     def _flush(self) -> None:
         with self.lock:
-            event, self.pending, self.timer = self.pending, None, None
-            if event is not None:
+            held = self._take_started() + ([self.pending] if self.pending is not None else [])
+            self.pending, self.timer = None, None
+            if held:
                 self.last_progress = time.monotonic()
-                self._store(event)
+                self._store(*held)
 
-    def _store(self, event: dict[str, Any]) -> None:
+    def _store(self, *events: dict[str, Any]) -> None:
+        """Stores `events` in one transaction, in order."""
         try:
             with session_scope() as db:
-                run_store.add_claimed_event(db, self.claim, *_event_row(event))
+                for event in events:
+                    run_store.add_claimed_event(db, self.claim, *_event_row(event))
         except Exception:
             log.warning("could not store an event of run %s", self.claim.run_id, exc_info=True)
 
