@@ -13,7 +13,7 @@ import pytest
 
 from sandbox.docker_backend import HOST_LABEL, JOB_LABEL, WORKER_PID_LABEL, DockerRunner, cleanup_orphans
 from sandbox.runner import InfrastructureError
-from tests.sandbox.helpers import probe
+from tests.sandbox.helpers import probe, reported
 
 pytestmark = pytest.mark.docker
 
@@ -116,3 +116,14 @@ def test_a_job_stopped_from_outside_is_an_infrastructure_error_not_a_crash(docke
         docker_only_runner.run(probe("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n"))
     crashed = docker_only_runner.run(probe("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"))
     assert crashed.status == "crashed"
+
+
+def test_numpy_modules_loaded_on_first_use_have_bytecode_in_the_image(docker_only_runner):
+    # The image is read-only: a module without bytecode there is compiled again in every job that imports it.
+    source = ("import importlib.util, os, sys, numpy, numpy.random, numpy.ma, numpy.testing, numpy.fft\n"
+              "loaded = [m.__file__ for m in list(sys.modules.values())\n"
+              "          if (getattr(m, '__file__', None) or '').endswith('.py') and 'numpy' in m.__file__]\n"
+              "report({'loaded': len(loaded), 'without_bytecode': [f for f in loaded\n"
+              "        if not os.path.exists(importlib.util.cache_from_source(f))]})\n")
+    found = reported(docker_only_runner.run(probe(source, wall_seconds=30.0)))
+    assert found["loaded"] > 50 and found["without_bytecode"] == []
