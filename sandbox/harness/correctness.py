@@ -152,7 +152,7 @@ class Harness:
                           message=f"spatial.py is not valid UTF-8 text (byte {error.start}, line {line})")
             return None
         try:
-            compile(text, self.submission_path, "exec", dont_inherit=True)
+            whole_file = compile(text, self.submission_path, "exec", dont_inherit=True)
             tree = parse(text, self.submission_path)
         except SyntaxError as error:
             record.update(kind="syntax", line=error.lineno,
@@ -165,7 +165,7 @@ class Harness:
         self.say({"phase": "import"})
         try:
             signal.setitimer(signal.ITIMER_REAL, time_limit)
-            failures = execute(module, tree, self.submission_path, self.describe, self.student_line)
+            failures = execute(module, tree, self.submission_path, self.describe, self.student_line, whole_file)
             record["tests_failed"] = [{**failure, "statement": failure["statement"][:200]} for failure in failures]
             signal.setitimer(signal.ITIMER_REAL, 0)
         except CaseTimeout:

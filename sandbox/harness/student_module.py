@@ -53,12 +53,17 @@ def is_test_statement(node: ast.stmt) -> bool:
                    for inner in ast.walk(node))
 
 
-def execute(module, tree: ast.Module, path: str, describe, student_line) -> list[dict]:
+def execute(module, tree: ast.Module, path: str, describe, student_line, whole_file=None) -> list[dict]:
     """Run the file's top-level statements in `module`; return the failures of test statements.
 
     `describe(error)` and `student_line(error)` format an exception; any exception from another kind of
     statement (and every BaseException that is not an Exception, e.g. SystemExit or a time limit) propagates.
+    `whole_file`, the file compiled in one piece, runs instead when the file has no test statement: then every
+    exception propagates either way, and compiling each statement again cost ~1.4 ms of every such job.
     """
+    if whole_file is not None and not any(is_test_statement(node) for node in tree.body):
+        exec(whole_file, module.__dict__)
+        return []
     failures: list[dict] = []
     flags = 0
     for node in tree.body:
