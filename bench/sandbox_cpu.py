@@ -7,6 +7,10 @@ one container started ahead as a worker keeps it) and splits the CPU they cost b
 this process (the grader's side of a job, as a worker pool process runs it), the sandboxes, dockerd, containerd,
 and the shims and runc (exited children reaped by init). Point it at another engine with DOCKER_HOST.
 
+`--floor` runs the smoke harness on an empty file instead (bench/results/sandbox_cpu_floor.json): a fresh container
+whose Python imports NumPy and exits, with the correctness job's limits. No grade can cost the container side less
+(issue 14: one fresh container per student's job), so it bounds what any cut elsewhere can reach on two cores.
+
 On a shared machine the engine's cgroup and init's reaped children carry other people's containers too: measure
 a private engine alone with BENCH_PRIVATE_ENGINE (bench/cpu_accounting.py).
 
@@ -27,14 +31,19 @@ from bench.cpu_accounting import per_item, snapshot
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_FILE = ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
 RESULTS = ROOT / "bench" / "results" / "sandbox_cpu.json"
+FLOOR_RESULTS = ROOT / "bench" / "results" / "sandbox_cpu_floor.json"
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--warm", type=int, default=0, help="containers started ahead (0: every job cold)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--floor", action="store_true", help="empty jobs: a container, Python and NumPy only")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    args.out = args.out or (FLOOR_RESULTS if args.floor else RESULTS)
+    if args.floor:
+        return _report(args, _floor_jobs(args.runs))
 
     from grader.pipeline import grade_submission
     from grader.settings import get_settings
@@ -61,11 +70,39 @@ def main(argv: list[str] | None = None) -> dict:
     served = runner.warm_pool.served if runner.warm_pool is not None else 0
     if runner.warm_pool is not None:
         runner.warm_pool.close()
-    report = {"runs": args.runs, "warm": args.warm, "engine": os.environ.get("DOCKER_HOST", "default"),
-              "private_engine": os.environ.get("BENCH_PRIVATE_ENGINE", ""),
-              "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-              "served_warm": served, "wall_median_s": round(statistics.median(walls), 3),
-              "cpu_seconds_per_grade": per_item(before, after, args.runs)}
+    return _report(args, {"load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                          "served_warm": served, "wall_median_s": round(statistics.median(walls), 3),
+                          "cpu_seconds_per_grade": per_item(before, after, args.runs)})
+
+
+def _floor_jobs(runs: int) -> dict:
+    """`runs` empty jobs (smoke harness, empty file, the correctness limits), after one warm-up: CPU by part."""
+    from grader.settings import get_settings
+    from sandbox.runner import SandboxJob
+    from sandbox.select import select_runner
+
+    settings = get_settings()
+    runner = select_runner(settings, "docker")
+    job = SandboxJob("smoke", b"", limits=settings.sandbox_limits())
+    runner.run(job)
+    walls = []
+    before, load_before = snapshot({"grader": os.getpid()}), os.getloadavg()[0]
+    for _ in range(runs):
+        started = time.perf_counter()
+        outcome = runner.run(job)
+        walls.append(time.perf_counter() - started)
+        if outcome.status != "ok" or b'"imported": true' not in outcome.result:
+            raise SystemExit(f"the empty job failed: {outcome.status} {outcome.log_tail[-300:]}")
+    after = snapshot({"grader": os.getpid()})
+    return {"load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "wall_median_s": round(statistics.median(walls), 3),
+            "cpu_seconds_per_job": per_item(before, after, runs)}
+
+
+def _report(args, figures: dict) -> dict:
+    report = {"runs": args.runs, "warm": args.warm, "floor": args.floor,
+              "engine": os.environ.get("DOCKER_HOST", "default"),
+              "private_engine": os.environ.get("BENCH_PRIVATE_ENGINE", ""), **figures}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))
