@@ -133,9 +133,12 @@ class DockerRunner:
 
             def start() -> ContainerJob:
                 if warm is None:
-                    return self._start(job, job_dir)
-                job_dir.write_job(job)
-                return warm.go()
+                    started = self._start(job, job_dir)
+                else:
+                    job_dir.write_job(job)
+                    started = warm.go()
+                started.log_tail_when_ok = job.log_tail_when_ok
+                return started
 
             try:
                 return run_job(job, job_dir, start, backend=self.name, on_progress=on_progress,
@@ -238,6 +241,7 @@ class ContainerJob:
         self.finished = threading.Event()
         self.wait_errors: list[BaseException] = []
         self.exit_code: int | None = None
+        self.log_tail_when_ok = True  # False: a job that exits 0 skips the engine's logs call (SandboxJob's field)
 
     def watch(self) -> None:
         threading.Thread(target=self._wait_for_exit, daemon=True).start()
@@ -277,8 +281,12 @@ class ContainerJob:
             # retried. (A file that sends itself SIGTERM only delays its own grade until the retries give up.)
             raise InfrastructureError("the job container was stopped from outside (SIGTERM): the Docker engine "
                                       "shutting down, or an operator")
-        return JobEnd(exit_code=exit_code, oom_killed=oom_killed,
-                      log_tail=self._logs()[-self.log_tail_bytes:].decode("utf-8", errors="replace"))
+        return JobEnd(exit_code=exit_code, oom_killed=oom_killed, log_tail=self._log_tail(exit_code))
+
+    def _log_tail(self, exit_code: int | None) -> str:
+        if exit_code == 0 and not self.log_tail_when_ok:
+            return ""
+        return self._logs()[-self.log_tail_bytes:].decode("utf-8", errors="replace")
 
     def _logs(self) -> bytes:
         """The container log's last lines, stdout and stderr interleaved. Read from the engine's logs endpoint

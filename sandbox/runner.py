@@ -61,6 +61,9 @@ class SandboxJob:
         data_dirs: name -> host directory, mounted read-only at /job/data/<name>.
         limits: resource limits of this job.
         args: extra command-line arguments passed to the harness after the standard ones.
+        log_tail_when_ok: False when nobody reads the log of a job that exits 0: such a job comes back with an
+            empty `log_tail`, which spares the Docker backend its engine logs call (issue 14). A job that fails in
+            any way still brings its log tail back.
     """
 
     harness: str
@@ -69,6 +72,7 @@ class SandboxJob:
     data_dirs: dict[str, Path] = field(default_factory=dict)
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     args: tuple[str, ...] = ()
+    log_tail_when_ok: bool = True
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,10 @@ def run_stage(context: StageContext) -> StageOutput:
                 context.emit(event)
 
     inputs = prepared_job_inputs(spec.correctness.seed, spec.correctness.case_seconds, options)
-    job = SandboxJob(harness="correctness", submission=context.source, inputs=dict(inputs), limits=limits)
+    # No feedback of this stage quotes the job's output (students' prints included), and the classification reads
+    # the log only of a job that failed: a passing job's log is not fetched.
+    job = SandboxJob(harness="correctness", submission=context.source, inputs=dict(inputs), limits=limits,
+                     log_tail_when_ok=False)
     outcome = context.runner.run(job, on_progress=on_progress)
     harness = parse_result(outcome.result, by_id)
     running = progress_runs[-1] if progress_runs else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import re
 import sys
+from dataclasses import replace
 
 import pytest
 import requests
@@ -41,6 +42,27 @@ def test_a_job_makes_five_engine_calls_and_inspects_only_a_failed_one(docker_onl
     assert outcome.status == ("ok" if inspects == 0 else "exited")
     assert calls == {"POST /create": 1, "POST /ID/start": 1, "POST /ID/wait": 1, "GET /ID/logs": 1,
                      "DELETE /ID": 1, **({"GET /ID/json": 1} if inspects else {})}
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("source", "status"), [("print('passing job output')\n", "ok"),
+                                                ("print('failing job output'); raise SystemExit(3)\n", "exited")])
+def test_a_job_whose_passing_log_nobody_reads_fetches_only_a_failed_ones_log(docker_only_runner, monkeypatch, source,
+                                                                             status):
+    fetched = []
+    send = requests.Session.send
+
+    def recording(session, request, **kwargs):
+        fetched.extend([request.url] if "/logs" in request.url else [])
+        return send(session, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", recording)
+    outcome = docker_only_runner.run(replace(probe(source), log_tail_when_ok=False))
+    assert outcome.status == status
+    if status == "ok":
+        assert (fetched, outcome.log_tail) == ([], "")
+    else:
+        assert len(fetched) == 1 and "failing job output" in outcome.log_tail
 
 
 @pytest.mark.docker
