@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 import time
+from functools import lru_cache
 from typing import Any
 
 from celery import Celery
@@ -290,7 +291,14 @@ def _grade_stage(claim: run_store.Claim, recorder: _EventRecorder) -> tuple[Grad
 
 
 def _spec_of(claim: run_store.Claim) -> Spec:
-    return parse_spec(claim.spec_toml, source="assignment spec")
+    return _parsed_spec(claim.spec_toml)
+
+
+@lru_cache(maxsize=16)
+def _parsed_spec(spec_toml: str) -> Spec:
+    """The spec of an assignment's text (cached: a grade needs it twice and a burst grades one assignment, at
+    ~0.4 ms a parse; a Spec is never changed once parsed, and an edited spec is a new text)."""
+    return parse_spec(spec_toml, source="assignment spec")
 
 
 def record_and_advance(claim: run_store.Claim, result: GradingResult, seconds: float, image_digest: str, backend: str,
