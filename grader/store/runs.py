@@ -3,7 +3,8 @@
 Postgres is the source of truth and the broker only a wake-up call: every transition is a guarded update of the
 run row (status and claim number), so a task delivered twice, or by a worker that was presumed dead, changes
 nothing the second time. The guard is a conditional UPDATE whose row count says who won (not SELECT ... FOR
-UPDATE, which SQLite ignores), so it holds on the embedded store too.
+UPDATE, which SQLite ignores), so it holds on the embedded store too. Only recording a claimed run's result reads
+it with SELECT ... FOR UPDATE under the same guard on Postgres, which re-checks the guard on the locked row.
 """
 
 from __future__ import annotations
@@ -123,6 +124,14 @@ _TOUCH_OWNED = update(GradingRun).where(
     synchronize_session=False)
 
 
+# With its submission, which the signature covers (its sha256), but not the submission's file.
+_WITH_SUBMISSION = joinedload(GradingRun.submission).defer(Submission.content)
+_LOCK_OWNED = select(GradingRun).where(
+    GradingRun.id == bindparam("run_id"), GradingRun.status == "running",
+    GradingRun.attempts == bindparam("attempt")).options(_WITH_SUBMISSION).with_for_update(
+    of=GradingRun).execution_options(populate_existing=True)
+
+
 def add_claimed_event(db: Session, claim: Claim, event_type: str, data: dict[str, Any]) -> bool:
     """An event of a running run, stored only while this claim still owns it; one INSERT ... SELECT guarded by the
     run's status and claim number (a worker stores several per grade: loading the run for each cost more)."""
@@ -177,12 +186,16 @@ def _take(db: Session, run: GradingRun, now, worker: str = "") -> bool:
 
 def _owned(db: Session, claim: Claim) -> GradingRun | None:
     """The run, write-locked, if this claim still owns it (not re-queued by the sweep meanwhile)."""
-    touched = db.execute(_TOUCH_OWNED, {"run_id": claim.run_id, "attempt": claim.attempt}).rowcount
-    if touched != 1:
+    owner = {"run_id": claim.run_id, "attempt": claim.attempt}
+    if db.get_bind().dialect.name == "postgresql":
+        # One round trip: Postgres locks the row and re-checks the guard on its newest version before returning
+        # it, so a sweep that re-queued the run first leaves nothing to return (issue 14: the touch and the read
+        # were two statements of the three that record a grade).
+        return db.scalars(_LOCK_OWNED, owner).one_or_none()
+    # SQLite ignores FOR UPDATE: the guarded UPDATE takes the database's write lock before the run is read.
+    if db.execute(_TOUCH_OWNED, owner).rowcount != 1:
         return None
-    # With its submission, which the signature covers (its sha256), but not the submission's file.
-    return db.get(GradingRun, claim.run_id, populate_existing=True,
-                  options=(joinedload(GradingRun.submission).defer(Submission.content),))
+    return db.get(GradingRun, claim.run_id, populate_existing=True, options=(_WITH_SUBMISSION,))
 
 
 def renew_lease(db: Session, claim: Claim) -> bool:

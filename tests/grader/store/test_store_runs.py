@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import timedelta
 
 import pytest
@@ -50,6 +51,32 @@ def test_a_run_is_claimed_once_and_finished_once(queued_run):
         assert (run.status, run.score, run.attempts) == ("graded", 10.0, 1) and verify_run(run)
         assert db.scalar(select(func.count(TestResultRow.id))) == 1
         assert db.scalar(select(func.count(RunEvent.id)).where(RunEvent.type == "done")) == 1
+
+
+def test_a_result_recorded_while_the_sweep_requeues_the_run_waits_and_writes_nothing(queued_run):
+    """The sweep's requeue holds the row when the worker comes to record: the worker waits for it, then sees the run
+    is no longer its own (Postgres re-checks the guard on the row it locked) instead of grading it a second time."""
+    with session_scope() as db:
+        stale = run_store.claim_run(db, queued_run, "slow worker")
+    recorded: list[str | None] = []
+    with session_scope() as sweeper:
+        assert sweep_store.sweep(sweeper, now=utcnow() + timedelta(minutes=10)) == [(queued_run, "correctness")]
+        sweeper.flush()  # the requeue's UPDATE holds the row lock until this block commits
+        worker = threading.Thread(target=lambda: recorded.append(_record(stale)))
+        worker.start()
+        worker.join(1.0)
+        assert worker.is_alive()  # waiting for the sweep's lock
+    worker.join(10.0)
+    assert recorded == [None]
+    with session_scope() as db:
+        run = db.get(GradingRun, queued_run)
+        assert (run.status, run.score, run.signature) == ("queued", None, "")
+        assert db.scalar(select(func.count(TestResultRow.id))) == 0
+
+
+def _record(claim: run_store.Claim) -> str | None:
+    with session_scope() as db:
+        return run_store.record_stage(db, claim, RESULT, None, duration_s=1.0)
 
 
 def test_the_sweep_requeues_a_dead_workers_run_and_the_stale_worker_cannot_write(queued_run):
