@@ -23,6 +23,7 @@ from api.presenters import run_public, submission_public, visible_event_at
 from api.schemas import OverrideCreate, RegradeAccepted, RunPublic, SubmissionPublic
 from grader.services import access, submissions
 from grader.services import runs as run_service
+from grader.services.errors import ServiceError
 from grader.services.policy import Action, allows
 from grader.settings import get_settings
 from grader.store import stream_slots
@@ -56,9 +57,11 @@ def read_submission_file(submission_id: RowId, db: SessionDep, user: CurrentUser
                              "X-Content-Type-Options": "nosniff"})
 
 
-def _sse(event: str, data: dict, event_id: int | None = None) -> str:
+def _sse(event: str, data: dict | str, event_id: int | None = None) -> str:
+    """One event; `data` a dict, or its JSON already encoded."""
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+    payload = data if isinstance(data, str) else json.dumps(data, default=str)
+    return f"{head}event: {event}\ndata: {payload}\n\n"
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,9 @@ class _StreamFor:
     ta_may_override: bool
 
 
-def _poll_events(stream: _StreamFor, last_id: int) -> tuple[list[tuple[int, str, dict]], dict | None]:
+def _poll_events(stream: _StreamFor, last_id: int) -> tuple[list[tuple[int, str, dict]], str | None]:
     """New events after `last_id`, and once no applied run of the submission is pending, the final state: the
-    submission as a status read answers it (so the client needs no read after `done`)."""
+    submission as a status read answers it, as JSON (so the client needs no read after `done`)."""
     poll = run_service.stream_poll(stream.submission_id, stream.viewer_id, last_id, STREAM_BATCH_EVENTS)
     sees_hidden = allows(Action.SEE_HIDDEN, poll.role, is_admin=stream.viewer_is_admin,
                          ta_may_override=stream.ta_may_override)
@@ -83,9 +86,25 @@ def _poll_events(stream: _StreamFor, last_id: int) -> tuple[list[tuple[int, str,
               for event_id, kind, data, run_id in poll.events]
     if poll.pending:
         return chunks, None
+    return chunks, _final_state(stream)
+
+
+def _final_state(stream: _StreamFor) -> str:
+    """The `done` event's data: the submission as a status read answers it, read as that read does (one query for
+    the submission, its assignment, course and runs and the viewer's role, instead of a lazy load of each), JSON
+    encoded by pydantic. A viewer who may no longer see the submission gets no `done` (their reconnect is a 404)."""
     with session_scope() as db:
-        public = submission_public(db, db.get(Submission, stream.submission_id), db.get(User, stream.viewer_id))
-        return chunks, {**public.model_dump(mode="json"), "submission_id": stream.submission_id}
+        viewer = db.get(User, stream.viewer_id)
+        try:
+            submission = access.submission_for(db, stream.submission_id, viewer, with_runs=True)
+        except ServiceError:
+            raise _AccessLost from None
+        public = submission_public(db, submission, viewer).model_dump_json()
+    return f'{{"submission_id":{stream.submission_id},{public[1:]}'  # SubmissionPublic always has fields
+
+
+class _AccessLost(Exception):
+    """The viewer lost the right to see the submission while its stream was open."""
 
 
 async def _wait_for_events(waker: EventWaker, woken: asyncio.Event) -> None:
@@ -108,7 +127,10 @@ async def _event_stream(stream: _StreamFor, last_id: int, lease: stream_slots.St
         with waker.watch(stream.submission_id) as woken:
             while time.monotonic() - started < STREAM_MAX_SECONDS:
                 woken.clear()  # before the poll: an announcement during it wakes the next wait at once
-                chunks, final = await run_in_threadpool(_poll_events, stream, last_id)
+                try:
+                    chunks, final = await run_in_threadpool(_poll_events, stream, last_id)
+                except _AccessLost:
+                    return
                 for event_id, kind, data in chunks:
                     last_id = event_id
                     yield _sse(kind, data, event_id)

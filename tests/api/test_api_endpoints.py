@@ -304,12 +304,11 @@ def test_events_stream_and_badges_and_metrics(client, world):
         body = "".join(stream.iter_text())
     kinds = [line.split(": ", 1)[1] for line in body.splitlines() if line.startswith("event: ")]
     assert kinds[0] == "status" and kinds[-1] == "done" and kinds.count("done") == 1
-    assert '"score": 61.5' in body.split("event: done")[1]
     # `done` carries the submission as a status read answers it (the client reads no status after it), hidden
     # checks withheld from the student alike.
     done = json.loads(body.split("event: done")[1].split("data: ", 1)[1].splitlines()[0])
     status_read = client.get(accepted["status_url"], headers=world.headers("alice")).json()
-    assert done == {**status_read, "submission_id": accepted["submission_id"]}
+    assert done == {**status_read, "submission_id": accepted["submission_id"]} and done["score"] == 61.5
     assert "secret input shape" not in body
     assert client.get(f"{accepted['status_url']}/events", headers=world.headers("bob")).status_code == 404
     badges = client.get("/api/v1/me/badges", headers=world.headers("alice")).json()
@@ -343,3 +342,29 @@ def test_unstorable_input_is_422_not_500(client, world, method, url):
     """Ids beyond Postgres `integer` and text with NUL bytes (found by fuzzing) are the caller's error."""
     response = client.request(method, url, headers=world.headers("instructor"))
     assert response.status_code == 422 and "detail" in response.json(), response.text
+
+
+def test_done_reads_the_finished_submission_in_two_queries(client, world):
+    """The `done` of every followed grade: the viewer, then the submission with its assignment, course, runs and
+    the viewer's role in one query (it was seven, one lazy load each)."""
+    from sqlalchemy import event
+
+    from api.routes import submissions as submission_routes
+    from grader.store.db import get_engine
+
+    accepted = submit(client, world)
+    _finish_run(accepted["run_id"], 61.5)
+    statements: list[str] = []
+    engine = get_engine()
+    listener = lambda *args: statements.append(args[2])  # noqa: E731  (before_cursor_execute: the statement)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        with session_scope() as db:
+            viewer_id = db.get(Submission, accepted["submission_id"]).user_id
+        statements.clear()
+        done = json.loads(submission_routes._final_state(
+            submission_routes._StreamFor(accepted["submission_id"], viewer_id, False, False)))
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(statements) == 2, statements
+    assert done["submission_id"] == accepted["submission_id"] and done["score"] == 61.5 and done["runs"]

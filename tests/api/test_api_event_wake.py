@@ -4,6 +4,7 @@ Postgres and Redis; the worker side is the store's own claim/event/record path t
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -104,7 +105,8 @@ def _open_stream(client, world, accepted, polls: CountedPolls) -> StreamReader:
 def _assert_complete(reader: StreamReader, progress_events: int) -> None:
     kinds = [line.split(": ", 1)[1] for line in reader.body.splitlines() if line.startswith("event: ")]
     assert kinds == ["status", "status"] + ["progress"] * progress_events + ["status", "done"], reader.body
-    assert '"score": 50.0' in reader.body.split("event: done")[1]
+    done = json.loads(reader.body.split("event: done")[1].split("data: ", 1)[1].splitlines()[0])
+    assert done["score"] == 50.0 and done["status"] == "graded"
 
 
 def test_a_stream_polls_the_store_when_the_worker_side_commits_events(client, world, monkeypatch):
