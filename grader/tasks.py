@@ -66,6 +66,10 @@ def configure(app: Celery) -> None:
         worker_prefetch_multiplier=1,  # one job at a time per process, so a long job never hides a short one
         broker_transport_options=_transport_options(),
         task_ignore_result=True,  # results live in the store, not in a result backend
+        # The (disabled) result backend is stateless: one for the process. Celery otherwise builds one per thread,
+        # and building one scans every installed package's entry points; the API publishes from its thread pool,
+        # whose idle threads retire, so it paid that scan again and again during a burst of uploads.
+        result_backend_thread_safe=True,
         task_default_queue="correctness",
         task_create_missing_queues=True,
         broker_connection_retry_on_startup=True,
