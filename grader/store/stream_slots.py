@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from grader.store.db import get_engine
@@ -18,6 +18,21 @@ from grader.store.models import StreamSlot, utcnow
 
 LEASE_SECONDS = 60.0  # a crashed server's slots are free again after this
 RENEW_SECONDS = 20.0  # a live stream renews its lease this often
+
+
+# Built once: every stream opens, renews and gives back a slot, and building a statement cost more than running it.
+_HELD = select(StreamSlot.slot, StreamSlot.expires_at).where(StreamSlot.user_id == bindparam("user_id"),
+                                                            StreamSlot.slot < bindparam("slots"))
+_NEW_LEASE = {"holder": bindparam("new_holder"), "expires_at": bindparam("new_expires_at")}
+# (an UPDATE's bound parameters may not be named like its columns)
+_TAKE_LAPSED = update(StreamSlot).where(StreamSlot.user_id == bindparam("b_user_id"),
+                                        StreamSlot.slot == bindparam("b_slot"), StreamSlot.expires_at < bindparam("now")
+                                        ).values(**_NEW_LEASE)
+_INSERT = StreamSlot.__table__.insert()
+_THIS_LEASE = (StreamSlot.user_id == bindparam("b_user_id"), StreamSlot.slot == bindparam("b_slot"),
+               StreamSlot.holder == bindparam("b_holder"))
+_RENEW = update(StreamSlot).where(*_THIS_LEASE).values(expires_at=bindparam("new_expires_at"))
+_RELEASE = delete(StreamSlot).where(*_THIS_LEASE)
 
 
 @dataclass(frozen=True)
@@ -34,8 +49,7 @@ def acquire(user_id: int, slots: int) -> StreamLease | None:
     refusal six transactions and three failed inserts."""
     holder = secrets.token_hex(16)
     with get_engine().connect() as connection:
-        held = dict(connection.execute(select(StreamSlot.slot, StreamSlot.expires_at).where(
-            StreamSlot.user_id == user_id, StreamSlot.slot < slots)).all())
+        held = dict(connection.execute(_HELD, {"user_id": user_id, "slots": slots}).all())
     now = utcnow()
     for slot in range(slots):
         if slot in held and held[slot] >= now:
@@ -47,14 +61,14 @@ def acquire(user_id: int, slots: int) -> StreamLease | None:
 
 def _take(user_id: int, slot: int, holder: str, now: datetime, *, lapsed: bool) -> bool:
     """Take over the lapsed slot, or insert the free one; False when another stream took it first."""
-    values = {"holder": holder, "expires_at": now + timedelta(seconds=LEASE_SECONDS)}
+    expires_at = now + timedelta(seconds=LEASE_SECONDS)
     try:
         with get_engine().begin() as connection:
             if lapsed:
-                return connection.execute(update(StreamSlot).where(
-                    StreamSlot.user_id == user_id, StreamSlot.slot == slot, StreamSlot.expires_at < now)
-                    .values(**values)).rowcount == 1
-            connection.execute(StreamSlot.__table__.insert().values(user_id=user_id, slot=slot, **values))
+                return connection.execute(_TAKE_LAPSED, {"b_user_id": user_id, "b_slot": slot, "now": now,
+                                                         "new_holder": holder, "new_expires_at": expires_at}
+                                          ).rowcount == 1
+            connection.execute(_INSERT, {"user_id": user_id, "slot": slot, "holder": holder, "expires_at": expires_at})
             return True
     except IntegrityError:
         return False
@@ -63,13 +77,14 @@ def _take(user_id: int, slot: int, holder: str, now: datetime, *, lapsed: bool) 
 def renew(lease: StreamLease) -> bool:
     """Extend the lease; False when the slot was lost (lapsed and taken by another stream)."""
     with get_engine().begin() as connection:
-        return connection.execute(update(StreamSlot).where(
-            StreamSlot.user_id == lease.user_id, StreamSlot.slot == lease.slot, StreamSlot.holder == lease.holder)
-            .values(expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS))).rowcount == 1
+        expires_at = utcnow() + timedelta(seconds=LEASE_SECONDS)
+        return connection.execute(_RENEW, {**_lease_parameters(lease), "new_expires_at": expires_at}).rowcount == 1
 
 
 def release(lease: StreamLease) -> None:
     with get_engine().begin() as connection:
-        connection.execute(delete(StreamSlot).where(StreamSlot.user_id == lease.user_id,
-                                                    StreamSlot.slot == lease.slot,
-                                                    StreamSlot.holder == lease.holder))
+        connection.execute(_RELEASE, _lease_parameters(lease))
+
+
+def _lease_parameters(lease: StreamLease) -> dict:
+    return {"b_user_id": lease.user_id, "b_slot": lease.slot, "b_holder": lease.holder}
