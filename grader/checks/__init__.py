@@ -72,6 +72,8 @@ class Run:
         input_kind: "normal" (Gaussian) or "ties" (small integers: many equal maxima in pooling windows).
         keep_input: hand back x after forward too (to check the input was not modified).
         run_forward: False for API runs that only construct the layer and read its parameter shapes.
+        construct_of: for such a run, the id of an earlier run of the same component and constructor arguments
+            whose construction the harness hands back for this one instead of building the layer again.
         time_limit_s: per phase (construct+forward, backward) inside the sandbox.
         call: "class" (construct the class, call forward) or "function" (call the module-level function on x).
         architecture: simplecnn runs: the network whose parameters are set and whose outputs are expected.
@@ -90,6 +92,7 @@ class Run:
     input_kind: str = "normal"
     keep_input: bool = False
     run_forward: bool = True
+    construct_of: str | None = None
     time_limit_s: float = 5.0
     call: str = "class"
     architecture: Architecture | None = None

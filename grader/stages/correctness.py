@@ -60,6 +60,8 @@ def job_inputs(runs: tuple[PreparedRun, ...], options: CatalogueOptions = DEFAUL
                 "params": params, "grad": f"{run.id}/grad" if "backward" in run.aspects else None,
                 "keep_input": run.keep_input, "forward": run.run_forward, "time_limit_s": run.time_limit_s,
                 "max_elements": max_elements(prepared), "call": run.call}
+        if run.construct_of is not None:
+            case["construct_of"] = run.construct_of
         if run.architecture is not None:
             case["param_shapes"] = {name: list(shape) for name, shape in run.architecture.parameter_shapes().items()}
         cases.append(case)
