@@ -20,6 +20,7 @@ BENCHMARKS = [
     "kit_step",  # the course kit + good_vectorized.py step vs PyTorch and the reference
     "sandbox_overhead",  # empty-job overhead and correctness stage end to end, docker and bwrap
     "sandbox_cpu",  # CPU seconds per correctness grade on the container side, by part (worker, sandbox, engine)
+    "sandbox_cpu_floor",  # the same for an empty job (a fresh container, Python and NumPy): what no grade goes below
     "correctness_latency",  # correctness stage end to end, subprocess and docker
     "service_load",  # 200 submissions through API, broker, workers, store
     "mixed_load",  # 50 correctness submissions beside two CIFAR-10 training runs: queue wait and feedback
@@ -30,6 +31,8 @@ BENCHMARKS = [
     "speed_calibration",  # the probe's yardstick: its idle time and each step's cost in yardsticks
     "cifar10_busy_host",  # the good file's full stage with two CPU-bound processes beside it
 ]
+# Benchmarks that are another's module run with arguments.
+COMMANDS = {"sandbox_cpu_floor": ["sandbox_cpu", "--floor"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    running on a busy machine (load average {load_before:.2f}): its figures are not "
                   "comparable with idle ones, and ratios are withheld", flush=True)
         started = time.monotonic()
-        code = subprocess.call([sys.executable, "-m", f"bench.{name}"])
+        module, *module_args = COMMANDS.get(name, [name])
+        code = subprocess.call([sys.executable, "-m", f"bench.{module}", *module_args])
         print(f"=== bench.{name}: exit {code} after {time.monotonic() - started:.0f} s (load average "
               f"{load_before:.2f} before, {load_average():.2f} after)", flush=True)
         if code != 0:
