@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from grader.settings import get_settings
 from sandbox import docker_warm
 from sandbox.image.build import build_rootfs
-from sandbox.runner import MiB, SandboxJob, SandboxLimits, SandboxOutcome
+from sandbox.runner import HARNESS_DIR, MiB, SandboxJob, SandboxLimits, SandboxOutcome
 from sandbox.select import bwrap_runner, docker_runner, job_root, sandbox_cache_dir
 
 TEST_LIMITS = SandboxLimits(memory_bytes=256 * MiB, cpus=1.0, pids=32, wall_seconds=10.0, output_bytes=1 * MiB,
@@ -104,3 +105,11 @@ def _nothing_left_behind(request):
         if name in request.fixturenames:
             assert leftover_containers(request.getfixturevalue(name)) == []
     assert leftover_job_dirs() == []
+
+
+def load_harness_module(file_name: str, module_name: str):
+    """A harness module (sandbox/harness/FILE_NAME) loaded on the host under MODULE_NAME, as the tests call it."""
+    spec = importlib.util.spec_from_file_location(module_name, HARNESS_DIR / file_name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -7,7 +7,6 @@ arithmetic and its fall-backs, not isolation), with the job's two threads, the r
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import signal
 import sys
@@ -18,7 +17,8 @@ import pytest
 
 from reference import simple_cnn
 from reference.architectures import MODULE_TEXT
-from sandbox.runner import HARNESS_DIR, KIT_DIR
+from sandbox.runner import KIT_DIR
+from tests.sandbox.helpers import load_harness_module
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_VECTORIZED = ROOT / "tests" / "fixtures" / "submissions" / "good_vectorized.py"
@@ -67,10 +67,7 @@ class Conv2D(_OneConv2D):
 def harness():
     if str(KIT_DIR) not in sys.path:
         sys.path.insert(0, str(KIT_DIR))
-    spec = importlib.util.spec_from_file_location("training_harness_dp", HARNESS_DIR / "training.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_harness_module("training.py", "training_harness_dp")
 
 
 @pytest.fixture(scope="module")

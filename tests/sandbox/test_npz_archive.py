@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import zipfile
 
@@ -11,15 +10,12 @@ import numpy as np
 import pytest
 
 from grader.correctness.input_file import npz_with_index
-from sandbox.runner import HARNESS_DIR
+from tests.sandbox.helpers import load_harness_module
 
 
 @pytest.fixture(scope="module")
 def npz_archive():
-    spec = importlib.util.spec_from_file_location("npz_archive", HARNESS_DIR / "npz_archive.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_harness_module("npz_archive.py", "npz_archive")
 
 
 ARRAYS = {

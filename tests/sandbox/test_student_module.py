@@ -3,21 +3,17 @@ recorded and the rest of the file still runs; a file without such tests runs as 
 
 from __future__ import annotations
 
-import importlib.util
 import traceback
 import types
 
 import pytest
 
-from sandbox.runner import HARNESS_DIR
+from tests.sandbox.helpers import load_harness_module
 
 
 @pytest.fixture(scope="module")
 def student_module():
-    spec = importlib.util.spec_from_file_location("student_module", HARNESS_DIR / "student_module.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_harness_module("student_module.py", "student_module")
 
 
 def line_in_file(error: BaseException) -> int:
