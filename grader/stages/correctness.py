@@ -111,11 +111,7 @@ def run_stage(context: StageContext) -> StageOutput:
     outcome = context.runner.run(job, on_progress=on_progress)
     harness = parse_result(outcome.result, by_id)
     running = progress_runs[-1] if progress_runs else ""
-    classes = {}
-    if isinstance(harness.record.get("classes"), dict):
-        classes = {component: (value if isinstance(value, str) else None)
-                   for component, value in harness.record["classes"].items() if component in CLASS_NAMES}
-    job_context = JobContext(outcome=outcome, running=running, import_message="", classes=classes,
+    job_context = JobContext(outcome=outcome, running=running, import_message="", classes=_classes(harness.record),
                              wall_seconds=limits.wall_seconds, memory_bytes=limits.memory_bytes,
                              running_description=by_id[running].run.describe() if running in by_id else "",
                              options=options, version_note_of=lambda: course_versions.mismatch_note(
@@ -134,6 +130,14 @@ def run_stage(context: StageContext) -> StageOutput:
     status, stage_message = _stage_status(outcome, harness, runs, limits, job_context)
     return _finish(context, checks, started, status=status, stage_message=stage_message, judged=judged,
                    outcome=outcome, running_case=withheld)
+
+
+def _classes(record: dict) -> dict[str, str | None]:
+    """The class names the harness found for each component (None where it reported something not a name)."""
+    if not isinstance(record.get("classes"), dict):
+        return {}
+    return {component: (value if isinstance(value, str) else None)
+            for component, value in record["classes"].items() if component in CLASS_NAMES}
 
 
 def _running_cases(spec: Spec, checks) -> dict[str, dict[str, Any] | None]:

@@ -3,6 +3,7 @@ tests assert which backend graded), the store is the session's Postgres database
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -51,7 +52,8 @@ def test_worker_grades_and_a_repeated_delivery_changes_nothing(client, world, st
     with client.stream("GET", f"{accepted['status_url']}/events", headers=world.headers("alice")) as stream:
         body = "".join(stream.iter_text())  # follows the live run until its `done` event
     assert '"status": "running"' in body and body.count("event: done") == 1
-    assert '"status": "graded"' in body.split("event: done")[1]
+    done = json.loads(body.split("event: done")[1].split("data: ", 1)[1].split("\n", 1)[0])
+    assert done["status"] == "graded"
     wait_for(lambda: _finished(accepted["run_id"]), 120, "the run to finish")
     time.sleep(3)  # give the duplicates time to be consumed
     _assert_graded_once(accepted["run_id"], attempts=1)
