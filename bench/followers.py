@@ -14,13 +14,12 @@ gives: they stand for students' machines but run on the service's two cores.
 from __future__ import annotations
 
 import http.client
-import json
 import threading
 import time
 from urllib.parse import urlsplit
 
 from grader.commands.submit import (CONNECT_TIMEOUT_SECONDS, FINISHED_STATUSES, POLL_INTERVAL_SECONDS,
-                                    STREAM_IDLE_SECONDS)
+                                    STREAM_IDLE_SECONDS, parse_sse, retry_seconds)
 
 
 class Follower:
@@ -64,7 +63,7 @@ class Follower:
             if response.status == 429:
                 response.read()
                 self.streams_refused += 1
-                return "", _retry_wait(response.getheader("Retry-After", ""))
+                return "", retry_seconds(response.getheader("Retry-After", ""), 1)
             if response.status != 200:
                 raise RuntimeError(f"the stream answered {response.status}: {response.read()[:200]!r}")
             self.streams_opened += 1
@@ -76,19 +75,12 @@ class Follower:
             connection.close()
 
 
-def _retry_wait(header: str) -> float:
-    """The client's wait after a refused stream (grader/commands/submit.py _retry_wait)."""
-    return min(60.0, max(1.0, float(header))) if header.strip().isdigit() else POLL_INTERVAL_SECONDS
-
-
 def _done_status(response: http.client.HTTPResponse) -> str:
-    """The status in the `done` event's data; "" when the stream ended without one."""
-    done = False
-    while line := response.readline():
-        if line.strip() == b"event: done":
-            done = True
-        elif done and line.startswith(b"data:"):
-            return str(json.loads(line[5:]).get("status", ""))
+    """The status in the `done` event's data, read as the client reads the stream; "" when it ended without one."""
+    lines = (line.decode("utf-8").rstrip("\n") for line in iter(response.readline, b""))
+    for event, data, _ in parse_sse(lines):
+        if event == "done":
+            return str(data.get("status", ""))
     return ""
 
 

@@ -157,10 +157,14 @@ RETRY_STATUSES = (502, 503, 504)
 
 
 def _retry_wait(response: httpx.Response | None, attempt: int) -> float:
-    """Seconds to wait before asking again: the server's Retry-After when it gives one, else 2, 4, 8, ... 30."""
-    header = response.headers.get("Retry-After", "") if response is not None else ""
-    if header.strip().isdigit():
-        return min(60.0, max(1.0, float(header)))
+    return retry_seconds(response.headers.get("Retry-After", "") if response is not None else "", attempt)
+
+
+def retry_seconds(retry_after: str, attempt: int) -> float:
+    """Seconds to wait before asking again: the server's Retry-After (header text) when it gives one, else 2, 4, 8,
+    ... 30 by attempt."""
+    if retry_after.strip().isdigit():
+        return min(60.0, max(1.0, float(retry_after)))
     return min(30.0, 2.0 ** attempt)
 
 
