@@ -13,6 +13,9 @@ OTHERS_LIMIT cores on average while it ran; otherwise the benchmark says why it 
 from __future__ import annotations
 
 import os
+import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -20,6 +23,22 @@ LOAD_LIMIT = 1.5  # 1-minute load average above which no ratio is reported (the 
 OTHERS_LIMIT = 0.3  # cores used by other processes, on average during the run, above which neither is
 QUIET_WAIT_SECONDS = 600.0  # how long `wait_until_quiet` waits by default
 POLL_SECONDS = 15.0
+YARDSTICK_ROUNDS = 5
+# The machine's yardstick, run in a fresh interpreter: the CPU time of `import numpy` (what every sandboxed job pays
+# first) and of a fixed pure-Python loop (what the API and the worker mostly are), each its own process's CPU.
+YARDSTICK_CODE = """
+import resource, sys
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+started = cpu()
+import numpy
+imported = cpu()
+total = 0
+for index in range(2_000_000):
+    total += index % 7
+print(imported - started, cpu() - imported)
+"""
 
 
 def load_average() -> float:
@@ -134,3 +153,18 @@ def ratio_text(value: float, window: Window, target: float | None = None) -> str
     if window.quiet:
         return f"{value:.2f}x ({window.describe()}{goal})"
     return f"not reported: {window.why_busy()} (measured {value:.2f}x; {window.describe()})"
+
+
+def machine_yardstick(rounds: int = YARDSTICK_ROUNDS) -> dict:
+    """How fast this machine is today, in CPU seconds (medians of `rounds` fresh interpreters): `import numpy` and a
+    2-million-step Python loop. Two sessions' machines differed by 1.4x in both with unchanged code (issue 14), so a
+    CPU-per-grade figure is only comparable beside the yardstick of the machine it was measured on."""
+    imports, loops = [], []
+    for _ in range(rounds):
+        done = subprocess.run([sys.executable, "-I", "-c", YARDSTICK_CODE], capture_output=True, text=True,
+                              check=True, env={"OPENBLAS_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "")})
+        numpy_seconds, loop_seconds = (float(value) for value in done.stdout.split())
+        imports.append(numpy_seconds)
+        loops.append(loop_seconds)
+    return {"numpy_import_cpu_s": round(statistics.median(imports), 4),
+            "python_loop_cpu_s": round(statistics.median(loops), 4), "rounds": rounds}

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from bench import followers, light_client
 from bench.followers import Followers
-from bench.machine_load import open_window
+from bench.machine_load import machine_yardstick, open_window
 from bench.service_load import grading_figures, wait_for_grades
 from bench.service_stack import GOOD_FILE, AssignmentPlan, Stack, make_course, post_burst, post_one
 
@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
+    yardstick = machine_yardstick()  # before the stack starts: nothing else of this run is on the cores
     stack = Stack("mixed", args.redis_db, args.port)
     try:
         stack.start()
@@ -188,7 +189,8 @@ def run(stack: Stack, args: argparse.Namespace) -> int:
     figures = grading_figures(CORRECTNESS_SLUG, args.submissions, accepted)
     overlapped = training_after.count(("cifar10", "running")) == args.training_runs == still_training
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **window.as_dict()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **window.as_dict(),
+                    "yardstick": yardstick},
         "setup": {"submissions": args.submissions, "training_runs": args.training_runs, "epochs": args.epochs,
                   "correctness_pool_processes": args.workers, "training_pool_processes": args.training_runs,
                   "warm_containers_per_process": settings.sandbox_warm_containers,

@@ -100,7 +100,9 @@ def _floor_jobs(runs: int) -> dict:
 
 
 def _report(args, figures: dict) -> dict:
-    report = {"runs": args.runs, "warm": args.warm, "floor": args.floor,
+    from bench.machine_load import machine_yardstick
+
+    report = {"runs": args.runs, "warm": args.warm, "floor": args.floor, "machine_yardstick": machine_yardstick(),
               "engine": os.environ.get("DOCKER_HOST", "default"),
               "private_engine": os.environ.get("BENCH_PRIVATE_ENGINE", ""), **figures}
     args.out.parent.mkdir(parents=True, exist_ok=True)

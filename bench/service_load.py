@@ -47,7 +47,7 @@ from bench import light_client
 from bench import followers
 from bench.cpu_accounting import per_item, snapshot
 from bench.followers import Followers
-from bench.machine_load import open_window
+from bench.machine_load import machine_yardstick, open_window
 from bench.service_stack import (GOOD_FILE, AssignmentPlan, Stack, integrity_of, integrity_ok, make_course,
                                  percentile, post_burst, summary)
 
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
+    yardstick = machine_yardstick()  # before the stack starts: nothing else of this run is on the cores
     stack = Stack("load", args.redis_db, args.port)
     worker_env = {} if args.warm is None else {"SANDBOX_WARM_CONTAINERS": str(args.warm)}
     try:
@@ -209,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         figures["waiting_students"] = followed
         figures["requests_resent_after_a_dropped_connection"] = dict(light_client.resent)
         result = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **window.as_dict()},
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **window.as_dict(),
+                        "yardstick": yardstick},
             "setup": {"submissions": args.submissions, "students": args.students, "post_threads": 8,
                       "read_threads": 8, "worker_pool_processes": args.workers, "api_processes": 1,
                       "warm_containers_per_process": get_settings().sandbox_warm_containers,
@@ -228,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{followed['feedback_seen_by_student'].get('p50_s')} s), job p50 "
               f"{result['correctness_job_seconds'].get('p50_s')} s ({window.describe()})", flush=True)
         print(f"CPU seconds per grade: {result['cpu_seconds_per_grade']}", flush=True)
+        print(f"machine yardstick: {yardstick}", flush=True)
         if light_client.resent["POST"]:
             print(f"FAILED: {light_client.resent['POST']} uploads were sent twice after a dropped connection",
                   file=sys.stderr, flush=True)

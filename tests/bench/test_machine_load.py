@@ -53,3 +53,11 @@ def test_a_busy_measurement_is_made_again_after_waiting_then_given_up_on(monkeyp
     result, window, attempts = machine_load.measure_quietly(lambda: "busy", retries=1, wait_s=5.0,
                                                             log=lambda text: None)
     assert (result, attempts, window.quiet) == ("busy", 2, False)
+
+
+def test_the_yardstick_times_a_numpy_import_and_a_loop_in_fresh_interpreters():
+    yardstick = machine_load.machine_yardstick(rounds=2)
+    assert yardstick["rounds"] == 2
+    # A fresh interpreter imports NumPy each round (a cached module would cost ~0) and the loop runs 2 million steps.
+    assert 0.005 < yardstick["numpy_import_cpu_s"] < 5
+    assert 0.02 < yardstick["python_loop_cpu_s"] < 20
