@@ -10,6 +10,8 @@ and the shims and runc (exited children reaped by init). Point it at another eng
 `--floor` runs the smoke harness on an empty file instead (bench/results/sandbox_cpu_floor.json): a fresh container
 whose Python imports NumPy and exits, with the correctness job's limits. No grade can cost the container side less
 (issue 14: one fresh container per student's job), so it bounds what any cut elsewhere can reach on two cores.
+`--floor --concurrency 4` runs them four at a time, as a worker's four pool processes do in a burst, and reports the
+empty jobs per minute: the ceiling of any grading throughput on this machine.
 
 On a shared machine the engine's cgroup and init's reaped children carry other people's containers too: measure
 a private engine alone with BENCH_PRIVATE_ENGINE (bench/cpu_accounting.py).
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -39,11 +42,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--warm", type=int, default=0, help="containers started ahead (0: every job cold)")
     parser.add_argument("--floor", action="store_true", help="empty jobs: a container, Python and NumPy only")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="with --floor: jobs run at once, each thread with its own runner as a worker process has")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.out = args.out or (FLOOR_RESULTS if args.floor else RESULTS)
     if args.floor:
-        return _report(args, _floor_jobs(args.runs))
+        return _report(args, _floor_jobs(args.runs, args.concurrency))
 
     from grader.pipeline import grade_submission
     from grader.settings import get_settings
@@ -75,28 +80,46 @@ def main(argv: list[str] | None = None) -> dict:
                           "cpu_seconds_per_grade": per_item(before, after, args.runs)})
 
 
-def _floor_jobs(runs: int) -> dict:
-    """`runs` empty jobs (smoke harness, empty file, the correctness limits), after one warm-up: CPU by part."""
+def _floor_jobs(runs: int, concurrency: int = 1) -> dict:
+    """`runs` empty jobs (smoke harness, empty file, the correctness limits) over `concurrency` threads, after one
+    warm-up each: CPU by part, and with more than one thread the empty jobs per minute, which no grading throughput
+    on this machine can exceed while every job gets its own fresh container."""
     from grader.settings import get_settings
     from sandbox.runner import SandboxJob
     from sandbox.select import select_runner
 
     settings = get_settings()
-    runner = select_runner(settings, "docker")
+    runners = [select_runner(settings, "docker") for _ in range(concurrency)]
     job = SandboxJob("smoke", b"", limits=settings.sandbox_limits())
-    runner.run(job)
-    walls = []
-    before, load_before = snapshot({"grader": os.getpid()}), os.getloadavg()[0]
-    for _ in range(runs):
-        started = time.perf_counter()
-        outcome = runner.run(job)
-        walls.append(time.perf_counter() - started)
-        if outcome.status != "ok" or b'"imported": true' not in outcome.result:
-            raise SystemExit(f"the empty job failed: {outcome.status} {outcome.log_tail[-300:]}")
-    after = snapshot({"grader": os.getpid()})
-    return {"load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            "wall_median_s": round(statistics.median(walls), 3),
-            "cpu_seconds_per_job": per_item(before, after, runs)}
+    for runner in runners:
+        runner.run(job)
+    walls: list[float] = []
+    failures: list[str] = []
+
+    def run_jobs(runner, count: int) -> None:
+        for _ in range(count):
+            started = time.perf_counter()
+            outcome = runner.run(job)
+            walls.append(time.perf_counter() - started)
+            if outcome.status != "ok" or b'"imported": true' not in outcome.result:
+                failures.append(f"{outcome.status} {outcome.log_tail[-300:]}")
+
+    threads = [threading.Thread(target=run_jobs, args=(runner, runs // concurrency + (index < runs % concurrency)))
+               for index, runner in enumerate(runners)]
+    before, load_before, started = snapshot({"grader": os.getpid()}), os.getloadavg()[0], time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed, after = time.perf_counter() - started, snapshot({"grader": os.getpid()})
+    if failures:
+        raise SystemExit(f"{len(failures)} empty jobs failed, e.g. {failures[0]}")
+    figures = {"load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+               "concurrency": concurrency, "wall_median_s": round(statistics.median(walls), 3),
+               "cpu_seconds_per_job": per_item(before, after, runs)}
+    if concurrency > 1:
+        figures["empty_jobs_per_minute"] = round(runs * 60.0 / elapsed, 1)
+    return figures
 
 
 def _report(args, figures: dict) -> dict:
