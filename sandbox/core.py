@@ -60,11 +60,11 @@ def check_plain_name(name: str) -> None:
         raise ValueError(f"job file and directory names must be plain names, got {name!r}")
 
 
-def sandbox_argv(job: SandboxJob, *, python: str = "python3") -> list[str]:
-    """The harness command line as seen inside a container or bwrap sandbox."""
+def sandbox_argv(job: SandboxJob, *, python: str = "python3", **launcher) -> list[str]:
+    """The harness command line as seen inside a container or bwrap sandbox (`launcher`: harness_argv's)."""
     return harness_argv(f"{SANDBOX_HARNESS_DIR}/{job.harness}.py", python=python, kit=SANDBOX_KIT,
                         submission=SANDBOX_SUBMISSION, inputs=SANDBOX_INPUTS, data=SANDBOX_DATA, out=SANDBOX_OUT,
-                        args=job.args)
+                        args=job.args, **launcher)
 
 
 # glibc keeps freed large blocks for reuse (no mmap per array, heap never trimmed) in one arena for all threads
@@ -302,9 +302,13 @@ def run_job(job: SandboxJob, files: JobFiles, start: Callable[[], StartedJob], *
     finally:
         if started is not None:
             started.destroy()
-    if killed_for is None and end.exit_code == 2 and \
-            f"can't open file '{SANDBOX_HARNESS_DIR}/{job.harness}.py'" in end.log_tail:
-        raise InfrastructureError(f"the {backend} sandbox has no harness {job.harness!r}; rebuild it")
+    if killed_for is None and end.exit_code == 2 and not result_size and not progress_size and \
+            f"can't open file '{SANDBOX_HARNESS_DIR}/" in end.log_tail:
+        # The harness, or the launcher that starts it (sandbox.runner.HARNESS_LAUNCHER), is not in the image. Only
+        # before anything was written: a harness writes its progress before any student code runs, so a student's
+        # file that prints these words and exits 2 is its own crash, not a fault of the service to retry.
+        raise InfrastructureError(f"the {backend} sandbox has no harness {job.harness!r} or no launcher for it; "
+                                  "rebuild it")
     status = classify(killed_for=killed_for, end=end, result_size=result_size, progress_size=progress_size,
                       limits=limits)
     return SandboxOutcome(status=status, exit_code=None if killed_for else end.exit_code,

@@ -26,7 +26,7 @@ import time
 import weakref
 from dataclasses import dataclass
 
-from sandbox.core import SANDBOX_HARNESS_DIR, SANDBOX_INPUTS, sandbox_argv
+from sandbox.core import SANDBOX_INPUTS, sandbox_argv
 from sandbox.docker_backend import ContainerJob, DockerRunner, remove_container
 from sandbox.jobdir import JobDirectory
 from sandbox.runner import InfrastructureError, SandboxJob, SandboxLimits
@@ -176,9 +176,8 @@ class WarmPool:
         try:
             os.mkfifo(job_dir.inputs_dir / GO_FIFO, 0o644)
             options = runner.container_options(template, job_dir)
-            argv = sandbox_argv(template)
-            options["command"] = [argv[0], "-I", f"{SANDBOX_HARNESS_DIR}/warm_start.py", f"{SANDBOX_INPUTS}/{GO_FIFO}",
-                                  *argv[2:]]
+            options["command"] = sandbox_argv(template, launcher="warm_start.py",
+                                              launcher_args=(f"{SANDBOX_INPUTS}/{GO_FIFO}",))
             container = runner.create(options)
         except BaseException:
             job_dir.remove()

@@ -7,12 +7,11 @@ a cold start would. The harness ends the process: a warm container takes one job
 """
 
 import os
-import runpy
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the harness folder off sys.path
 
-from harness_common import parse_harness_args  # noqa: E402
+from harness_common import parse_harness_args, run_as_main  # noqa: E402
 
 
 def main() -> None:
@@ -28,11 +27,7 @@ def main() -> None:
 
     with open(go_fifo, "rb") as fifo:  # blocks until the worker opens it for writing
         fifo.read()
-    # As a module of the harness folder, not as a file: run_path compiles the source every time, run_module takes
-    # the bytecode compiled into the image (~4 ms of CPU per job for correctness.py). The harness folder goes first
-    # on sys.path, so that no module of the kit's (put there by parse_harness_args) can stand in for the harness.
-    sys.path.insert(0, os.path.dirname(harness_file))
-    runpy.run_module(os.path.splitext(os.path.basename(harness_file))[0], run_name="__main__", alter_sys=True)
+    run_as_main(harness_file)  # from the image's bytecode, the harness folder first on sys.path
 
 
 if __name__ == "__main__":

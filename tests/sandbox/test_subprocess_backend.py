@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from sandbox.core import job_environment
-from sandbox.runner import MiB, SandboxJob, SandboxLimits
+from sandbox.runner import HARNESS_DIR, HARNESS_LAUNCHER, MiB, SandboxJob, SandboxLimits
 from sandbox.subprocess_backend import SubprocessRunner
 
 PREAMBLE = """
@@ -45,6 +46,8 @@ def harness_runner(tmp_path_factory):
     directory = tmp_path_factory.mktemp("harnesses")
     for name, body in HARNESSES.items():
         (directory / f"{name}.py").write_text(PREAMBLE + body)
+    for name in (HARNESS_LAUNCHER, "harness_common.py"):  # every harness folder starts its harnesses the same way
+        shutil.copy(HARNESS_DIR / name, directory / name)
     return SubprocessRunner(harness_dir=directory)
 
 
