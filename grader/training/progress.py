@@ -30,6 +30,7 @@ _EVENT_FIELDS: dict[str, dict[str, tuple]] = {
     "done": {"epochs": (int,), "train_s": _NUMBER, "charged_s": _NUMBER, "steps": (int,)},
     # Whether the harness splits each batch over the job's threads (sandbox/harness/data_parallel.py), and why not.
     "data_parallel": {"enabled": (bool,), "workers": (int,), "reason": (str,)},
+    "import": {},  # the harness is about to import the student's file
 }
 _LAYER_FIELDS = {"name": (str,), "kind": (str,), "student": (bool,), "input_shape": (list,), "samples": (int,),
                  "status": (str,), "timed_out": (str,), "forward_ms": _NUMBER, "backward_ms": _NUMBER,

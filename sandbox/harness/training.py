@@ -853,6 +853,9 @@ def main() -> int:
     stderr_fd = os.dup(2)
     sys.stdout = CappedWriter(stderr_fd, PRINT_CAP_BYTES)
     sys.stderr = sys.stdout
+    # Said before any student code runs: a job that wrote a line is past the harness's own start, so its exit is
+    # never taken for a harness missing from the image (sandbox/core.py).
+    progress.say({"event": "import"}, essential=True)
     module, error = import_submission(args.submission, float(recipe.get("import_seconds", 10.0)))
     if module is None:
         progress.say({"event": "error", **error}, essential=True)

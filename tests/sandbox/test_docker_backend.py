@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import socket
 import subprocess
@@ -127,3 +129,17 @@ def test_numpy_modules_loaded_on_first_use_have_bytecode_in_the_image(docker_onl
               "        if not os.path.exists(importlib.util.cache_from_source(f))]})\n")
     found = reported(docker_only_runner.run(probe(source, wall_seconds=30.0)))
     assert found["loaded"] > 50 and found["without_bytecode"] == []
+
+
+def test_a_file_that_claims_the_harness_is_missing_is_its_own_crash(docker_only_runner):
+    """python3's words for a missing script, printed by the student's file before it exits 2, are not taken for an
+    out-of-date image (which would retry the job as an infrastructure fault): the harness had written progress."""
+    from sandbox.runner import SandboxJob
+
+    source = (b"import os, sys\n"
+              b"sys.stderr.write(\"python3: can't open file '/opt/harness/correctness.py': [Errno 2] No such file\\n\")\n"
+              b"sys.stderr.flush()\nos._exit(2)\n")
+    inputs = {"cases.json": json.dumps({"runs": []}).encode(), "arrays.npz": b""}
+    outcome = docker_only_runner.run(SandboxJob("correctness", source, inputs=inputs))
+    assert (outcome.status, outcome.exit_code) == ("exited", 2)
+    assert "can't open file" in outcome.log_tail
