@@ -21,6 +21,7 @@ BENCHMARKS = [
     "sandbox_overhead",  # empty-job overhead and correctness stage end to end, docker and bwrap
     "sandbox_cpu",  # CPU seconds per correctness grade on the container side, by part (worker, sandbox, engine)
     "sandbox_cpu_floor",  # the same for an empty job (a fresh container, Python and NumPy): what no grade goes below
+    "sandbox_cpu_ceiling",  # empty jobs four at a time: the most jobs per minute this machine runs, fresh containers
     "correctness_latency",  # correctness stage end to end, subprocess and docker
     "service_load",  # 200 submissions through API, broker, workers, store
     "mixed_load",  # 50 correctness submissions beside two CIFAR-10 training runs: queue wait and feedback
@@ -32,7 +33,9 @@ BENCHMARKS = [
     "cifar10_busy_host",  # the good file's full stage with two CPU-bound processes beside it
 ]
 # Benchmarks that are another's module run with arguments.
-COMMANDS = {"sandbox_cpu_floor": ["sandbox_cpu", "--floor"]}
+COMMANDS = {"sandbox_cpu_floor": ["sandbox_cpu", "--floor"],
+            "sandbox_cpu_ceiling": ["sandbox_cpu", "--floor", "--concurrency", "4", "--runs", "200",
+                                    "--out", "bench/results/sandbox_cpu_ceiling.json"]}
 
 
 def main(argv: list[str] | None = None) -> int:
