@@ -57,7 +57,8 @@ def parse_result(data: bytes, runs: dict[str, PreparedRun]) -> HarnessResult:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, RuntimeError):
+        # RuntimeError: zipfile's NotImplementedError for a directory entry that claims a newer zip version.
         return HarnessResult(problem="unreadable")
     if len(members) > MAX_MEMBERS:
         return HarnessResult(problem="unreadable")

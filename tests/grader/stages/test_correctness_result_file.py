@@ -158,3 +158,12 @@ def test_a_negative_dimension_is_dropped_not_a_crash(runs):
     raw = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + out.tobytes()
     result = parse_result(_with_member("conv2d.no_bias/out.npy", raw), runs)
     assert not result.problem and result.arrays == {}
+
+
+def test_a_directory_entry_claiming_a_newer_zip_version_is_unreadable_not_a_crash(runs):
+    """zipfile raises NotImplementedError for it: the worker took that for a bug in the grader and ended the run
+    unscored, where a hostile result file is the student's "unreadable" result."""
+    data = npz(RECORD)
+    entry = data.index(b"PK\x01\x02")
+    newer = data[:entry + 6] + bytes([99, 0]) + data[entry + 8:]  # "version needed to extract": 9.9
+    assert parse_result(newer, runs).problem == "unreadable"
