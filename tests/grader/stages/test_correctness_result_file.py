@@ -10,6 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from grader.correctness import result_file
 from grader.correctness.result_file import max_elements, parse_result
 from grader.stages.correctness import prepared_runs
 
@@ -167,3 +168,56 @@ def test_a_directory_entry_claiming_a_newer_zip_version_is_unreadable_not_a_cras
     entry = data.index(b"PK\x01\x02")
     newer = data[:entry + 6] + bytes([99, 0]) + data[entry + 8:]  # "version needed to extract": 9.9
     assert parse_result(newer, runs).problem == "unreadable"
+
+
+def _stored(payload: bytes, **arrays) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        with archive.open("record.json.npy", "w") as handle:
+            np.lib.format.write_array(handle, np.frombuffer(json.dumps(RECORD).encode(), dtype=np.uint8))
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, array)
+            archive.writestr(name, member.getvalue(), compress_type=zipfile.ZIP_DEFLATED if payload else None)
+    return buffer.getvalue()
+
+
+OUT = np.arange(2 * 4 * 5 * 6, dtype=np.float64).reshape(2, 4, 5, 6)
+
+
+def test_a_compressed_member_is_read_like_a_stored_one(runs):
+    for compressed in (b"", b"deflate"):
+        result = parse_result(_stored(compressed, **{"conv2d.no_bias/out.npy": OUT}), runs)
+        assert np.array_equal(result.arrays[("conv2d.no_bias", "out")], OUT)
+
+
+def test_a_member_whose_crc_or_local_name_disagrees_with_the_directory_is_dropped(runs):
+    data = _stored(b"", **{"conv2d.no_bias/out.npy": OUT})
+    data_start = data.index(b"\x93NUMPY", data.index(b"conv2d.no_bias/out.npy"))
+    flipped = data[:data_start + 200] + bytes([data[data_start + 200] ^ 1]) + data[data_start + 201:]
+    assert parse_result(flipped, runs).arrays == {}  # CRC-32 no longer matches
+    renamed = data.replace(b"conv2d.no_bias/out.npy", b"conv2d.no_bias/dx.npy\0", 1)  # the local header's only
+    assert parse_result(renamed, runs).arrays == {} and parse_result(renamed, runs).record == RECORD
+
+
+def test_slicing_stored_members_reads_exactly_what_zipfile_reads(runs, monkeypatch):
+    """Damaged files, headers above all, come out the same with and without the fast path (`_stored_bytes`)."""
+    rng = np.random.default_rng(14)
+    original = _stored(b"", **{"conv2d.no_bias/out.npy": OUT, "conv2d.no_bias/dx.npy": OUT[:, :3].astype(np.float32),
+                               "flatten.batch2/out.npy": np.ones(10)})
+    headers = [offset for start in range(len(original)) if original.startswith(b"PK", start)
+               for offset in range(start, min(start + 80, len(original)))]
+    samples = []
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(int(rng.integers(1, 4))):
+            where = int(rng.choice(headers)) if rng.random() < 0.9 else int(rng.integers(len(data)))
+            data[where] = int(rng.integers(256))
+        samples.append(bytes(data[:int(rng.integers(len(data)))] if rng.random() < 0.05 else data))
+    fast = [parse_result(data, runs) for data in samples]
+    monkeypatch.setattr(result_file, "_stored_bytes", lambda view, member: None)
+    slow = [parse_result(data, runs) for data in samples]
+    assert sum(bool(result.arrays) for result in fast) > 30  # many damaged files still had members to read
+    for one, other in zip(fast, slow):
+        assert (one.problem, one.record, sorted(one.arrays)) == (other.problem, other.record, sorted(other.arrays))
+        assert all(np.array_equal(one.arrays[key], other.arrays[key], equal_nan=True) for key in one.arrays)
