@@ -26,7 +26,7 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from sandbox.core import (OOM_SCORE_ADJ, SANDBOX_INPUTS, SANDBOX_OUT, SANDBOX_SUBMISSION, SIGNAL_EXIT_BASE, JobEnd,
                           check_job, infrastructure_faults, job_environment, run_job, sandbox_argv)
-from sandbox.jobdir import JobDirectory, pid_alive, remove_orphan_job_dirs
+from sandbox.jobdir import JobDirectory, SharedInputs, pid_alive, remove_orphan_job_dirs
 from sandbox.runner import InfrastructureError, ProgressCallback, SandboxJob, SandboxLimits, SandboxOutcome
 
 JOB_LABEL = "cnn-grader.job"
@@ -100,6 +100,8 @@ class DockerRunner:
             raise InfrastructureError(f"the Docker engine is not reachable: {error}") from error
         self.image = image
         self.job_root = Path(job_root).resolve()
+        # Inputs are mounted read-only into a container whose uid is not the worker's: one copy can serve every job.
+        self.shared_inputs = SharedInputs(self.job_root)
         self.container_log_bytes = int(container_log_bytes)
         self.orphan_age_seconds = float(orphan_age_seconds)
         self.warm_pool = None
@@ -129,7 +131,7 @@ class DockerRunner:
     def _run(self, job: SandboxJob, on_progress: ProgressCallback | None) -> SandboxOutcome:
         warm = self.warm_pool.take(job) if self.warm_pool is not None else None
         with infrastructure_faults("the Docker engine failed during the job", *ENGINE_ERRORS), \
-                (warm.job_dir if warm else JobDirectory(self.job_root, job)) as job_dir:
+                (warm.job_dir if warm else JobDirectory(self.job_root, job, self.shared_inputs)) as job_dir:
 
             def start() -> ContainerJob:
                 if warm is None:

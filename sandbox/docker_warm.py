@@ -172,7 +172,7 @@ class WarmPool:
 
     def _start_one(self) -> WarmContainer:
         runner, template = self.runner, self.template
-        job_dir = JobDirectory(runner.job_root, None)
+        job_dir = JobDirectory(runner.job_root, None, runner.shared_inputs)
         try:
             os.mkfifo(job_dir.inputs_dir / GO_FIFO, 0o644)
             options = runner.container_options(template, job_dir)

@@ -6,12 +6,15 @@ test_attacks_scoring.py; these run under the smoke harness, which only imports t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
+from dataclasses import replace
 
 import pytest
 
+from sandbox.jobdir import SHARED_MIN_BYTES
 from tests.sandbox.helpers import OVERHEAD_ALLOWANCE_S, TEST_LIMITS, host_processes_with, probe, reported
 
 WALL = TEST_LIMITS.wall_seconds
@@ -205,3 +208,26 @@ def test_concurrent_jobs_cannot_see_each_other(runner):
         neighbour = reported(second.result())
     assert neighbour["tmp"] == []
     assert neighbour["processes"] <= 3  # its own init, harness and nothing of the other job
+
+
+def test_a_large_input_cannot_be_changed_for_the_next_job(runner):
+    """Large inputs are links to one copy shared by every Docker job of the worker (sandbox/jobdir.py): a job that
+    could write, chmod, rename or delete its own would change the inputs of every job after it."""
+    big = os.urandom(SHARED_MIN_BYTES + 1)
+    attack = ("import os\nresults = {}\npath = '/job/inputs/big.bin'\n"
+              "attempts = {'write': lambda: open(path, 'r+b').write(b'x'), 'chmod': lambda: os.chmod(path, 0o666),\n"
+              "            'rename': lambda: os.rename(path, '/job/inputs/moved'), 'unlink': lambda: os.unlink(path),\n"
+              "            'truncate': lambda: os.truncate(path, 0), 'utime': lambda: os.utime(path, (0, 0)),\n"
+              "            'link': lambda: os.link(path, '/tmp/big.bin')}\n"
+              "for name, attempt in attempts.items():\n"
+              "    try:\n        attempt(); results[name] = 'done'\n"
+              "    except OSError as error:\n        results[name] = error.strerror\n"
+              "try:\n    open('/tmp/big.bin', 'r+b').write(b'x'); results['write link'] = 'done'\n"
+              "except OSError as error:\n    results['write link'] = error.strerror\n"
+              "report(results)\n")
+    result = reported(runner.run(replace(probe(attack), inputs={"big.bin": big})))
+    assert "done" not in result.values(), result
+    check = ("import hashlib\n"
+             "report({'sha256': hashlib.sha256(open('/job/inputs/big.bin', 'rb').read()).hexdigest()})\n")
+    after = reported(runner.run(replace(probe(check), inputs={"big.bin": big})))
+    assert after == {"sha256": hashlib.sha256(big).hexdigest()}
