@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from grader.stages.correctness import prepared_runs
+from grader import diagnosis
 from grader.diagnosis import compare, diagnose, generic_diagnosis
 
 
@@ -66,3 +67,32 @@ def test_known_mistakes_are_named(runs, run_id, key, make, phrase):
     else:
         got = make(prepared)
     assert phrase in (diagnose(prepared, key, got) or "")
+
+
+def test_the_one_pass_verdict_is_the_full_comparisons(spec):
+    """compare's shortcut (the largest error within the smallest limit) must say what the full element-wise
+    comparison says, for right answers, answers at the edge of the tolerance, wrong ones and non-finite ones."""
+    rng = np.random.default_rng(14)
+    shortcuts = 0
+    for trial in range(400):
+        dtype = ("float64", "float32")[trial % 2]
+        expected = rng.standard_normal((3, 5)) * 10.0 ** rng.integers(-3, 4)
+        if trial % 17 == 0:
+            expected[0, 0] = 0.0
+        allowed = diagnosis.tolerance(expected, dtype)
+        scale = rng.choice([0.0, 0.5, 0.99, 1.0, 1.01, 2.0, 1e3])
+        got = expected + rng.choice([-1, 1], expected.shape) * allowed.limit * scale * rng.random(expected.shape)
+        if trial % 5 == 0:
+            got.flat[rng.integers(got.size)] = rng.choice([np.nan, np.inf, -np.inf, 1e308])
+        if trial % 23 == 0:
+            expected = expected.copy()
+            expected.flat[rng.integers(expected.size)] = rng.choice([np.nan, np.inf])
+            allowed = diagnosis.tolerance(expected, dtype)
+        with np.errstate(all="ignore"):
+            error = np.abs(got - expected)
+            full = diagnosis._compare_values(expected, got, allowed, error, float(error.max()))
+        result = compare(expected, got, dtype, allowed)
+        shortcuts += float(error.max()) <= allowed.floor
+        assert (result.ok, result.message) == (full.ok, full.message)
+        assert result.max_abs == full.max_abs or (np.isnan(result.max_abs) and np.isnan(full.max_abs))
+    assert 30 < shortcuts < 370  # both paths were taken
