@@ -35,6 +35,7 @@ JOB_UID = 65534
 JOB_GID = 65534
 RESULT_FILE = "result.bin"
 PROGRESS_FILE = "progress.jsonl"
+READ_AHEAD_BYTES = 64 * 1024  # read past a file's size, to its end should it have grown
 SHARED_DIR = "shared-inputs"
 SHARED_MIN_BYTES = 256 * 1024  # smaller inputs are written per job: a link saves little there
 SHARED_MAX_FILES = 8  # contents kept per process (grader.stages.correctness caches 8 seeds' inputs)
@@ -167,11 +168,21 @@ class JobDirectory:
         return tuple(os.lstat(self.out_dir / name).st_size for name in (RESULT_FILE, PROGRESS_FILE))
 
     def read_result(self, cap_bytes: int) -> bytes:
+        """The first `cap_bytes` of result.bin, in reads the size of the file: one read of the whole cap (32 MiB)
+        allocated the cap before shrinking it to the file, 1.7 ms a job for a 2.3 MB file instead of 0.15 ms."""
         path = self.out_dir / RESULT_FILE
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return b""
-        with open(path, "rb") as handle:
-            return handle.read(cap_bytes)
+        with open(path, "rb", buffering=0) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            chunks, left = [], cap_bytes
+            while left > 0:  # until the end of the file, as it is when read (it is not expected to change)
+                chunk = handle.read(min(left, max(size - (cap_bytes - left), 0) + READ_AHEAD_BYTES))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
 
     def remove(self) -> None:
         _remove_tree(self.path)

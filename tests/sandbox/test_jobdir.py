@@ -88,3 +88,21 @@ def test_a_copy_removed_from_outside_is_written_again(tmp_path):
         assert (written.inputs_dir / "arrays.npz").read_bytes() == BIG
     with JobDirectory(tmp_path, job(), shared) as linked:
         assert os.stat(linked.inputs_dir / "arrays.npz").st_nlink == 2 and shared.enabled
+
+
+@pytest.mark.parametrize("size", [0, 1, 65536, 3 * 1024 * 1024 + 7])
+def test_the_result_is_read_whole_up_to_its_cap(tmp_path, size):
+    content = os.urandom(size)
+    with JobDirectory(tmp_path, job()) as directory:
+        (directory.out_dir / "result.bin").write_bytes(content)
+        assert directory.read_result(32 * 1024 * 1024) == content
+        assert directory.read_result(size // 2) == content[:size // 2]
+        assert directory.read_result(size + 1) == content
+
+
+def test_a_result_larger_than_its_size_said_is_still_read_to_its_end(tmp_path, monkeypatch):
+    content = os.urandom(300 * 1024)
+    with JobDirectory(tmp_path, job()) as directory:
+        (directory.out_dir / "result.bin").write_bytes(content)
+        monkeypatch.setattr(os, "fstat", lambda fd: os.stat_result((0,) * 6 + (1000,) + (0,) * 3))  # grew since
+        assert directory.read_result(32 * 1024 * 1024) == content
