@@ -7,6 +7,7 @@ against the reference outputs, which never leave this process.
 
 from __future__ import annotations
 
+import collections
 import json
 import time
 from dataclasses import replace
@@ -143,12 +144,12 @@ def _classes(record: dict) -> dict[str, str | None]:
 def _running_cases(spec: Spec, checks) -> dict[str, dict[str, Any] | None]:
     """Run id -> what a reader needs to withhold that case from students (None for a visible case)."""
     visibilities = [spec.correctness.visibility_for(check.name) for check, _ in checks]
+    counts = collections.Counter(prepared.run.id for _, prepared in checks)  # once, not a scan per run
     cases: dict[str, dict[str, Any] | None] = {}
     for index, (_, prepared) in enumerate(checks):
         run_id = prepared.run.id
         if run_id not in cases:
-            count = sum(1 for _, other in checks if other.run.id == run_id)
-            cases[run_id] = hidden_checks.running_case(visibilities, index, count)
+            cases[run_id] = hidden_checks.running_case(visibilities, index, counts[run_id])
     return cases
 
 
