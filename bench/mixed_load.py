@@ -38,7 +38,7 @@ from pathlib import Path
 from bench import followers, light_client
 from bench.followers import Followers
 from bench.machine_load import machine_yardstick, open_window
-from bench.service_load import grading_figures, wait_for_grades
+from bench.service_load import grading_figures, store_counts, wait_for_grades
 from bench.service_stack import GOOD_FILE, AssignmentPlan, Stack, make_course, post_burst, post_one
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,7 +186,7 @@ def run(stack: Stack, args: argparse.Namespace) -> int:
     still_training = len(training_containers(stack.processes["worker-training"].pid))
     window.close()
     accepted = sum(code == 202 for code, _, _ in posted)
-    figures = grading_figures(CORRECTNESS_SLUG, args.submissions, accepted)
+    figures = grading_figures(CORRECTNESS_SLUG, args.submissions, accepted, store_counts())
     overlapped = training_after.count(("cifar10", "running")) == args.training_runs == still_training
     result = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **window.as_dict(),

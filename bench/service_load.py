@@ -108,9 +108,26 @@ def wait_for_grades(timeout: float, slug: str | None = None, queue: str | None =
         time.sleep(2)
 
 
-def grading_figures(slug: str, posted: int, accepted: int) -> dict:
-    """Latency, its parts and integrity of the runs of assignment `slug`, from the store."""
-    from sqlalchemy import func, select, text
+def store_counts() -> tuple[int, int, int, int]:
+    """The database's transactions and rows inserted, updated and deleted since it was created (API, workers and
+    this process), as Postgres counts them once every backend has reported its own: an idle backend reports what
+    it has not yet within ten seconds (PGSTAT_IDLE_INTERVAL)."""
+    import psycopg
+
+    from grader.settings import get_settings
+
+    url = get_settings().database_url
+    time.sleep(11.0)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("SELECT pg_stat_clear_snapshot()")
+        return connection.execute("SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_deleted "
+                                  "FROM pg_stat_database WHERE datname = current_database()").fetchone()
+
+
+def grading_figures(slug: str, posted: int, accepted: int, store: tuple[int, int, int, int]) -> dict:
+    """Latency, its parts and integrity of the runs of assignment `slug`, from the store; `store` the database's
+    counts at the end of the drain (store_counts)."""
+    from sqlalchemy import func, select
 
     from grader.store.db import session_scope
     from grader.store.models import Assignment, GradingRun, RunEvent, Submission
@@ -130,8 +147,6 @@ def grading_figures(slug: str, posted: int, accepted: int) -> dict:
         first_created = min((s.created_at for s in submissions), default=None)
         last_finished = max((run.finished_at for run in finished), default=None)
         backend = runs[0].backend if runs else ""
-        store = db.execute(text("SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_deleted "
-                                "FROM pg_stat_database WHERE datname = current_database()")).one()
     drain = (last_finished - first_created).total_seconds() if finished else 0.0
     # Grades finished in each 5-second window from the first upload: whether grading slows while uploads and
     # status reads take the cores, or keeps its pace.
@@ -143,7 +158,8 @@ def grading_figures(slug: str, posted: int, accepted: int) -> dict:
             "drain_seconds": round(drain, 1), "graded_per_5s_window": timeline if finished else [],
             "graded_per_minute": round(len(finished) / max(drain, 1e-9) * 60, 1),
             "integrity": integrity, "backend": backend,
-            # The whole database since it was created (API and workers, all assignments), per graded run.
+            # The whole database from its creation to the end of the drain (API, workers and this process, all
+            # assignments; not the status reads after it), per graded run.
             "store_per_grade": {name: round(value / max(1, integrity["graded"]), 1) for name, value in
                                 zip(("transactions", "rows_inserted", "rows_updated", "rows_deleted"), store)}}
 
@@ -199,10 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         followed = followers.figures(waiting.join(timeout=60.0))
         window.close()
         cpu_after, client_seconds = snapshot(roots), time.process_time() - client_before
+        store = store_counts()
         # After the drain, so that it measures the API alone and takes nothing from grading.
         reads, read_seconds = read_statuses(stack.base_url, accepted, tokens, args.read_seconds) if accepted \
             else (0, 1.0)
-        figures = grading_figures(SLUG, args.submissions, len(accepted))
+        figures = grading_figures(SLUG, args.submissions, len(accepted), store)
         figures["cpu_seconds_per_grade"] = per_item(cpu_before, cpu_after, figures["integrity"]["graded"])
         # This process's client threads (8 posting, one follower per upload) stand for students' machines but
         # run on the service's two cores.
