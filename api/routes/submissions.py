@@ -179,13 +179,19 @@ def stream_events(submission_id: RowId, db: SessionDep, user: CurrentUser, reque
     Retry-After says when to try the stream again (sooner as the run's estimated start nears)."""
     submission = access.submission_for(db, submission_id, user)
     stream = _StreamFor(submission_id, user.id, user.is_admin, submission.assignment.course.ta_may_override)
+    slots = get_settings().live_streams_per_user
+    # The user's slots are read in this request's transaction, and a refusal is decided in it: a refused client
+    # tries again every few seconds, and each try cost three transactions.
+    held = stream_slots.held(db.connection(), user.id, slots)
+    free = stream_slots.may_take(held, slots)
+    if not free:
+        _refuse_unless_finished(db, submission_id, slots)  # a finished submission's stream is one poll, slot or not
     # The request's connection goes back to the pool now: the slot below and the stream's polls take their own, and
     # a burst of streams opening, each holding one connection while waiting for a second, emptied the pool.
     db.close()
-    slots = get_settings().live_streams_per_user
-    lease = stream_slots.acquire(user.id, slots)
-    if lease is None:
-        _refuse_unless_finished(db, submission_id, slots)  # a finished submission's stream is one poll, slot or not
+    lease = stream_slots.acquire(user.id, slots, held)
+    if lease is None and free:
+        _refuse_unless_finished(db, submission_id, slots)  # another stream of the user took the free slot first
     waker = getattr(request.app.state, "event_waker", None) or EventWaker(None)  # None: an app run without lifespan
     return StreamingResponse(_event_stream(stream, last_event_id or 0, lease, waker),
                              media_type="text/event-stream",

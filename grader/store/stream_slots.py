@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from grader.store.db import get_engine
@@ -42,19 +42,32 @@ class StreamLease:
     holder: str
 
 
-def acquire(user_id: int, slots: int) -> StreamLease | None:
+def held(connection: Connection, user_id: int, slots: int) -> dict[int, datetime]:
+    """The user's slots below `slots` that have a holder, and when each lease ends; read on the caller's connection
+    (the API reads it in the stream request's own transaction, saving one of its own)."""
+    return dict(connection.execute(_HELD, {"user_id": user_id, "slots": slots}).all())
+
+
+def may_take(held_slots: dict[int, datetime], slots: int) -> bool:
+    """Whether a slot is free or lapsed in `held_slots` (as `held` read them)."""
+    now = utcnow()
+    return any(slot not in held_slots or held_slots[slot] < now for slot in range(slots))
+
+
+def acquire(user_id: int, slots: int, held_slots: dict[int, datetime] | None = None) -> StreamLease | None:
     """A free (or lapsed) slot of the user, or None when all `slots` are held by live streams.
 
-    One read first: a client refused a stream tries again every few seconds, and trying each slot in turn cost a
-    refusal six transactions and three failed inserts."""
+    One read first (or `held_slots`, that read done by the caller): a client refused a stream tries again every few
+    seconds, and trying each slot in turn cost a refusal six transactions and three failed inserts."""
     holder = secrets.token_hex(16)
-    with get_engine().connect() as connection:
-        held = dict(connection.execute(_HELD, {"user_id": user_id, "slots": slots}).all())
+    if held_slots is None:
+        with get_engine().connect() as connection:
+            held_slots = held(connection, user_id, slots)
     now = utcnow()
     for slot in range(slots):
-        if slot in held and held[slot] >= now:
+        if slot in held_slots and held_slots[slot] >= now:
             continue  # held by a live stream
-        if _take(user_id, slot, holder, now, lapsed=slot in held):
+        if _take(user_id, slot, holder, now, lapsed=slot in held_slots):
             return StreamLease(user_id, slot, holder)
     return None
 

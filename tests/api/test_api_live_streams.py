@@ -99,3 +99,27 @@ def test_a_finished_submissions_stream_needs_no_slot(client, world, servers):
         answer = http.get(f"{servers[1]}{finished['status_url']}/events", headers=alice)
         assert answer.status_code == 200 and "event: done" in answer.text
         assert json.loads(answer.text.split("event: done")[1].split("data: ", 1)[1].splitlines()[0])["score"] == 61.5
+
+
+def test_a_refused_stream_costs_one_transaction(client, world):
+    """The slots are read and the refusal decided in the request's own transaction (a refused client tries again
+    every few seconds: each try cost three)."""
+    from sqlalchemy import event, select
+
+    from grader.store import stream_slots
+    from grader.store.db import get_engine, session_scope
+    from grader.store.models import User
+
+    path = f"/api/v1/submissions/{submit(client, world)['submission_id']}/events"
+    with session_scope() as db:
+        alice_id = db.scalar(select(User.id).where(User.email == "alice@example.edu"))
+    assert all(stream_slots.acquire(alice_id, 3) is not None for _ in range(3))
+    begun = []
+    listener = lambda connection: begun.append(connection)  # noqa: E731
+    event.listen(get_engine(), "begin", listener)
+    try:
+        refused = client.get(path, headers=world.headers("alice"))
+    finally:
+        event.remove(get_engine(), "begin", listener)
+    assert refused.status_code == 429 and 2 <= int(refused.headers["Retry-After"]) <= 10
+    assert len(begun) == 1
