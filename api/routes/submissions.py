@@ -33,11 +33,12 @@ from grader.store.models import Submission, User
 router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"])
 
 STREAM_POLL_SECONDS = 0.5  # how often the stream looks for new events in the store when nothing wakes it
-# With event notifications (api/event_wake.py) a stream polls when woken, and at least this often: a notification
-# lost between the worker's commit and this process (Redis restarted, a publish timed out) delays an event by at most
-# this, and a stream polling this seldom costs little even with hundreds open.
-STREAM_SAFETY_POLL_SECONDS = 5.0
-STREAM_KEEPALIVE_SECONDS = 15.0  # comment line that keeps proxies from closing an idle stream
+STREAM_KEEPALIVE_SECONDS = 14.0  # comment line that keeps proxies from closing an idle stream
+# With event notifications (api/event_wake.py) a stream polls when woken, and at least this often. An event whose
+# notification was lost (a publish timed out) is found sooner by the process's sweep (event_wake.SWEEP_SECONDS):
+# this poll only finds what no event announces (a viewer's lost access) and sends the keep-alive (a little longer
+# than its interval, so that each quiet one does; the client gives up on a stream quiet for 30 s).
+STREAM_SAFETY_POLL_SECONDS = 15.0
 STREAM_MAX_SECONDS = 3 * 3600.0  # a client reconnects after this, with Last-Event-ID
 STREAM_BATCH_EVENTS = 500  # events read per poll; a longer backlog is sent over several polls
 
@@ -125,6 +126,7 @@ async def _event_stream(stream: _StreamFor, last_id: int, lease: stream_slots.St
     started = last_sent = renewed = time.monotonic()
     try:
         with waker.watch(stream.submission_id) as woken:
+            woken.seen_event_id = last_id
             while time.monotonic() - started < STREAM_MAX_SECONDS:
                 woken.clear()  # before the poll: an announcement during it wakes the next wait at once
                 try:
@@ -132,7 +134,7 @@ async def _event_stream(stream: _StreamFor, last_id: int, lease: stream_slots.St
                 except _AccessLost:
                     return
                 for event_id, kind, data in chunks:
-                    last_id = event_id
+                    last_id = woken.seen_event_id = event_id
                     yield _sse(kind, data, event_id)
                     last_sent = time.monotonic()
                 if final is not None and len(chunks) < STREAM_BATCH_EVENTS:

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, exists, select, true
+from sqlalchemy import bindparam, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from grader.services import access
@@ -98,6 +98,21 @@ def stream_poll(submission_id: int, viewer_id: int, last_id: int, limit: int) ->
     first = rows[0]
     events = [(row.id, row.type, row.data, row.run_id) for row in rows if row.id is not None]
     return StreamPoll(events, bool(first.pending), first.due_at, first.role)
+
+
+# Built once: each API process runs it every few seconds while streams are open.
+_LATEST_EVENTS = (select(GradingRun.submission_id, func.max(RunEvent.id))
+                  .join(RunEvent, RunEvent.run_id == GradingRun.id)
+                  .where(GradingRun.submission_id.in_(bindparam("submission_ids", expanding=True)),
+                         GradingRun.applied.is_(True))
+                  .group_by(GradingRun.submission_id))
+
+
+def latest_event_ids(submission_ids: list[int]) -> dict[int, int]:
+    """The newest event id a progress stream would show, per submission of `submission_ids` that has one (applied
+    runs only, as stream_poll); one query and no transaction."""
+    with autocommit_connection() as connection:
+        return dict(connection.execute(_LATEST_EVENTS, {"submission_ids": submission_ids}).all())
 
 
 STREAM_RETRY_MIN_SECONDS = 2  # a refused stream is tried again after at least this long

@@ -183,3 +183,25 @@ def test_a_redis_that_does_not_answer_neither_fails_nor_slows_a_commit(client, w
     with session_scope() as db:
         stored = db.scalars(select(RunEvent.type).where(RunEvent.run_id == accepted["run_id"]).order_by(RunEvent.id))
         assert list(stored) == ["status", "status", "progress", "done"]
+
+
+def test_an_event_whose_notification_was_lost_is_found_by_the_sweep(client, world, monkeypatch):
+    """The process's sweep, not each stream's own poll (every 15 s), finds it; sweeps that find nothing new wake no
+    stream."""
+    monkeypatch.setattr("api.event_wake.SWEEP_SECONDS", 0.5)
+    waker = client.app.state.event_waker
+    wait_for(lambda: waker.connected, 10, "the event subscriber to connect", interval=0.05)
+    polls = CountedPolls(monkeypatch)
+    accepted = submit(client, world)
+    reader = _open_stream(client, world, accepted, polls)
+    claim = _claim(accepted["run_id"])
+    wait_for(lambda: len(polls.times) >= 2, 5, "the poll after the claim", interval=0.05)
+    time.sleep(6.0)  # the sweep's first wait (5 s, begun before the patch) and then several that find nothing new
+    assert len(polls.times) == 2, polls.times
+    with session_scope() as db:  # stored without its notification, as when the worker's publish timed out
+        db.add(RunEvent(run_id=accepted["run_id"], type="progress", data={"stage": "correctness", "done": 0}))
+    stored = time.monotonic()
+    wait_for(lambda: polls.between(stored, float("inf")) == 1, 3, "the sweep to wake the stream", interval=0.05)
+    _record_result(claim)
+    reader.join(10)
+    _assert_complete(reader, progress_events=1)
