@@ -158,12 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack("mixed", args.redis_db, args.port)
     try:
         stack.start()
-        return run(stack, args)
+        return run(stack, args, yardstick)
     finally:
         stack.close()
 
 
-def run(stack: Stack, args: argparse.Namespace) -> int:
+def run(stack: Stack, args: argparse.Namespace, yardstick: dict) -> int:
     from grader.assignment_spec import default_spec_toml
     from grader.settings import get_settings
     from grader.training.evaluation import ensure_dataset
