@@ -175,9 +175,8 @@ class Harness:
                           message=f"spatial.py is not valid UTF-8 text (byte {error.start}, line {line})")
             return None
         try:
-            # Compiled from the tree rather than the text: parsing the text twice cost ~2 ms of every job.
             tree = parse(text, self.submission_path)
-            whole_file = compile(tree, self.submission_path, "exec", dont_inherit=True)
+            whole_file = compile(tree, self.submission_path, "exec", dont_inherit=True)  # not the text: ~2 ms less
         except SyntaxError as error:
             record.update(kind="syntax", line=error.lineno,
                           message=f"{type(error).__name__}: {error.msg}", text=(error.text or "").rstrip()[:200])
